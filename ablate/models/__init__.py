@@ -1,0 +1,17 @@
+"""Block library: layers, the configurable block, macro networks and timm registrations."""
+
+from ablate.models import timm_models  # noqa: F401  (registers the reference models with timm)
+from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
+from ablate.models.layers import SPATIAL_OPS, Hardball, Softball, SplitMultiply, Twist, hardball, softball
+from ablate.models.networks import MACROS, BlockNet, MacroConfig, build_model, build_qlnet
+
+BASELINES: dict[str, BlockConfig] = {
+    "ResNet50": BlockConfig("relu", "conv3x3", 0.25),
+    "R50-max": BlockConfig("relu", "maxpool", 0.25),
+    "R50-hybrid": BlockConfig("relu", "hybrid", 0.25),
+}
+
+__all__ = [
+    "BASELINES", "MACROS", "NONLINEARITIES", "SPATIAL_OPS", "Block", "BlockConfig", "BlockNet", "Hardball",
+    "MacroConfig", "Softball", "SplitMultiply", "Twist", "build_model", "build_qlnet", "hardball", "softball",
+]

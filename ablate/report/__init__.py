@@ -1,0 +1,56 @@
+"""Generated comparison report for one run folder: ``report.md``, a self-contained ``report.html`` and figures.
+
+Input is the results-table contract of docs/ARCHITECTURE.md (``trials.parquet``, optional ``curves.parquet``,
+``run.json``). Usage: ``python -m ablate.report results/<run>``; the project CLI calls :func:`build_report`.
+Pipeline: ``data`` (load, validate) → ``tables`` / ``figures`` / ``text`` → ``render`` (markdown and HTML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ablate.errors import UsageError
+from ablate.pareto import pareto_mask
+from ablate.report.data import Run, load_run
+from ablate.report.figures import make_figures
+from ablate.report.render import build_document, render_html, render_markdown
+
+__all__ = ["ReportOutputs", "Run", "build_report", "load_run", "main", "pareto_mask"]
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """Where the report landed: the two documents and every figure written."""
+
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+
+
+def build_report(run_dir: str | Path) -> ReportOutputs:
+    """Write report.md, report.html and figures/*.png into ``run_dir``; raises UsageError on an unusable folder."""
+    run = load_run(run_dir)
+    figures = make_figures(run, run.directory / "figures")
+    doc = build_document(run, figures)
+    md_path, html_path = run.directory / "report.md", run.directory / "report.html"
+    md_path.write_text(render_markdown(doc, run.directory), encoding="utf-8")
+    html_path.write_text(render_html(doc, str(doc[0][1])), encoding="utf-8")
+    return ReportOutputs(md_path, html_path, tuple(f.path for f in figures if f.path is not None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ablate.report results/<run>``: 0 on success, 2 on a usage error."""
+    parser = argparse.ArgumentParser(prog="python -m ablate.report", description="Build the comparison report.")
+    parser.add_argument("run_dir", help="a results/<run> folder holding trials.parquet")
+    args = parser.parse_args(argv)
+    try:
+        outputs = build_report(args.run_dir)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {outputs.markdown}\nwrote {outputs.html}\nwrote {len(outputs.figures)} figures")
+    return 0
+

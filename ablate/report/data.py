@@ -1,0 +1,196 @@
+"""The run folder as the report sees it: loading, validation, the shared vocabulary and number formatting.
+
+Every later step (tables, figures, text) takes a ``Run`` and can trust its columns, so only this module has to be
+tolerant of partial tables and a missing or incomplete run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablate.errors import UsageError
+
+BASELINE_NAMES = ("ResNet50", "R50-max", "R50-hybrid")
+REFERENCE = "ResNet50"
+AXES = ("nonlinearity", "spatial", "width")
+SCHEMA = frozenset(
+    "kind trial_id name config config_hash nonlinearity spatial width status reason epochs val_top1 val_top5 "
+    "val_loss test_top1 delta_top1 params macs elementwise_ops activations latency_ms throughput train_seconds "
+    "seed input_size batch_size device error traceback started finished logdir checkpoint hostname node_ip "
+    "experiment_tag trial_name".split()
+)
+METRIC_ALIASES = {"top1": "val_top1", "val_top1": "val_top1", "accuracy": "val_top1", "macs": "macs",
+                  "flops": "macs", "latency": "latency_ms", "latency_ms": "latency_ms", "params": "params",
+                  "elementwise_ops": "elementwise_ops"}
+COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
+URL = re.compile(r"(?:https?:)?//\S+|www\.\S+")
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder, loaded and normalised so the rest of the module can trust its columns."""
+
+    directory: Path
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    meta: dict
+    axes: tuple[str, ...]
+    cost: str
+
+    @property
+    def completed(self) -> pd.DataFrame:
+        return self.trials[self.trials["status"] == "completed"]
+
+    @property
+    def candidates(self) -> pd.DataFrame:
+        done = self.completed
+        return done[done["kind"] == "candidate"]
+
+    def baseline(self, name: str) -> pd.Series | None:
+        rows = self.completed[(self.completed["kind"] == "baseline") & (self.completed["name"] == name)]
+        return None if rows.empty else rows.iloc[0]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure made or skipped; ``path`` is None when skipped and the caption then says why."""
+
+    title: str
+    caption: str
+    path: Path | None = None
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read and validate a run folder; every user mistake becomes a one-line UsageError."""
+    directory = Path(run_dir)
+    if not directory.is_dir():
+        raise UsageError(f"run folder {directory} does not exist; pass a results/<run> folder written by a run")
+    table = directory / "trials.parquet"
+    if not table.is_file():
+        raise UsageError(f"{table} not found; run an ablation first (python run_ablation.py) or pass its results folder")
+    try:
+        trials = _normalise(pd.read_parquet(table))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {table}: {exc}".splitlines()[0]) from exc
+    if (trials["status"] == "completed").sum() == 0:
+        raise UsageError(f"nothing to report in {directory}: no completed trials in trials.parquet "
+                         f"({len(trials)} rows); let a run finish at least one trial")
+    meta = _read_json(directory / "run.json")
+    curves = _read_curves(directory / "curves.parquet")
+    return Run(directory, trials, curves, meta, _detect_axes(trials, meta), _cost_metric(meta))
+
+
+def _normalise(trials: pd.DataFrame) -> pd.DataFrame:
+    """Fill the columns a partial table may lack so later code needs no guards."""
+    df = trials.copy().reset_index(drop=True)
+    for col in ("val_top1", "test_top1", "delta_top1", "params", "macs", "elementwise_ops", "latency_ms",
+                "throughput", "epochs"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
+    if "name" not in df:
+        df["name"] = df["config"] if "config" in df else df.get("trial_id", pd.Series(df.index.astype(str)))
+    df["name"] = df["name"].astype(str)
+    if "kind" not in df:
+        df["kind"] = np.where(df["name"].isin(BASELINE_NAMES), "baseline", "candidate")
+    df["status"] = df["status"].fillna("completed").astype(str).str.lower() if "status" in df else "completed"
+    df["reason"] = df["reason"].fillna("").astype(str) if "reason" in df else ""
+    df["config"] = df["config"].fillna("").astype(str) if "config" in df else ""
+    df["trial_id"] = df["trial_id"].astype(str) if "trial_id" in df else df["name"]
+    return df
+
+
+def _read_json(path: Path) -> dict:
+    """run.json is optional: a missing or broken file gives an empty dict and the header shows dashes."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_curves(path: Path) -> pd.DataFrame:
+    """curves.parquet is optional: the learning-curve figure is skipped without it."""
+    try:
+        return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+    except (OSError, ValueError):
+        return pd.DataFrame()
+
+
+def _detect_axes(trials: pd.DataFrame, meta: dict) -> tuple[str, ...]:
+    """The three known axes plus extra ones: declared in run.json's space, or string columns that look like axes."""
+    space = meta.get("space")
+    declared = set(space.get("axes") or ()) if isinstance(space, dict) else set()
+    extra = sorted(c for c in trials.columns if c not in SCHEMA and (c in declared or _looks_like_axis(trials, c)))
+    return tuple(c for c in AXES if c in trials) + tuple(extra)
+
+
+def _looks_like_axis(trials: pd.DataFrame, column: str) -> bool:
+    """An undeclared axis is a string/bool column whose values repeat across candidates (ids and paths never do)."""
+    dtype = trials[column].dtype
+    if column.startswith("_") or not (dtype.kind in "OSUb" or isinstance(dtype, pd.StringDtype)):
+        return False
+    values = trials.loc[trials["kind"] == "candidate", column].dropna()
+    return len(values) < 4 or values.nunique() < len(values)
+
+
+def _cost_metric(meta: dict) -> str:
+    """The minimised objective that pairs with accuracy for the Pareto front; MACs unless run.json names another."""
+    for obj in meta.get("objectives") or ():
+        metric = METRIC_ALIASES.get(str(obj.get("metric", "")).lower()) if isinstance(obj, dict) else None
+        if metric in COST_LABELS and str(obj.get("direction", "")).lower().startswith("min"):
+            return metric
+    return "macs"
+
+
+def fmt(value, spec: str = "{:.2f}", scale: float = 1.0) -> str:
+    """One number for display; missing or non-finite values show as a dash rather than 'nan'."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value) if value not in (None, "") else MISSING
+    return spec.format(number / scale) if math.isfinite(number) else MISSING
+
+
+def cost_unit(metric: str, values: pd.Series) -> tuple[float, str]:
+    """Scale and unit label for a cost column, so headers and axes always say what the number means."""
+    if metric == "latency_ms":
+        return 1.0, "ms"
+    return (1e9, "G") if metric == "macs" and values.max(skipna=True) >= 1e9 else (1e6, "M")
+
+
+def delta_vs_reference(run: Run, value: float) -> float:
+    """Percentage points above the ResNet50 baseline of this run; NaN when the run has none."""
+    ref = run.baseline(REFERENCE)
+    return value - ref["val_top1"] if ref is not None else float("nan")
+
+
+def strip_urls(text: str) -> str:
+    """Drop links from free text: the HTML report must name no URL at all."""
+    return re.sub(r"\s{2,}", " ", URL.sub("", str(text))).strip(" ;,")
+
+
+def varying_axes(run: Run) -> list[str]:
+    """Axes with at least two choices among completed candidates; a single-valued axis says nothing."""
+    cands = run.candidates
+    return [a for a in run.axes if cands[a].nunique(dropna=True) >= 2]
+
+
+def axis_order(values: pd.Series) -> list:
+    """Choices in numeric order when they are numbers (width), else alphabetical."""
+    uniq = values.dropna().unique().tolist()
+    try:
+        return sorted(uniq, key=float)
+    except (TypeError, ValueError):
+        return sorted(uniq, key=str)
+
+
+def choice_label(value) -> str:
+    """How a choice is printed: widths as in config names (2, 0.25), never 2.0."""
+    return str(int(value)) if isinstance(value, (float, np.floating)) and float(value).is_integer() else str(value)

@@ -10,8 +10,9 @@ BASELINES: dict[str, BlockConfig] = {
     "R50-max": BlockConfig("relu", "maxpool", 0.25),
     "R50-hybrid": BlockConfig("relu", "hybrid", 0.25),
 }
+BASELINE_IDS: dict[str, str] = {"resnet50": "ResNet50", "resnet50_max": "R50-max", "resnet50_hybrid": "R50-hybrid"}
 
 __all__ = [
-    "BASELINES", "MACROS", "NONLINEARITIES", "SPATIAL_OPS", "Block", "BlockConfig", "BlockNet", "Hardball",
+    "BASELINES", "BASELINE_IDS", "MACROS", "NONLINEARITIES", "SPATIAL_OPS", "Block", "BlockConfig", "BlockNet", "Hardball",
     "MacroConfig", "Softball", "SplitMultiply", "Twist", "build_model", "build_qlnet", "hardball", "softball",
 ]

@@ -1,0 +1,260 @@
+"""Block search spaces: YAML files in ``search_spaces/`` that name axes, choices, macros, baselines and objectives.
+
+A space is validated as it loads; a bad file gives one line with the file, the line and what is wrong.
+Sampling is define-by-run on an ``optuna.Trial`` with exactly one parameter name per axis, so a categorical
+parameter always keeps the same choices under its name (Optuna requires that across trials).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ablate.errors import UsageError
+from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS, BlockConfig
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+DEFAULT_SPACE = "qlblock"
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class AxisKind:
+    """What values an axis accepts, and how to say so in an error."""
+
+    valid: Callable[[Any], bool]
+    expected: str
+
+
+AXIS_KINDS: dict[str, AxisKind] = {
+    "nonlinearity": AxisKind(lambda v: v in NONLINEARITIES, f"one of {', '.join(NONLINEARITIES)}"),
+    "spatial": AxisKind(lambda v: v in SPATIAL_OPS, f"one of {', '.join(SPATIAL_OPS)}"),
+    "width": AxisKind(_positive_number, "a positive number"),
+}
+
+METRICS: dict[str, tuple[str, str]] = {  # objective name → (results column, default direction)
+    "top1": ("val_top1", "maximize"),
+    "macs": ("macs", "minimize"),
+    "latency": ("latency_ms", "minimize"),
+    "params": ("params", "minimize"),
+}
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str  # one of METRICS
+    direction: str  # "maximize" | "minimize"
+
+    @property
+    def column(self) -> str:
+        return METRICS[self.metric][0]
+
+
+def parse_objectives(text: str) -> tuple[Objective, ...]:
+    """``top1,macs`` → (top1 maximize, macs minimize); a one-line UsageError for unknown names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in METRICS]
+    if not names or unknown:
+        raise UsageError(f"unknown objective {', '.join(unknown) or repr(text)}: choose from {', '.join(METRICS)} (e.g. top1,macs)")
+    if names[0] != "top1":
+        raise UsageError("the first objective must be top1 (accuracy); add costs after it, e.g. top1,macs")
+    return tuple(Objective(n, METRICS[n][1]) for n in names)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    path: Path
+    description: str
+    axes: tuple[Axis, ...]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    macros: dict[str, str] = field(default_factory=dict)  # protocol name (or "default") → macro
+    baselines: tuple[str, ...] = tuple(BASELINE_IDS)
+    objectives: tuple[Objective, ...] = (Objective("top1", "maximize"),)
+
+    @property
+    def size(self) -> int:
+        size = 1
+        for axis in self.axes:
+            size *= len(axis.choices)
+        return size
+
+    def config(self, values: dict[str, Any]) -> BlockConfig:
+        return BlockConfig(**{**self.fixed, **values})
+
+    def suggest(self, trial: Any) -> BlockConfig:
+        """Sample one block from an ``optuna.Trial``: one categorical parameter per axis, named after it."""
+        return self.config({a.name: trial.suggest_categorical(a.name, list(a.choices)) for a in self.axes})
+
+    def define_by_run(self, trial: Any) -> None:
+        """The define-by-run function Ray Tune's ``OptunaSearch`` takes (it reads the suggested params itself)."""
+        self.suggest(trial)
+
+    def grid(self) -> list[BlockConfig]:
+        """Every point of the space, in the file's order."""
+        names = [a.name for a in self.axes]
+        return [self.config(dict(zip(names, values))) for values in itertools.product(*(a.choices for a in self.axes))]
+
+    def grid_search_space(self) -> dict[str, list[Any]]:
+        """The axes as Optuna's ``GridSampler`` wants them."""
+        return {a.name: list(a.choices) for a in self.axes}
+
+    def macro_for(self, protocol_name: str, protocol_macro: str) -> str:
+        """The macro to use under a protocol: the space's entry for it, its default, or the protocol's own."""
+        return self.macros.get(protocol_name, self.macros.get("default", protocol_macro))
+
+
+def config_hash(config: BlockConfig, macro: str = "") -> str:
+    """A short stable hash of a block config (and macro): equal configs hash equal whatever their spelling."""
+    canonical = json.dumps({"nonlinearity": config.nonlinearity, "spatial": config.spatial,
+                            "width": float(config.width), "macro": macro}, sort_keys=True)
+    return hashlib.sha1(canonical.encode()).hexdigest()[:12]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader whose mappings remember the line of each key, for one-line errors that point at it."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> "_Mapping":
+    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping.lines = {loader.construct_object(k, deep=True): k.start_mark.line + 1 for k, _ in node.value}
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+class _Mapping(dict):
+    lines: dict[Any, int]
+    line: int
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_TOP_LEVEL_KEYS = {"name", "description", "axes", "fixed", "macro", "baselines", "objectives"}
+
+
+class _SpaceFile:
+    """Validation of one file; every failure is a UsageError ``path:line: what is wrong``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, line: int, message: str) -> UsageError:
+        return UsageError(f"{self.path}:{line}: {message}")
+
+    def load(self) -> SearchSpace:
+        try:
+            data = yaml.load(self.path.read_text(), Loader=_LineLoader)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            raise self.fail(mark.line + 1 if mark else 1, f"invalid YAML: {err.problem or err.context}")
+        if not isinstance(data, _Mapping):
+            raise self.fail(1, "a search space must be a mapping with an 'axes' key")
+        for key in data:
+            if key not in _TOP_LEVEL_KEYS:
+                raise self.fail(data.lines[key], f"unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
+        if "axes" not in data:
+            raise self.fail(data.line, "missing 'axes': name at least one of " + ", ".join(AXIS_KINDS))
+        axes = self._axes(data["axes"], data.lines["axes"])
+        fixed = self._fixed(data.get("fixed") or _Mapping(), data.lines.get("fixed", 1), {a.name for a in axes})
+        return SearchSpace(
+            name=str(data.get("name", self.path.stem)), path=self.path, description=str(data.get("description", "")),
+            axes=axes, fixed=fixed, macros=self._macros(data.get("macro"), data.lines.get("macro", 1)),
+            baselines=self._baselines(data.get("baselines", list(BASELINE_IDS)), data.lines.get("baselines", 1)),
+            objectives=self._objectives(data.get("objectives"), data.lines.get("objectives", 1)),
+        )
+
+    def _check_value(self, axis: str, value: Any, line: int) -> Any:
+        kind = AXIS_KINDS[axis]
+        if not kind.valid(value):
+            raise self.fail(line, f"invalid value {value!r} for axis {axis!r}: expected {kind.expected}")
+        return float(value) if axis == "width" else value
+
+    def _axes(self, node: Any, line: int) -> tuple[Axis, ...]:
+        if not isinstance(node, _Mapping) or not node:
+            raise self.fail(line, "'axes' must map axis names to their choices")
+        axes = []
+        for name, spec in node.items():
+            at = node.lines[name]
+            if name not in AXIS_KINDS:
+                raise self.fail(at, f"unknown axis {name!r} (known: {', '.join(AXIS_KINDS)})")
+            choices = spec.get("choices") if isinstance(spec, dict) else spec
+            if not isinstance(choices, list) or not choices:
+                raise self.fail(at, f"axis {name!r} has no choices: give a non-empty list, e.g. choices: [...]")
+            values = tuple(self._check_value(name, v, at) for v in choices)
+            if len(set(values)) != len(values):
+                raise self.fail(at, f"axis {name!r} lists a choice twice")
+            axes.append(Axis(name, values))
+        return tuple(axes)
+
+    def _fixed(self, node: Any, line: int, searched: set[str]) -> dict[str, Any]:
+        if not isinstance(node, _Mapping):
+            raise self.fail(line, "'fixed' must map axis names to one value each")
+        for name, value in node.items():
+            if name not in AXIS_KINDS:
+                raise self.fail(node.lines[name], f"unknown axis {name!r} in 'fixed' (known: {', '.join(AXIS_KINDS)})")
+            if name in searched:
+                raise self.fail(node.lines[name], f"axis {name!r} is both searched and fixed")
+        return {name: self._check_value(name, value, node.lines[name]) for name, value in node.items()}
+
+    def _macros(self, node: Any, line: int) -> dict[str, str]:
+        macros = {"default": node} if isinstance(node, str) else (node or {})
+        if not isinstance(macros, dict):
+            raise self.fail(line, "'macro' must be a macro name or a mapping protocol → macro")
+        for protocol, macro in macros.items():
+            if macro not in MACROS:
+                at = macros.lines[protocol] if isinstance(macros, _Mapping) else line
+                raise self.fail(at, f"unknown macro {macro!r} (known: {', '.join(MACROS)})")
+        return dict(macros)
+
+    def _baselines(self, node: Any, line: int) -> tuple[str, ...]:
+        if not isinstance(node, list) or any(b not in BASELINE_IDS for b in node):
+            raise self.fail(line, f"'baselines' must list some of {', '.join(BASELINE_IDS)}")
+        return tuple(node)
+
+    def _objectives(self, node: Any, line: int) -> tuple[Objective, ...]:
+        if node is None:
+            return (Objective("top1", "maximize"),)
+        if not isinstance(node, list) or not node:
+            raise self.fail(line, "'objectives' must be a list like [{metric: top1, direction: maximize}]")
+        objectives = []
+        for item in node:
+            at = getattr(item, "line", line)
+            metric = item.get("metric") if isinstance(item, dict) else item
+            if metric not in METRICS:
+                raise self.fail(at, f"unknown objective metric {metric!r} (known: {', '.join(METRICS)})")
+            direction = item.get("direction", METRICS[metric][1]) if isinstance(item, dict) else METRICS[metric][1]
+            if direction not in ("maximize", "minimize"):
+                raise self.fail(at, f"objective direction must be maximize or minimize, got {direction!r}")
+            objectives.append(Objective(metric, direction))
+        return tuple(objectives)
+
+
+def list_spaces() -> list[str]:
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path = DEFAULT_SPACE) -> SearchSpace:
+    """A shipped space by name (``qlblock``) or any YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UsageError(f"unknown search space {str(name_or_path)!r}: available: {', '.join(list_spaces())} (or pass a .yaml path)")
+    elif not path.is_file():
+        raise UsageError(f"search space file {path} does not exist")
+    return _SpaceFile(path).load()

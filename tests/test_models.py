@@ -150,3 +150,14 @@ def test_import_ablate_exposes_the_api():
     assert ablate.build_model is build_model
     assert set(BASELINES) == {"ResNet50", "R50-max", "R50-hybrid"}
     assert {"resnet50", "cifar", "cifar-resnet50"} <= set(MACROS)
+
+
+def test_twist_trains_after_its_grids_were_first_built_in_inference_mode():
+    """Costs/latency run under inference_mode; the cached grid must still work in a later backward pass."""
+    coord_grids.cache_clear()
+    twist = Twist(4)
+    x = torch.randn(2, 4, 11, 13)
+    with torch.inference_mode():
+        twist(x)
+    twist(x).sum().backward()
+    assert twist.conv.weight.grad is not None and torch.isfinite(twist.conv.weight.grad).all()

@@ -65,7 +65,16 @@ class SplitMultiply(nn.Module):
 
 @lru_cache(maxsize=64)
 def coord_grids(height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column (X) and row (Y) coordinates scaled to [-1, 1], shaped (1, 1, H, W); cached per shape/device/dtype."""
+    """Column (X) and row (Y) coordinates scaled to [-1, 1], shaped (1, 1, H, W); cached per shape/device/dtype.
+
+    Built outside inference mode so a grid first made under `torch.inference_mode()` (costs, timing)
+    can still be used by a later training step.
+    """
+    with torch.inference_mode(False):
+        return _make_coord_grids(height, width, device, dtype)
+
+
+def _make_coord_grids(height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1 else torch.zeros(1, device=device, dtype=dtype)
     xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1 else torch.zeros(1, device=device, dtype=dtype)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")

@@ -105,10 +105,14 @@ class SearchSpace:
         """The define-by-run function Ray Tune's ``OptunaSearch`` takes (it reads the suggested params itself)."""
         self.suggest(trial)
 
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every point of the space as axis → value (the parameters an Optuna trial would suggest)."""
+        names = [a.name for a in self.axes]
+        return [dict(zip(names, values)) for values in itertools.product(*(a.choices for a in self.axes))]
+
     def grid(self) -> list[BlockConfig]:
         """Every point of the space, in the file's order."""
-        names = [a.name for a in self.axes]
-        return [self.config(dict(zip(names, values))) for values in itertools.product(*(a.choices for a in self.axes))]
+        return [self.config(point) for point in self.grid_points()]
 
     def grid_search_space(self) -> dict[str, list[Any]]:
         """The axes as Optuna's ``GridSampler`` wants them."""

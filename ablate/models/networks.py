@@ -56,6 +56,8 @@ MACROS: dict[str, MacroConfig] = {
                     "ResNet50 skeleton for 224² inputs"),
         MacroConfig("cifar", "cifar", 32, (1, 1, 1), (64, 128, 256), (3, 32, 32),
                     "small 32² skeleton sized for a CPU"),
+        MacroConfig("cifar-tiny", "cifar", 16, (1, 1), (32, 64), (3, 32, 32),
+                    "two small stages, for smoke tests and CI"),
         MacroConfig("cifar-resnet50", "cifar", 64, (3, 4, 6, 3), (256, 512, 1024, 2048), (3, 32, 32),
                     "ResNet50 stages behind a 3×3 stride-1 stem, for CIFAR on a GPU"),
     )

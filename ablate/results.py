@@ -1,0 +1,113 @@
+"""The results table of a run: ``results/<run>/trials.parquet`` (+ ``.csv``), ``curves.parquet`` and ``run.json``.
+
+One row per candidate and per baseline, with the columns of docs/ARCHITECTURE.md; ``load(run)`` gives it back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from ablate.errors import UsageError
+
+RESULTS_DIR = Path(os.environ.get("ABLATE_RESULTS_DIR", "results"))
+
+TRIAL_COLUMNS = [
+    "kind", "trial_id", "name", "config", "config_hash", "nonlinearity", "spatial", "width", "status", "reason",
+    "epochs", "val_top1", "val_top5", "val_loss", "test_top1", "delta_top1", "params", "macs", "elementwise_ops",
+    "activations", "latency_ms", "throughput", "train_seconds", "seed",
+]
+CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr",
+                 "epoch_seconds", "images_per_second"]
+REFERENCE_BASELINE = "ResNet50"
+
+
+def run_path(run: str | os.PathLike) -> Path:
+    """A run given by name (a folder of ``results/``) or by path."""
+    path = Path(run)
+    return path if path.is_dir() or path.parent != Path(".") else RESULTS_DIR / path
+
+
+def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Rows → the table: schema columns first (extra axes after), Δtop-1 against the ResNet50 baseline."""
+    frame = pd.DataFrame(list(rows))
+    for column in TRIAL_COLUMNS:
+        if column not in frame:
+            frame[column] = math.nan
+    reference = frame[(frame["kind"] == "baseline") & (frame["name"] == REFERENCE_BASELINE) & (frame["status"] == "completed")]
+    base_top1 = reference["val_top1"].iloc[0] if len(reference) else math.nan
+    frame["delta_top1"] = (frame["val_top1"] - base_top1).where(frame["status"] == "completed")
+    frame["reason"] = frame["reason"].fillna("").astype(str)
+    extra = [c for c in frame.columns if c not in TRIAL_COLUMNS]
+    return frame[TRIAL_COLUMNS + extra]
+
+
+def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataFrame) -> pd.DataFrame:
+    """Write trials.parquet, trials.csv and curves.parquet atomically; return the trials table."""
+    table = trials_frame(rows)
+    for name, frame, writer in (("trials.parquet", table, "parquet"), ("trials.csv", table, "csv"),
+                                ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS), "parquet")):
+        tmp = run_dir / f".{name}.tmp"
+        frame.to_parquet(tmp, index=False) if writer == "parquet" else frame.to_csv(tmp, index=False)
+        os.replace(tmp, run_dir / name)
+    return table
+
+
+def load(run: str | os.PathLike) -> pd.DataFrame:
+    """The trials table of a run (name under results/ or a path)."""
+    path = run_path(run) / "trials.parquet"
+    if not path.is_file():
+        raise UsageError(f"no results table at {path}: run an ablation first, or pass its results/<run> folder")
+    return pd.read_parquet(path)
+
+
+def load_curves(run: str | os.PathLike) -> pd.DataFrame:
+    path = run_path(run) / "curves.parquet"
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
+    tmp = run_dir / ".run.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(tmp, run_dir / "run.json")
+
+
+def versions() -> dict[str, str]:
+    import optuna
+    import ray
+    import timm
+    import torch
+
+    import ablate
+
+    return {"ablate": ablate.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "timm": timm.__version__, "optuna": optuna.__version__, "ray": ray.__version__}
+
+
+def hardware() -> dict[str, Any]:
+    """What the driver sees; a cluster's nodes are summarised by Ray's resources in run.json too."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = torch.cuda.device_count()
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": torch.cuda.get_device_name(0) if gpus else None,
+            "gpu_count": gpus, "device": "cuda" if gpus else "cpu", "platform": sys.platform}

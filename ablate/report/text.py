@@ -63,14 +63,16 @@ def _cheapest_sentence(run: Run) -> str:
     delta = delta_vs_reference(run, cheap["val_top1"])
     versus = f" ({fmt(delta, '{:+.2f}')} pp vs {REFERENCE})" if math.isfinite(delta) else ""
     return (f"Cheapest Pareto-optimal candidate: `{cheap['name']}` at {fmt(cheap[run.cost], scale=scale)} {unit} "
-            f"{label} with {fmt(cheap['val_top1'])} % val top-1{versus}; {len(front)} candidates are on the front.")
+            f"{label} with {fmt(cheap['val_top1'])} % val top-1{versus}; "
+            f"{len(front)} candidate{'s are' if len(front) != 1 else ' is'} on the front.")
 
 
 def header_items(run: Run) -> list[str]:
     """The run's identity: space, protocol, objectives, trial counts, time, hardware, versions."""
     meta, protocol = run.meta, run.meta.get("protocol") or {}
     protocol = protocol if isinstance(protocol, dict) else {"name": protocol}
-    recipe = ", ".join(f"{k}={_compact(v)}" for k, v in protocol.items() if k not in ("dataset", "epochs"))
+    recipe = ", ".join(f"{k}={_compact(v)}" for k, v in protocol.items()
+                       if k not in ("dataset", "epochs", "description", "expected"))
     counts = run.trials[run.trials["kind"] == "candidate"]["status"].value_counts()
     statuses = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "pruned", "failed"))
     others = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in ("completed", "pruned", "failed"))

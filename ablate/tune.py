@@ -132,6 +132,23 @@ def time_models(configs: list[str], settings: RunSettings, batch_size: int = 64)
     return timings
 
 
+class ModelTimer:
+    """A Ray actor that runs ``time_models`` once every trial has ended."""
+
+    def time(self, configs: list[str], settings: RunSettings) -> dict[str, dict[str, float]]:
+        return time_models(configs, settings)
+
+
+def start_timer(resources: dict[str, float], *, at_start: bool):
+    """On CPU the timer starts with the run and holds no CPU, so its worker has imported torch and timm by the time
+    the trials end (a cold worker costs seconds at the end of every run); on GPU it needs a GPU slot, which it
+    takes only after the trials have given theirs back."""
+    if at_start and resources["gpu"]:
+        return None
+    cpus, gpus = (0, 0) if at_start else (resources["cpu"], resources["gpu"])
+    return ray.remote(ModelTimer).options(num_cpus=cpus, num_gpus=gpus).remote()
+
+
 def _identity_columns(block: BlockConfig, macro: str) -> dict[str, Any]:
     return {"config": str(block), "config_hash": config_hash(block, macro), "nonlinearity": block.nonlinearity,
             "spatial": block.spatial, "width": block.width}
@@ -549,6 +566,7 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
         tuner = tune.Tuner.restore(str(tune_dir.resolve()), trainable, resume_unfinished=True, resume_errored=False)
     else:
         tuner = build_tuner(settings, resources, [progress], study_name=run_dir.name)
+    timer = start_timer(resources, at_start=True)
     result_grid = tuner.fit()
     rows, curves = _trial_rows(result_grid, settings)
     for outcome in baselines.collect().values():
@@ -556,10 +574,15 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
         if outcome["curves"]:
             curves.append(pd.DataFrame(outcome["curves"]).reindex(columns=CURVE_COLUMNS))
     print(f"[ablate] timing {len({r['config'] for r in rows})} models side by side …", flush=True)
-    timer = ray.remote(time_models).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
-    timings = ray.get(timer.remote(sorted({r["config"] for r in rows}), settings))
+    timer = timer or start_timer(resources, at_start=False)
+    try:
+        timings = ray.get(timer.time.remote(sorted({r["config"] for r in rows}), settings))
+    except Exception as err:  # the trained rows matter more than their timings: write them without
+        print(f"[ablate] timing failed, latency/throughput left empty: {_first_line(err)}", flush=True)
+        timings = {}
+    ray.kill(timer)
     for row in rows:
-        row.update(timings[row["config"]])
+        row.update(timings.get(row["config"], {}))
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     _LIVE_BASELINES.pop(str(run_dir), None)
     table = write_tables(run_dir, rows, curve_frame)

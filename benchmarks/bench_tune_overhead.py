@@ -69,7 +69,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6, help="epochs per candidate (default 6: ~30 s each on digits)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    configs = [BlockConfig.parse(c) for c in args.configs.split(",")]
+    try:
+        configs = [BlockConfig.parse(c) for c in args.configs.split(",")]
+    except ValueError as err:
+        print(f"error: --configs: {err}", file=sys.stderr)
+        return 2
     if args.epochs < 1:
         print(f"error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ablate.errors import UsageError
 from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
 from ablate.space import load_space
@@ -74,10 +75,11 @@ def main() -> int:
     except ValueError as err:
         print(f"error: --configs: {err}", file=sys.stderr)
         return 2
-    if args.epochs < 1:
-        print(f"error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
+    try:  # the protocol validates its own fields (epochs ≥ 1 among them) and names what is wrong
+        protocol = load_protocol(args.protocol).with_overrides(epochs=args.epochs)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    protocol = load_protocol(args.protocol).with_overrides(epochs=args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path = space_file(configs, folder)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from timm.layers import DropPath
 from torch import nn
 
 from ablate.models.layers import SPATIAL_OPS, Hardball, SplitMultiply, conv_bn
@@ -90,9 +91,19 @@ class BlockConfig:
 
 
 class Block(nn.Module):
-    """Residual bottleneck block; the skip is a strided 1×1 ConvBN when the shape changes, else identity."""
+    """Residual bottleneck block; the skip is a strided 1×1 ConvBN when the shape changes, else identity.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, inner: int, config: BlockConfig):
+    Args:
+        in_channels: channels of the block's input.
+        out_channels: channels of the block's output (and of the residual stream it writes).
+        stride: stride of the spatial op and of the projection skip.
+        inner: inner width (conv1 produces ``inner × conv1_factor`` channels).
+        config: the block config (nonlinearity scheme and spatial op).
+        drop_path: stochastic-depth rate on the residual branch (timm's ``DropPath``; 0 for none).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, inner: int, config: BlockConfig,
+                 drop_path: float = 0.0):
         super().__init__()
         scheme = NONLINEARITIES[config.nonlinearity]
         spatial = SPATIAL_OPS[config.spatial]
@@ -104,10 +115,15 @@ class Block(nn.Module):
         self.bn2 = nn.BatchNorm2d(inner) if weighted else nn.Identity()
         self.act2 = scheme.after_spatial(inner) if weighted else nn.Identity()
         self.conv3 = conv_bn(inner, out_channels)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.skip = conv_bn(in_channels, out_channels, 1, stride) if self.downsampling else nn.Identity()
         self.act3 = scheme.out(out_channels, self.downsampling)
+
+    def zero_init_last(self) -> None:
+        """Zero the residual branch's last BN scale, so that the block starts as its skip (as timm's blocks do)."""
+        nn.init.zeros_(self.conv3[1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act1(self.conv1(x))
         y = self.act2(self.bn2(self.spatial(y)))
-        return self.act3(self.conv3(y) + self.skip(x))
+        return self.act3(self.drop_path(self.conv3(y)) + self.skip(x))

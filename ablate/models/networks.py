@@ -1,40 +1,79 @@
 """Macro networks: a stem, stages of blocks and a pooled linear head, shared by every candidate and baseline.
 
-Every network built here has the same attributes (``stem``, ``stages``, ``final_act``, ``fc``) so that the
-cost counter and the symmetry check can walk any of them the same way.
+``BlockNet`` is built the timm way — every option is a constructor keyword (block config, macro or
+depths/channels, ``num_classes``, ``in_chans``, ``global_pool``, ``drop_rate``, ``drop_path_rate``) — and has
+timm ResNet's interface (``feature_info``, ``forward_features`` / ``forward_head``, ``get_classifier`` /
+``reset_classifier``), so ``timm.create_model`` (see ``ablate.models.timm_models``) and timm's ``train.py``
+can build and train it. Every network has the same attributes (``stem``, ``stages``, ``final_act``, ``fc``)
+so that the cost counter and the symmetry check can walk any of them the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+from timm.layers import create_classifier
+from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
 from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
 from ablate.models.layers import Hardball
 
 
-def imagenet_stem(channels: int) -> nn.Module:
+def imagenet_stem(in_chans: int, channels: int) -> nn.Sequential:
     """ResNet's 7×7/2 conv + BN + ReLU + 3×3/2 max-pool (224² → 56²)."""
     return nn.Sequential(
-        nn.Conv2d(3, channels, 7, 2, 3, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+        nn.Conv2d(in_chans, channels, 7, 2, 3, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
         nn.MaxPool2d(3, 2, 1),
     )
 
 
-def cifar_stem(channels: int) -> nn.Module:
+def cifar_stem(in_chans: int, channels: int) -> nn.Sequential:
     """3×3 stride-1 conv + BN + ReLU: keeps 32² inputs at full resolution for the first stage."""
-    return nn.Sequential(nn.Conv2d(3, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(in_chans, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+                         nn.ReLU(inplace=True))
 
 
-STEMS: dict[str, Callable[[int], nn.Module]] = {"imagenet": imagenet_stem, "cifar": cifar_stem}
+@dataclass(frozen=True)
+class Stem:
+    """How to build a stem, and its output stride (for ``feature_info``); its activation is module ``stem.2``."""
+
+    build: Callable[[int, int], nn.Sequential]  # (in_chans, channels) -> module
+    act_reduction: int  # reduction at the stem's activation
+    reduction: int  # reduction at the stem's output
+
+
+STEMS: dict[str, Stem] = {"imagenet": Stem(imagenet_stem, 2, 4), "cifar": Stem(cifar_stem, 1, 1)}
+
+InnerRule = Callable[[BlockConfig, int, int], int]  # (block, in_channels, out_channels) -> inner width
+
+
+def qlnet_inner(in_channels: int, _out: int) -> int:
+    """QLNet's width rule: inner = 4 × inplanes while inplanes ≤ 256, else 2 × inplanes."""
+    return in_channels * (4 if in_channels <= 256 else 2)
+
+
+INNER_RULES: dict[str, InnerRule] = {
+    "width": lambda block, _in, out: block.inner_channels(out),  # the block config's width × out channels
+    "qlnet": lambda _block, in_ch, out: qlnet_inner(in_ch, out),
+}
+
+FINAL_ACTS: dict[str, Callable[[int], nn.Module]] = {
+    "identity": lambda _channels: nn.Identity(),
+    "hardball": Hardball,  # radius2 = channels of the last feature map (QLNet: 512)
+}
 
 
 @dataclass(frozen=True)
 class MacroConfig:
-    """A network skeleton: stem kind and width, blocks per stage and block output channels per stage."""
+    """A network skeleton: stem kind and width, blocks per stage, block output channels per stage.
+
+    ``inner_rule`` (``INNER_RULES``) gives each block's inner width; ``final_act`` (``FINAL_ACTS``) acts on the
+    last feature map before pooling.
+    """
 
     name: str
     stem: str
@@ -43,6 +82,17 @@ class MacroConfig:
     channels: tuple[int, ...]
     input_size: tuple[int, int, int]
     description: str = ""
+    inner_rule: str = "width"
+    final_act: str = "identity"
+
+    def __post_init__(self) -> None:
+        for key, registry in (("stem", STEMS), ("inner_rule", INNER_RULES), ("final_act", FINAL_ACTS)):
+            if getattr(self, key) not in registry:
+                raise ValueError(f"macro {self.name!r}: unknown {key} {getattr(self, key)!r}: "
+                                 f"choose one of {', '.join(registry)}")
+        if len(self.depths) != len(self.channels) or not self.depths or min(self.depths) < 1:
+            raise ValueError(f"macro {self.name!r}: depths and channels need one positive entry per stage, "
+                             f"got {self.depths} and {self.channels}")
 
     def stage_strides(self) -> tuple[int, ...]:
         """First stage keeps resolution (the stem already reduced it); every later stage halves it."""
@@ -63,6 +113,11 @@ MACROS: dict[str, MacroConfig] = {
     )
 }
 
+QLNET_MACRO = MacroConfig("qlnet", "imagenet", 64, (3, 4, 6, 3), (64, 128, 256, 512), (3, 224, 224),
+                          "QLNet skeleton (expansion 1, hardball before pooling)", inner_rule="qlnet",
+                          final_act="hardball")
+QLNET_BLOCK = BlockConfig("multiply", "dwconv", 4.0)  # the width is QLNet's rule (4, then 2), not this number
+
 
 @dataclass(frozen=True)
 class BlockSpec:
@@ -72,92 +127,162 @@ class BlockSpec:
     inner: int
 
 
-InnerRule = Callable[[int, int], int]  # (in_channels, out_channels) -> inner width
-
-
-def stage_specs(macro: MacroConfig, inner_rule: InnerRule) -> list[list[BlockSpec]]:
+def stage_specs(macro: MacroConfig, block: BlockConfig) -> list[list[BlockSpec]]:
     """Per-stage block shapes: the first block of a stage carries the stride and the channel change."""
+    rule = INNER_RULES[macro.inner_rule]
     stages, in_ch = [], macro.stem_channels
     for depth, out_ch, stride in zip(macro.depths, macro.channels, macro.stage_strides()):
         blocks = []
         for i in range(depth):
-            blocks.append(BlockSpec(in_ch, out_ch, stride if i == 0 else 1, inner_rule(in_ch, out_ch)))
+            blocks.append(BlockSpec(in_ch, out_ch, stride if i == 0 else 1, rule(block, in_ch, out_ch)))
             in_ch = out_ch
         stages.append(blocks)
     return stages
 
 
+def resolve_macro(macro: str | MacroConfig, depths: Sequence[int] | None = None,
+                  channels: Sequence[int] | None = None) -> MacroConfig:
+    """A macro by name (``MACROS``) or as given, with ``depths`` / ``channels`` replaced when passed.
+
+    Raises:
+        ValueError: unknown macro name, or depths / channels that do not match.
+    """
+    if not isinstance(macro, MacroConfig):
+        if macro not in MACROS:
+            raise ValueError(f"unknown macro {macro!r}: choose one of {', '.join(MACROS)}")
+        macro = MACROS[macro]
+    overrides: dict[str, Any] = {}
+    if depths is not None:
+        overrides["depths"] = tuple(int(d) for d in depths)
+    if channels is not None:
+        overrides["channels"] = tuple(int(c) for c in channels)
+    if overrides:
+        name = f"{macro.name}-{'-'.join(map(str, overrides.get('depths', macro.depths)))}"
+        macro = dataclasses.replace(macro, name=name, **overrides)
+    return macro
+
+
 class BlockNet(nn.Module):
-    """stem → stages of ``Block`` → final activation → global average pool → linear classifier."""
+    """stem → stages of ``Block`` → final activation → global pool → (dropout) → linear classifier.
 
-    def __init__(self, macro: MacroConfig, block: BlockConfig, specs: Sequence[Sequence[BlockSpec]],
-                 num_classes: int = 1000, final_act: nn.Module | None = None):
+    Args:
+        block: the block config (or its string, e.g. ``relu-maxpool-w0.25``) every block is built from.
+        macro: a ``MACROS`` name or a ``MacroConfig``: stem, depths, channels, inner-width rule, final activation.
+        depths: blocks per stage, replacing the macro's.
+        channels: block output channels per stage, replacing the macro's.
+        num_classes: classifier outputs; 0 removes the classifier (``forward`` gives pooled features).
+        in_chans: input image channels.
+        global_pool: timm pool type (``avg``, ``max``, ``avgmax``, ``catavgmax``, or ``''`` for none).
+        drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth on the residual branch, rising linearly from 0 over the blocks.
+        zero_init_last: zero-init each block's last BN so that every block starts as its skip.
+    """
+
+    def __init__(self, block: BlockConfig | str = "relu-conv3x3-w0.25", macro: str | MacroConfig = "resnet50", *,
+                 depths: Sequence[int] | None = None, channels: Sequence[int] | None = None,
+                 num_classes: int = 1000, in_chans: int = 3, global_pool: str = "avg", drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, zero_init_last: bool = True):
         super().__init__()
-        self.macro, self.block_config, self.num_classes = macro, block, num_classes
-        self.stem = STEMS[macro.stem](macro.stem_channels)
-        self.stages = nn.Sequential(*(
-            nn.Sequential(*(Block(s.in_channels, s.out_channels, s.stride, s.inner, block) for s in stage))
-            for stage in specs
-        ))
-        self.num_features = specs[-1][-1].out_channels
-        self.final_act = final_act if final_act is not None else nn.Identity()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_weights(NONLINEARITIES[block.nonlinearity].init_nonlinearity)
+        block = BlockConfig.parse(block) if isinstance(block, str) else block
+        macro = resolve_macro(macro, depths, channels)
+        self.macro, self.block_config = macro, block
+        self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, drop_rate
+        self.grad_checkpointing = False
+        stem = STEMS[macro.stem]
+        specs = stage_specs(macro, block)
+        self.stem = stem.build(in_chans, macro.stem_channels)
+        self.feature_info = [dict(num_chs=macro.stem_channels, reduction=stem.act_reduction, module="stem.2")]
+        total, index, reduction, stages = sum(map(len, specs)), 0, stem.reduction, []
+        for s, stage in enumerate(specs):
+            blocks = []
+            for spec in stage:
+                rate = drop_path_rate * index / max(1, total - 1)
+                blocks.append(Block(spec.in_channels, spec.out_channels, spec.stride, spec.inner, block,
+                                    drop_path=rate))
+                index += 1
+            reduction *= stage[0].stride
+            self.feature_info.append(dict(num_chs=stage[-1].out_channels, reduction=reduction, module=f"stages.{s}"))
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = self.head_hidden_size = specs[-1][-1].out_channels
+        self.final_act = FINAL_ACTS[macro.final_act](self.num_features)
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.init_weights(NONLINEARITIES[block.nonlinearity].init_nonlinearity, zero_init_last)
 
-    def _init_weights(self, nonlinearity: str) -> None:
-        """Kaiming normal (fan_out) convs; zero-init each block's last BN so blocks start as identity maps."""
+    @torch.no_grad()
+    def init_weights(self, nonlinearity: str = "relu", zero_init_last: bool = True) -> None:
+        """Kaiming normal (fan_out) convs; BN to identity; each block's ``zero_init_last`` if asked."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity=nonlinearity)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, Block):
-                nn.init.zeros_(m.conv3[1].weight)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, Block):
+                    m.zero_init_last()
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        """Parameter groups for timm's layer-wise lr decay: the stem, then stages (coarse) or blocks."""
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass (timm's ``--grad-checkpointing``)."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> nn.Module | str:
+        """The classifier module (or its attribute name)."""
+        return "fc" if name_only else self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier for ``num_classes`` (0: none); ``global_pool`` changes the pooling, None keeps it."""
+        self.num_classes = num_classes
+        pool_type = self.global_pool.pool_type if global_pool is None else global_pool
+        device = self.stem[0].weight.device
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=pool_type)
+        self.global_pool.to(device).train(self.training)
+        self.fc.to(device).train(self.training)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final_act(self.stages(self.stem(x)))
+        """The last feature map (unpooled), after the macro's final activation."""
+        x = self.stem(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.stages, x, flatten=True)
+        else:
+            x = self.stages(x)
+        return self.final_act(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pool(x).flatten(1)
+        """Pool, dropout and classify; ``pre_logits=True`` stops before the classifier."""
+        x = self.global_pool(x)
+        if self.drop_rate:
+            x = nn.functional.dropout(x, p=float(self.drop_rate), training=self.training)
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+def build_model(block: BlockConfig | str, macro: str | MacroConfig = "cifar", num_classes: int = 10,
+                **kwargs: Any) -> BlockNet:
+    """The one way to turn a sampled block config into a trainable network.
 
+    Args:
+        block: the block config or its string.
+        macro: a ``MACROS`` name or a ``MacroConfig``.
+        num_classes: classifier outputs.
+        **kwargs: further ``BlockNet`` options (``in_chans``, ``drop_path_rate``, ``global_pool``, …).
 
-def resolve_macro(macro: str | MacroConfig) -> MacroConfig:
-    if isinstance(macro, MacroConfig):
-        return macro
-    if macro not in MACROS:
-        raise ValueError(f"unknown macro {macro!r}: choose one of {', '.join(MACROS)}")
-    return MACROS[macro]
-
-
-def build_model(block: BlockConfig | str, macro: str | MacroConfig = "cifar", num_classes: int = 10) -> BlockNet:
-    """The one way to turn a sampled block config into a trainable network."""
-    block = BlockConfig.parse(block) if isinstance(block, str) else block
-    macro = resolve_macro(macro)
-    return BlockNet(macro, block, stage_specs(macro, lambda _in, out: block.inner_channels(out)), num_classes)
+    Returns:
+        The network, freshly initialized.
+    """
+    return BlockNet(block, macro, num_classes=num_classes, **kwargs)
 
 
-def qlnet_inner(in_channels: int, _out: int) -> int:
-    """QLNet's width rule: inner = 4 × inplanes while inplanes ≤ 256, else 2 × inplanes."""
-    return in_channels * (4 if in_channels <= 256 else 2)
-
-
-def build_qlnet(depths: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000) -> BlockNet:
+def build_qlnet(depths: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000, **kwargs: Any) -> BlockNet:
     """QLNet (arXiv 2308.01621): multiply + depthwise blocks, expansion 1, hardball before pooling."""
-    macro = MacroConfig(f"qlnet-{'-'.join(map(str, depths))}", "imagenet", 64, depths, (64, 128, 256, 512), (3, 224, 224),
-                        "QLNet skeleton")
-    block = BlockConfig("multiply", "dwconv", 4.0)
-    return BlockNet(macro, block, stage_specs(macro, qlnet_inner), num_classes, final_act=Hardball(512))
+    return BlockNet(QLNET_BLOCK, QLNET_MACRO, depths=depths, num_classes=num_classes, **kwargs)

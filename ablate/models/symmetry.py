@@ -89,19 +89,75 @@ def rotate_residual_streams(model: BlockNet, seed: int = 0) -> int:
     return rotated
 
 
-@torch.no_grad()
-def symmetry_gap(model: nn.Module, input_size: tuple[int, int, int] = (3, 64, 64), *, batch_size: int = 2,
-                 seed: int = 0) -> float:
-    """Max |Δlogits| between the model and its per-stage orthogonally rotated copy, both fused, in eval mode.
+SYMMETRY_RTOL = 1e-3
+"""A model is ``symmetric`` when its gap is at most this fraction of its largest |logit| on the same input.
 
-    QLNet keeps its logits (gap ~1e-6 in fp32); a ReLU ResNet does not (gap of the order of the logits).
+fp32 round-off through a fused, rotated ResNet50-deep net stays near 1e-6 of the logits' scale; a ReLU on the
+stream changes logits by a sizeable fraction of it (1e-1 and up), so 1e-3 separates the two by orders of magnitude.
+"""
+
+
+@torch.no_grad()
+def rotated_logits(model: nn.Module, input_size: tuple[int, int, int] = (3, 64, 64), *, batch_size: int = 2,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of the fused model and of its per-stage orthogonally rotated copy, in eval mode, on one random batch.
+
+    Args:
+        model: an ablate ``BlockNet`` with a linear classifier (``num_classes > 0``); it is copied, not changed.
+        input_size: (C, H, W) of the random input.
+        batch_size: images in the random batch.
+        seed: seeds the rotations and the input.
+
+    Returns:
+        (logits, rotated logits), each (batch_size, num_classes).
+
+    Raises:
+        TypeError: the model is not a ``BlockNet``.
+        ValueError: the model has no classifier, or no residual stream could be rotated.
     """
     if not isinstance(model, BlockNet):
         raise TypeError(f"symmetry_gap needs an ablate BlockNet (got {type(model).__name__})")
+    if not isinstance(model.fc, nn.Linear):
+        raise ValueError("symmetry_gap needs the model's linear classifier: build it with num_classes > 0")
     fused = fuse_blocks(copy.deepcopy(model).eval())
     rotated = copy.deepcopy(fused)
     if rotate_residual_streams(rotated, seed) == 0:
         raise ValueError("no residual stream could be rotated: no stage starts with a projection skip")
     device = next(model.parameters()).device
     x = torch.randn(batch_size, *input_size, generator=torch.Generator().manual_seed(seed + 1)).to(device)
-    return (fused(x) - rotated(x)).abs().max().item()
+    return fused(x), rotated(x)
+
+
+def symmetry_gap(model: nn.Module, input_size: tuple[int, int, int] = (3, 64, 64), *, batch_size: int = 2,
+                 seed: int = 0) -> float:
+    """Max |Δlogits| between the model and its per-stage orthogonally rotated copy, both fused, in eval mode.
+
+    QLNet keeps its logits (gap ~1e-6 in fp32); a ReLU ResNet does not (gap of the order of the logits).
+    Arguments and errors as ``rotated_logits``.
+    """
+    logits, rotated = rotated_logits(model, input_size, batch_size=batch_size, seed=seed)
+    return (logits - rotated).abs().max().item()
+
+
+def symmetry_columns(model: nn.Module, input_size: tuple[int, int, int], *, rtol: float = SYMMETRY_RTOL,
+                     seed: int = 0) -> dict[str, float | bool]:
+    """A trained model's continuous-symmetry columns for a results row.
+
+    Args:
+        model: an ablate ``BlockNet`` (trained weights; evaluated on a copy in eval mode).
+        input_size: (C, H, W) the model was trained on.
+        rtol: tolerance relative to the logits' scale (``SYMMETRY_RTOL``).
+        seed: seeds the rotations and the random input.
+
+    Returns:
+        ``symmetry_gap``: max |Δlogits| under the rotation; ``symmetric``: whether that gap is at most
+        ``rtol`` × max |logits|.
+
+    Raises:
+        TypeError: the model is not a ``BlockNet``.
+        ValueError: the model has no classifier, or no residual stream could be rotated.
+    """
+    logits, rotated = rotated_logits(model, input_size, seed=seed)
+    gap = (logits - rotated).abs().max().item()
+    scale = logits.abs().max().item()
+    return {"symmetry_gap": gap, "symmetric": bool(gap <= rtol * scale)}

@@ -161,3 +161,18 @@ def test_twist_trains_after_its_grids_were_first_built_in_inference_mode():
         twist(x)
     twist(x).sum().backward()
     assert twist.conv.weight.grad is not None and torch.isfinite(twist.conv.weight.grad).all()
+
+
+def test_blocknet_from_keywords_on_a_cifar_macro():
+    """depths/channels replace the macro's; feature_info follows the stem's stride (1 for the CIFAR stem)."""
+    from ablate.models import BlockNet
+
+    model = BlockNet("multiply-dwconv-w1", "cifar", depths=(2, 1), channels=(24, 48), num_classes=5, in_chans=1,
+                     drop_path_rate=0.2).eval()
+    assert [len(stage) for stage in model.stages] == [2, 1] and model.num_features == 48
+    assert [f["reduction"] for f in model.feature_info] == [1, 1, 2]
+    assert [f["num_chs"] for f in model.feature_info] == [32, 24, 48]
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 5)
+    assert build_model("relu-maxpool-w0.25", "cifar", 3, in_chans=1).stem[0].in_channels == 1
+    with pytest.raises(ValueError, match="depths and channels"):
+        BlockNet("relu-maxpool-w1", "cifar", depths=(1, 1))

@@ -204,9 +204,10 @@ class BlockNet(nn.Module):
             self.feature_info.append(dict(num_chs=stage[-1].out_channels, reduction=reduction, module=f"stages.{s}"))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.num_features = self.head_hidden_size = specs[-1][-1].out_channels
+        self.num_features = specs[-1][-1].out_channels
         self.final_act = FINAL_ACTS[macro.final_act](self.num_features)
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
         self.init_weights(NONLINEARITIES[block.nonlinearity].init_nonlinearity, zero_init_last)
 
     @torch.no_grad()
@@ -244,6 +245,7 @@ class BlockNet(nn.Module):
         pool_type = self.global_pool.pool_type if global_pool is None else global_pool
         device = self.stem[0].weight.device
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=pool_type)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
         self.global_pool.to(device).train(self.training)
         self.fc.to(device).train(self.training)
 

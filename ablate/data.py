@@ -30,10 +30,69 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Training-time augmentation: random crop after zero padding by ``crop_padding`` pixels, random h-flip."""
+    """Training-time augmentation.
+
+    Every dataset: ``hflip`` (random horizontal flip). Tensor datasets (digits, CIFAR): random crop after zero
+    padding by ``crop_padding`` pixels. ImageFolder trees only, through timm's ``create_transform`` (its names
+    and meanings): ``auto_augment`` (a policy string such as ``rand-m7-mstd0.5-inc1``, timm train.py's ``--aa``)
+    and random erasing with probability ``re_prob``, mode ``re_mode`` and count ``re_count`` (``--reprob``,
+    ``--remode``, ``--recount``).
+    """
 
     crop_padding: int = 4
     hflip: bool = True
+    auto_augment: str | None = None
+    re_prob: float = 0.0
+    re_mode: str = "pixel"
+    re_count: int = 1
+
+    def transform_only(self) -> list[str]:
+        """The settings here that only timm's ``create_transform`` (ImageFolder) applies, set away from default."""
+        return [name for name in TRANSFORM_ONLY if getattr(self, name) != getattr(NO_AUGMENTATION, name)]
+
+    def transform_kwargs(self) -> dict[str, object]:
+        """Keyword arguments of timm's ``create_transform`` for a training transform."""
+        return dict(hflip=0.5 if self.hflip else 0.0, auto_augment=self.auto_augment, re_prob=self.re_prob,
+                    re_mode=self.re_mode, re_count=self.re_count)
+
+
+TRANSFORM_ONLY = ("auto_augment", "re_prob", "re_mode", "re_count")
+TRANSFORM_DATASETS = ("imagefolder",)  # datasets read through timm's create_transform
+RE_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
+
+
+def augmentation_problem(augmentation: Augmentation, dataset: str) -> tuple[str, str] | None:
+    """The first setting of ``augmentation`` that is out of range or that ``dataset`` cannot apply.
+
+    Args:
+        augmentation: the protocol's augmentation.
+        dataset: the protocol's dataset name.
+
+    Returns:
+        (field, what is wrong and how to fix it), or None when every setting is fine.
+    """
+    if augmentation.crop_padding < 0:
+        return "crop_padding", f"must be 0 or more, got {augmentation.crop_padding}"
+    if not 0 <= augmentation.re_prob <= 1:
+        return "re_prob", f"must be in [0, 1], got {augmentation.re_prob}"
+    if augmentation.re_mode not in RE_MODES:
+        return "re_mode", f"must be one of {', '.join(RE_MODES)}, got {augmentation.re_mode!r}"
+    if augmentation.re_count < 1:
+        return "re_count", f"must be 1 or more, got {augmentation.re_count}"
+    used = augmentation.transform_only()
+    if used and dataset not in TRANSFORM_DATASETS:
+        return used[0], (f"is applied only to {', '.join(TRANSFORM_DATASETS)} datasets (timm's create_transform), "
+                         f"not to {dataset}: remove it")
+    if augmentation.auto_augment is not None:
+        from timm.data import create_transform
+
+        try:
+            create_transform(32, is_training=True, auto_augment=augmentation.auto_augment)
+        except Exception as err:  # timm asserts / raises on a policy string it cannot parse
+            why = (str(err).splitlines() or [type(err).__name__])[0]
+            return "auto_augment", (f"{augmentation.auto_augment!r} is not a timm policy ({why}): "
+                                    f"use e.g. rand-m9-mstd0.5-inc1, augmix-m5-w4-d2 or original")
+    return None
 
 
 NO_AUGMENTATION = Augmentation(crop_padding=0, hflip=False)
@@ -140,13 +199,16 @@ class FolderSplit:
     dataset: torch.utils.data.Dataset
     device: torch.device
     num_workers: int
+    train_transform: TrainTransform | None = None  # the training split's timm transform
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def batches(self, batch_size: int, *, train: bool, generator: torch.Generator | None,
                 augmentation: Augmentation, channels_last: bool) -> Iterator[Batch]:
-        """Augmentation is baked into the dataset's timm transform; the generator seeds shuffling and workers."""
+        """Training batches go through timm's transform for ``augmentation``; the generator seeds shuffling."""
+        if train and self.train_transform is not None:
+            self.train_transform.use(augmentation)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda", generator=cpu_generator(generator) if train else None,
@@ -301,6 +363,30 @@ def cifar_loader(fmt: CifarFormat) -> Callable[[DataRequest], DatasetSplits]:
     return load
 
 
+class TrainTransform:
+    """timm's training transform (``create_transform``) for the augmentation the training loop last asked for.
+
+    The protocol's augmentation reaches a split only when batches are drawn, so ``FolderSplit.batches`` calls
+    ``use(augmentation)`` before it starts the epoch's workers; the transform is rebuilt only when it changes.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.augmentation: Augmentation | None = None
+        self.use(Augmentation())
+
+    def use(self, augmentation: Augmentation) -> None:
+        """Build timm's transform for ``augmentation`` (RandAugment, random erasing, flip) unless already built."""
+        from timm.data import create_transform
+
+        if augmentation != self.augmentation:
+            self.transform = create_transform(self.size, is_training=True, **augmentation.transform_kwargs())
+            self.augmentation = augmentation
+
+    def __call__(self, image: object) -> torch.Tensor:
+        return self.transform(image)
+
+
 def load_imagefolder(request: DataRequest) -> DatasetSplits:
     """A class-per-folder tree with train/ and val/: a seeded validation split of train/, val/ as the test split."""
     from timm.data import create_transform
@@ -313,17 +399,17 @@ def load_imagefolder(request: DataRequest) -> DatasetSplits:
         raise UsageError(f"imagefolder not found in {root} (expected train/ and val/ class folders): "
                          f"pass --data-dir DIR pointing at it")
     size = request.image_size or IMAGEFOLDER_SIZE
-    train_tf = create_transform(size, is_training=True)
+    train_tf = TrainTransform(size)
     eval_tf = create_transform(size, is_training=False)
     train_full = ImageFolder(str(root / "train"), transform=train_tf)
     keep, held = seeded_split(len(train_full), request.val_fraction, request.seed)
     workers = min(8, os.cpu_count() or 1)
 
-    def make(dataset: torch.utils.data.Dataset) -> FolderSplit:
-        return FolderSplit(dataset, request.device, workers)
+    def make(dataset: torch.utils.data.Dataset, train_transform: TrainTransform | None = None) -> FolderSplit:
+        return FolderSplit(dataset, request.device, workers, train_transform)
 
     splits = {
-        "train": make(torch.utils.data.Subset(train_full, keep.tolist())),
+        "train": make(torch.utils.data.Subset(train_full, keep.tolist()), train_tf),
         "val": make(torch.utils.data.Subset(ImageFolder(str(root / "train"), transform=eval_tf), held.tolist())),
         "test": make(ImageFolder(str(root / "val"), transform=eval_tf)),
     }

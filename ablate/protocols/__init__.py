@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from ablate.data import DATASETS, Augmentation
+from ablate.data import DATASETS, Augmentation, augmentation_problem
 from ablate.errors import UsageError
 from ablate.models import MACROS
 
@@ -53,6 +53,7 @@ class Protocol:
     val_fraction: float = 0.1
     image_size: int | None = None  # None: the dataset's own size (digits 32, CIFAR 32, imagefolder 224)
     expected: str = ""
+    source: str = ""  # the seed (paper, repository, model card) the recipe comes from
 
     def __post_init__(self) -> None:
         validate(vars(self), f"protocol {self.name!r}")
@@ -86,7 +87,7 @@ def check_type(value: Any, expected: Any, where: str, key: str) -> Any:
 
 
 def build_augmentation(value: Any, where: str, base: Augmentation) -> Augmentation:
-    """A mapping of crop_padding / hflip merged over ``base``, or an Augmentation as is."""
+    """A mapping of Augmentation fields merged over ``base``, or an Augmentation as is."""
     if isinstance(value, Augmentation):
         return value
     if not isinstance(value, dict):
@@ -150,6 +151,9 @@ def validate(values: dict[str, Any], where: str) -> None:
             raise UsageError(f"{where}: key {key!r} is out of range: {values[key]!r}")
     if not 0 <= values["warmup_epochs"] < values["epochs"]:
         raise UsageError(f"{where}: key 'warmup_epochs' must be in [0, epochs), got {values['warmup_epochs']}")
+    problem = augmentation_problem(values["augmentation"], values["dataset"])
+    if problem is not None:
+        raise UsageError(f"{where}: key 'augmentation.{problem[0]}' {problem[1]}")
 
 
 # --- learning-rate schedules: (protocol, steps per epoch) -> lr multiplier as a function of the global step ---

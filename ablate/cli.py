@@ -84,10 +84,10 @@ def list_protocols_text() -> str:
     for name in list_protocols():
         p = load_protocol(name)
         lines.append(f"{name:18s} {p.dataset:12s} macro {p.macro:15s} {p.epochs:4d} epochs — {p.description}")
-    return "\n".join(lines)
-
         if p.source:
             lines.append(f"{'':18s} from: {p.source}")
+    return "\n".join(lines)
+
 
 def latest_run(results_dir: Path) -> Path:
     runs = sorted((p for p in results_dir.glob("*/run.json")), key=lambda p: p.stat().st_mtime)

@@ -139,3 +139,22 @@ def test_pretrained_is_a_one_line_error():
     with pytest.raises(ValueError) as err:
         timm.create_model("qlnet", **train_py_kwargs(pretrained=True))
     assert "pretrained=False" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_grad_checkpointing_and_layer_groups():
+    """train.py's --grad-checkpointing and --layer-decay use ``set_grad_checkpointing`` and ``group_matcher``."""
+    from timm.models import group_parameters
+
+    model = timm.create_model("qlnet", num_classes=3).train()
+    x = images(seed=1)
+    torch.manual_seed(0)
+    plain = model(x)
+    model.set_grad_checkpointing(True)
+    torch.manual_seed(0)
+    checkpointed = model(x)
+    assert torch.allclose(plain, checkpointed, atol=1e-5)
+    checkpointed.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    groups = group_parameters(model, model.group_matcher())
+    assert sum(len(names) for names in groups.values()) == len(list(model.parameters()))
+    assert len(groups) == 1 + 3 + 4 + 6 + 3 + 1  # stem, one group per block, the head

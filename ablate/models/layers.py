@@ -85,7 +85,9 @@ class Twist(nn.Module):
     """Depthwise 3×3 conv with variable coefficients: dw(x) + X·dw_x(x) + Y·dw_y(x).
 
     The three depthwise kernels run as one grouped conv with 3 outputs per channel, so the cost is one
-    conv launch plus two element-wise products and sums with the cached coordinate grids.
+    conv launch plus two element-wise products and sums with the coordinate grids. Eager mode reads the
+    grids from the ``coord_grids`` cache; under ``torch.compile`` they are built in the graph instead (see
+    ``grids``), where the compiler folds them into the element-wise kernel.
     """
 
     def __init__(self, channels: int, stride: int = 1):
@@ -97,8 +99,20 @@ class Twist(nn.Module):
         y = self.conv(x)
         n, _, h, w = y.shape
         y = y.view(n, self.channels, 3, h, w)
-        grid_x, grid_y = coord_grids(h, w, y.device, y.dtype)
+        grid_x, grid_y = self.grids(h, w, y.device, y.dtype)
         return y[:, :, 0] + grid_x * y[:, :, 1] + grid_y * y[:, :, 2]
+
+    @staticmethod
+    def grids(height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached grids in eager mode; fresh in-graph ones while compiling.
+
+        Dynamo would trace through the ``lru_cache`` wrapper anyway (with a warning that it ignores the cache)
+        and through its ``inference_mode(False)``; building the grids in the graph says so explicitly and
+        leaves a plain ``linspace``/``meshgrid`` that the compiler turns into index arithmetic.
+        """
+        if torch.compiler.is_compiling():
+            return _make_coord_grids(height, width, device, dtype)
+        return coord_grids(height, width, device, dtype)
 
 
 @dataclass(frozen=True)

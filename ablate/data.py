@@ -11,7 +11,7 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol as TypingProtocol
+from typing import Any, Callable, Iterator, Protocol as TypingProtocol
 
 import numpy as np
 import torch
@@ -59,6 +59,12 @@ class Augmentation:
 TRANSFORM_ONLY = ("auto_augment", "re_prob", "re_mode", "re_count")
 TRANSFORM_DATASETS = ("imagefolder",)  # datasets read through timm's create_transform
 RE_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
+AUGMENTATION_BOUNDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "crop_padding": (lambda v: v >= 0, "0 or more"),
+    "re_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "re_mode": (lambda v: v in RE_MODES, f"one of {', '.join(RE_MODES)}"),
+    "re_count": (lambda v: v >= 1, "1 or more"),
+}
 
 
 def augmentation_problem(augmentation: Augmentation, dataset: str) -> tuple[str, str] | None:
@@ -71,14 +77,9 @@ def augmentation_problem(augmentation: Augmentation, dataset: str) -> tuple[str,
     Returns:
         (field, what is wrong and how to fix it), or None when every setting is fine.
     """
-    if augmentation.crop_padding < 0:
-        return "crop_padding", f"must be 0 or more, got {augmentation.crop_padding}"
-    if not 0 <= augmentation.re_prob <= 1:
-        return "re_prob", f"must be in [0, 1], got {augmentation.re_prob}"
-    if augmentation.re_mode not in RE_MODES:
-        return "re_mode", f"must be one of {', '.join(RE_MODES)}, got {augmentation.re_mode!r}"
-    if augmentation.re_count < 1:
-        return "re_count", f"must be 1 or more, got {augmentation.re_count}"
+    for name, (ok, allowed) in AUGMENTATION_BOUNDS.items():
+        if not ok(getattr(augmentation, name)):
+            return name, f"must be {allowed}, got {getattr(augmentation, name)!r}"
     used = augmentation.transform_only()
     if used and dataset not in TRANSFORM_DATASETS:
         return used[0], (f"is applied only to {', '.join(TRANSFORM_DATASETS)} datasets (timm's create_transform), "

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     search = parser.add_argument_group("search")
     search.add_argument("--sampler", choices=["tpe", "nsga2", "grid", "random"],
                         help="Optuna sampler (default: tpe; nsga2 with several objectives)")
-    search.add_argument("--objectives", default="top1", help="top1, or top1 plus costs: top1,macs / top1,latency (default: top1)")
+    search.add_argument("--objectives", help="top1, or top1 plus costs: top1,macs / top1,params / top1,latency "
+                                             "(latency measured inside each trial before it trains; default: the "
+                                             "space file's objectives, else top1)")
     search.add_argument("--scheduler", choices=["asha", "none"], default="asha",
                         help="early stopping of weak candidates (ASHA on val top-1; single objective only)")
     search.add_argument("--storage", help="Optuna storage URL (default: a journal file in the run folder)")
@@ -114,7 +116,10 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
     protocol = load_protocol(args.protocol)
     if args.epochs is not None:
         protocol = protocol.with_overrides(epochs=args.epochs)
-    objectives = parse_objectives(args.objectives)
+    if args.objectives:
+        objectives, objectives_from = parse_objectives(args.objectives), getattr(args, "objectives_from", "--objectives")
+    else:
+        objectives, objectives_from = space.objectives, f"the space file {space.path.name}"
     sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
     trials = min(args.trials, space.size) if sampler == "grid" else args.trials
     name = args.name or f"{space.name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -125,6 +130,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         objectives=objectives, scheduler=args.scheduler, address=args.address, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, storage=args.storage,
         dashboard=not args.no_dashboard, data_dir=args.data_dir, max_failures=args.max_failures, command=command,
+        objectives_from=objectives_from,
     )
 
 
@@ -139,7 +145,8 @@ def resume_settings(args: argparse.Namespace, results_dir: Path, command: str):
     saved = argparse.Namespace(**{**vars(args), "space": meta["space"]["path"], "protocol": meta["protocol"]["name"],
                                   "epochs": meta["protocol"]["epochs"],
                                   "trials": meta["trials_requested"], "seed": meta["seed"], "sampler": meta["sampler"],
-                                  "objectives": ",".join(_objective_names(meta)), "scheduler": meta["scheduler"],
+                                  "objectives": ",".join(_objective_names(meta)), "objectives_from": "run.json (resumed)",
+                                  "scheduler": meta["scheduler"],
                                   "address": args.address or meta.get("address"),
                                   "gpus_per_trial": meta.get("gpus_per_trial"), "cpus_per_trial": meta["cpus_per_trial"],
                                   "max_concurrent": meta.get("max_concurrent"), "storage": meta.get("storage"),
@@ -148,10 +155,12 @@ def resume_settings(args: argparse.Namespace, results_dir: Path, command: str):
 
 
 def _objective_names(meta: dict) -> list[str]:
+    """Objective names from run.json, which stores names (older runs stored the result column)."""
     from ablate.space import METRICS
 
-    by_column = {column: name for name, (column, _) in METRICS.items()}
-    return [by_column[o["metric"]] for o in meta.get("objectives", [{"metric": "val_top1"}])]
+    by_column = {metric.column: name for name, metric in METRICS.items()}
+    return [o["metric"] if o["metric"] in METRICS else by_column[o["metric"]]
+            for o in meta.get("objectives", [{"metric": "top1"}])]
 
 
 def summary_lines(table) -> list[str]:
@@ -193,7 +202,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(f"ablation {settings.run_dir.name}: space {settings.space.name} ({settings.space.size} configs), protocol "
           f"{settings.protocol.name} ({settings.protocol.dataset}, {settings.protocol.epochs} epochs, macro {settings.macro}), "
           f"{settings.trials} trials, sampler {settings.sampler}, objectives "
-          f"{','.join(o.metric for o in settings.objectives)}", flush=True)
+          f"{','.join(o.metric for o in settings.objectives)} (from {settings.objectives_from})", flush=True)
     try:
         outcome = run_ablation(settings, resume=args.resume)
     except KeyboardInterrupt:

@@ -41,11 +41,21 @@ AXIS_KINDS: dict[str, AxisKind] = {
     "width": AxisKind(_positive_number, "a positive number"),
 }
 
-METRICS: dict[str, tuple[str, str]] = {  # objective name → (results column, default direction)
-    "top1": ("val_top1", "maximize"),
-    "macs": ("macs", "minimize"),
-    "latency": ("latency_ms", "minimize"),
-    "params": ("params", "minimize"),
+@dataclass(frozen=True)
+class Metric:
+    """An objective the search can optimise: the trial-result column it reads and its usual direction."""
+
+    column: str
+    direction: str
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    "top1": Metric("val_top1", "maximize", "validation top-1 (%)"),
+    "macs": Metric("macs", "minimize", "multiply-accumulates per image"),
+    "params": Metric("params", "minimize", "parameter count"),
+    "latency": Metric("trial_latency_ms", "minimize",
+                      "batch-1 latency (ms) measured inside each trial, on its own resources, before it trains"),
 }
 
 
@@ -62,18 +72,32 @@ class Objective:
 
     @property
     def column(self) -> str:
-        return METRICS[self.metric][0]
+        return METRICS[self.metric].column
+
+
+DEFAULT_OBJECTIVES = (Objective("top1", "maximize"),)
+
+
+def objectives_problem(names: list[str]) -> str | None:
+    """What is wrong with a list of objective names, or None: known metrics, accuracy first, no repeats."""
+    unknown = [n for n in names if n not in METRICS]
+    if not names or unknown:
+        what = ", ".join(repr(n) for n in unknown) or "(none given)"
+        return f"unknown objective metric {what}: choose from {', '.join(METRICS)} (e.g. top1,macs)"
+    if names[0] != "top1":
+        return "the first objective must be top1 (accuracy); add costs after it, e.g. top1,macs"
+    if len(set(names)) != len(names):
+        return f"objective listed twice in {','.join(names)}"
+    return None
 
 
 def parse_objectives(text: str) -> tuple[Objective, ...]:
     """``top1,macs`` → (top1 maximize, macs minimize); a one-line UsageError for unknown names."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in METRICS]
-    if not names or unknown:
-        raise UsageError(f"unknown objective {', '.join(unknown) or repr(text)}: choose from {', '.join(METRICS)} (e.g. top1,macs)")
-    if names[0] != "top1":
-        raise UsageError("the first objective must be top1 (accuracy); add costs after it, e.g. top1,macs")
-    return tuple(Objective(n, METRICS[n][1]) for n in names)
+    problem = objectives_problem(names)
+    if problem:
+        raise UsageError(problem)
+    return tuple(Objective(n, METRICS[n].direction) for n in names)
 
 
 @dataclass(frozen=True)
@@ -85,7 +109,7 @@ class SearchSpace:
     fixed: dict[str, Any] = field(default_factory=dict)
     macros: dict[str, str] = field(default_factory=dict)  # protocol name (or "default") → macro
     baselines: tuple[str, ...] = tuple(BASELINE_IDS)
-    objectives: tuple[Objective, ...] = (Objective("top1", "maximize"),)
+    objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
 
     @property
     def size(self) -> int:
@@ -232,18 +256,18 @@ class _SpaceFile:
 
     def _objectives(self, node: Any, line: int) -> tuple[Objective, ...]:
         if node is None:
-            return (Objective("top1", "maximize"),)
+            return DEFAULT_OBJECTIVES
         if not isinstance(node, list) or not node:
             raise self.fail(line, "'objectives' must be a list like [{metric: top1, direction: maximize}]")
+        metrics = [item.get("metric") if isinstance(item, dict) else item for item in node]
+        problem = objectives_problem(metrics)
+        if problem:
+            raise self.fail(line, problem)
         objectives = []
-        for item in node:
-            at = getattr(item, "line", line)
-            metric = item.get("metric") if isinstance(item, dict) else item
-            if metric not in METRICS:
-                raise self.fail(at, f"unknown objective metric {metric!r} (known: {', '.join(METRICS)})")
-            direction = item.get("direction", METRICS[metric][1]) if isinstance(item, dict) else METRICS[metric][1]
+        for item, metric in zip(node, metrics):
+            direction = item.get("direction", METRICS[metric].direction) if isinstance(item, dict) else METRICS[metric].direction
             if direction not in ("maximize", "minimize"):
-                raise self.fail(at, f"objective direction must be maximize or minimize, got {direction!r}")
+                raise self.fail(getattr(item, "line", line), f"objective direction must be maximize or minimize, got {direction!r}")
             objectives.append(Objective(metric, direction))
         return tuple(objectives)
 

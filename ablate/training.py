@@ -8,6 +8,7 @@ seed, ends with exactly the numbers an uninterrupted run gives.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -27,6 +28,7 @@ from ablate.models import BlockConfig, build_model
 from ablate.protocols import OPTIMIZERS, Protocol, load_protocol, lr_factor
 
 CHECKPOINT_NAME = "checkpoint.pt"
+EPOCH_LOG_NAME = "epochs.jsonl"
 EVAL_BATCH_SIZE = 512
 
 Report = Callable[[dict[str, Any]], Any]
@@ -146,6 +148,24 @@ def save_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None
     tmp = directory / f"{CHECKPOINT_NAME}.tmp"
     torch.save(state, tmp)
     os.replace(tmp, directory / CHECKPOINT_NAME)
+
+
+def append_epoch_log(directory: Path, metrics: dict[str, Any]) -> None:
+    """Append one line per epoch actually trained, after its checkpoint is safe.
+
+    The log is the record of work done: a run resumed from its checkpoint adds only the epochs it trains, so a
+    trial retrained from scratch would show its epochs twice. Results tables build their learning curves from it.
+    """
+    with open(directory / EPOCH_LOG_NAME, "a", encoding="utf-8") as log:
+        log.write(json.dumps(metrics, default=float) + "\n")
+
+
+def read_epoch_log(directory: str | os.PathLike) -> list[dict[str, Any]]:
+    """The epochs trained under ``directory``, in order ([] when none were)."""
+    path = Path(directory) / EPOCH_LOG_NAME
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def load_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None:
@@ -299,9 +319,10 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
         run.train_seconds += metrics["epoch_seconds"]
         if directory is not None:
             save_checkpoint(run, directory, identity)
+            append_epoch_log(directory, metrics)
         if report is not None:
             report(metrics)
     return result("completed", test_top1=run.history[-1]["test_top1"])
 
 
-__all__ = ["TrainResult", "load_protocol_data", "train"]
+__all__ = ["TrainResult", "load_protocol_data", "read_epoch_log", "train"]

@@ -20,9 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray's legacy output is silent; ours is the progress line
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # Ray's experiment snapshot: fresh enough for a driver kill
-
 import optuna
 import pandas as pd
 import ray
@@ -39,7 +36,7 @@ from ablate.protocols import Protocol
 from ablate.results import CURVE_COLUMNS, hardware, read_run_json, versions, write_run_json, write_tables
 from ablate.space import Objective, SearchSpace, config_hash
 from ablate.data import load_dataset
-from ablate.training import TrainResult, train
+from ablate.training import TrainResult, read_epoch_log, train
 
 TrainFn = Callable[..., TrainResult]
 
@@ -65,6 +62,7 @@ class RunSettings:
     data_dir: str | None = None
     max_failures: int = 2
     command: str = ""
+    objectives_from: str = "--objectives"  # where the objectives came from, for the run header and run.json
     train_fn: TrainFn = field(default=train, compare=False)  # injectable for tests (e.g. a failing trainer)
 
     @property
@@ -108,13 +106,20 @@ def make_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
 
 COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "activations")
 TIMING_COLUMNS = ("latency_ms", "throughput")
+TRIAL_LATENCY = "trial_latency_ms"
 
 
 def _cost_columns(block: BlockConfig, settings: RunSettings, num_classes: int, input_size: tuple[int, ...],
-                  device: str) -> dict[str, Any]:
-    """Counts only: timings are taken later for all models side by side (see ``time_models``)."""
-    costs = measure(build_model(block, settings.macro, num_classes), input_size, device=device, timing=False)
-    return {k: getattr(costs, k) for k in COUNT_COLUMNS}
+                  device: str, *, trial_latency: bool = False) -> dict[str, Any]:
+    """Counts; with ``trial_latency`` also a batch-1 latency timed here, before training, on this trial's resources.
+
+    That in-trial latency is what a ``latency`` objective optimises (the searcher needs it from every trial); the
+    table's ``latency_ms`` / ``throughput`` are measured later for all models side by side (see ``time_models``).
+    """
+    costs = measure(build_model(block, settings.macro, num_classes), input_size, device=device,
+                    timing=trial_latency, batch_size=1, repeats=20)
+    columns = {k: getattr(costs, k) for k in COUNT_COLUMNS}
+    return {**columns, TRIAL_LATENCY: costs.latency_ms} if trial_latency else columns
 
 
 def time_models(configs: list[str], settings: RunSettings, batch_size: int = 64) -> dict[str, dict[str, float]]:
@@ -182,7 +187,9 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     """
     block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
     protocol, data, device = _prepare(settings)
-    constant = {"block": str(block), **_cost_columns(block, settings, data.num_classes, data.input_size, device)}
+    costs = _cost_columns(block, settings, data.num_classes, data.input_size, device,
+                          trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
+    constant = {"block": str(block), **costs}
     state_dir = settings.run_dir / "trials" / tune.get_context().get_trial_id()
     reported = []
 
@@ -215,9 +222,11 @@ def train_baseline(name: str, settings: RunSettings, state_dir: str) -> dict[str
 # ---------------------------------------------------------------------------------------------- baselines
 
 
-def code_version() -> str:
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def code_version(root: Path = PACKAGE_ROOT) -> str:
     """Hash of the package's source: a cached baseline is reused only if the code that trained it is unchanged."""
-    root = Path(__file__).resolve().parent
     digest = hashlib.sha1()
     for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.yaml")):
         digest.update(path.relative_to(root).as_posix().encode())
@@ -269,7 +278,7 @@ class BaselineRunner:
             except Exception as err:  # a crashed baseline is a row with its reason, not a crashed run
                 outcome = {"row": {"kind": "baseline", "trial_id": f"baseline-{name}", "name": name,
                                    **_identity_columns(BASELINES[name], self.settings.macro), "status": "failed",
-                                   "reason": _first_line(err)}, "curves": []}
+                                   "reason": error_summary(err)}, "curves": []}
             if outcome["row"]["status"] == "completed":
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 self._cache_file(name).write_text(json.dumps(outcome, default=_json_number))
@@ -282,10 +291,20 @@ def _json_number(value: Any) -> Any:
     return float(value) if hasattr(value, "__float__") else str(value)
 
 
-def _first_line(err: BaseException) -> str:
-    """The last meaningful line of an error (Ray wraps the original exception in a long traceback)."""
+def error_summary(err: BaseException) -> str:
+    """The error that really happened, in one line: ``Type: first line of its message``.
+
+    Ray wraps a remote exception in a task error whose text is a long traceback; its ``cause`` is the original.
+    Where no cause survived (it could not be pickled), the traceback's last line names the error instead.
+    """
+    while getattr(err, "cause", None) is not None and err.cause is not err:
+        err = err.cause
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(err).__name__)[:300]
+    if isinstance(err, ray.exceptions.RayError):
+        text = lines[-1] if lines else type(err).__name__
+    else:
+        text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text[:300]
 
 
 # ---------------------------------------------------------------------------------------------- progress
@@ -421,8 +440,16 @@ def check_address(address: str) -> None:
                          "or pass --address auto on a cluster node") from None
 
 
+RAY_ENVIRONMENT = {
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0, Ray's legacy output is silent; ours is the progress line
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",  # Ray's experiment snapshot: fresh enough for a driver kill
+}
+
+
 def init_ray(settings: RunSettings) -> str | None:
     """Connect to ``settings.address`` or start a local Ray; returns the dashboard URL if there is one."""
+    for key, value in RAY_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
     if ray.is_initialized():
         return None
     if settings.address:
@@ -432,7 +459,7 @@ def init_ray(settings: RunSettings) -> str | None:
     try:
         context = ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR", **local)
     except ConnectionError as err:
-        raise UsageError(f"cannot connect to Ray at {settings.address!r}: {_first_line(err)}") from None
+        raise UsageError(f"cannot connect to Ray at {settings.address!r}: {error_summary(err)}") from None
     return getattr(context, "dashboard_url", None) or None
 
 
@@ -470,7 +497,7 @@ def build_tuner(settings: RunSettings, resources: dict[str, float], callbacks: l
     concurrency = settings.max_concurrent or default_concurrency(resources)
     scheduler = None
     if settings.scheduler == "asha" and not settings.multi_objective and settings.protocol.epochs > 1:
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric="val_top1", mode="max",
+        scheduler = ASHAScheduler(time_attr="epoch", metric="val_top1", mode="max",
                                   max_t=settings.protocol.epochs, grace_period=1, reduction_factor=2)
     trainable = tune.with_resources(tune.with_parameters(candidate_trainable, settings=settings), resources)
     return tune.Tuner(
@@ -489,31 +516,66 @@ def tune_run_config(settings: RunSettings, callbacks: list):
 
 
 def _trial_rows(result_grid, settings: RunSettings) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    """One row and one learning curve per trial, read from the trainer's own epoch log in its state folder.
+
+    Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
+    it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
+    """
     rows, curves = [], []
     for result in result_grid:
         metrics = dict(result.metrics or {})
         config = result.config or {}
         block = settings.space.config({a.name: config[a.name] for a in settings.space.axes}) if config else None
-        error = result.error
-        status = classify("ERROR" if error else "TERMINATED", metrics, settings.protocol.epochs)
-        frame = result.metrics_dataframe
-        per_epoch = frame[frame["status"] == "running"] if frame is not None and "status" in frame else pd.DataFrame()
-        last = per_epoch.iloc[-1].to_dict() if len(per_epoch) else {}
         trial_id = metrics.get("trial_id") or Path(result.path).name
+        log = read_epoch_log(settings.run_dir / "trials" / trial_id)
+        last = log[-1] if log else {}
+        error = result.error
+        status = classify("ERROR" if error else "TERMINATED", {**metrics, "epoch": last.get("epoch", 0)},
+                          settings.protocol.epochs)
         row = {**(_identity_columns(block, settings.macro) if block else {}),
-               **{k: metrics.get(k, last.get(k)) for k in COUNT_COLUMNS}}
+               **{k: metrics.get(k) for k in (*COUNT_COLUMNS, TRIAL_LATENCY) if k in metrics}}
         row.update(kind="candidate", trial_id=trial_id, name=str(block) if block else trial_id, status=status,
-                   reason=_first_line(error) if error else metrics.get("reason", ""),
-                   epochs=int(last.get("epoch", 0) or 0),
+                   reason=error_summary(error) if error else metrics.get("reason", ""),
+                   epochs=int(last.get("epoch", 0)),
                    val_top1=last.get("val_top1", math.nan), val_top5=last.get("val_top5", math.nan),
                    val_loss=last.get("val_loss", math.nan),
                    test_top1=last.get("test_top1", math.nan) if status == "completed" else math.nan,
-                   train_seconds=float(per_epoch["epoch_seconds"].sum()) if len(per_epoch) else 0.0, seed=settings.seed)
+                   train_seconds=float(sum(e["epoch_seconds"] for e in log)), seed=settings.seed)
         rows.append(row)
-        if len(per_epoch):
-            curve = per_epoch.assign(trial_id=trial_id, name=row["name"], kind="candidate")
-            curves.append(curve.reindex(columns=CURVE_COLUMNS))
+        if log:
+            curves.append(pd.DataFrame(log).assign(trial_id=trial_id, name=row["name"], kind="candidate")
+                          .reindex(columns=CURVE_COLUMNS))
     return rows, curves
+
+
+def reconcile_study(settings: RunSettings, study_name: str, rows: list[dict[str, Any]]) -> int:
+    """Finish the trials a killed driver left RUNNING in the Optuna study; returns how many were finished.
+
+    Ray snapshots its searcher every few seconds, so after a driver kill the restored searcher may not know a trial
+    it had asked Optuna for. Such a trial takes the outcome of the table row with its block, unless another study
+    trial already holds that block's outcome (then it is FAIL with ``interrupted``), or no row has it (FAIL too).
+    """
+    study = optuna.load_study(study_name=study_name, storage=make_storage(settings.storage, settings.run_dir))
+    finished: set[str] = set()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if not trial.user_attrs.get("duplicate") and set(trial.params) >= {a.name for a in settings.space.axes}:
+            finished.add(str(settings.space.config({a.name: trial.params[a.name] for a in settings.space.axes})))
+    by_config = {row["config"]: row for row in rows if row.get("kind") == "candidate" and "config" in row}
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        names = [a.name for a in settings.space.axes]
+        config = str(settings.space.config({n: trial.params[n] for n in names})) if set(trial.params) >= set(names) else None
+        row = by_config.get(config) if config not in finished else None
+        if row is not None and row["status"] == "completed":
+            study.tell(trial.number, [row[o.column] for o in settings.objectives] if settings.multi_objective
+                       else row[settings.objectives[0].column])
+        elif row is not None and row["status"] == "pruned":
+            study.tell(trial.number, state=TrialState.PRUNED)
+        else:
+            optuna.Trial(study, trial._trial_id).set_user_attr("interrupted", True)
+            study.tell(trial.number, state=TrialState.FAIL)
+        finished.add(config)
+    return len(orphans)
 
 
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
@@ -521,7 +583,8 @@ def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
         "command": settings.command, "space": {"name": settings.space.name, "path": str(settings.space.path),
                                               "axes": [a.name for a in settings.space.axes]},
         "protocol": {**settings.protocol.as_dict(), "macro": settings.macro},
-        "objectives": [{"metric": o.column, "direction": o.direction} for o in settings.objectives],
+        "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in settings.objectives],
+        "objectives_from": settings.objectives_from,
         "sampler": settings.sampler, "scheduler": settings.scheduler, "seed": settings.seed,
         "trials_requested": settings.trials, "address": settings.address, "gpus_per_trial": settings.gpus_per_trial,
         "cpus_per_trial": settings.cpus_per_trial, "max_concurrent": settings.max_concurrent,
@@ -569,6 +632,7 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     timer = start_timer(resources, at_start=True)
     result_grid = tuner.fit()
     rows, curves = _trial_rows(result_grid, settings)
+    reconcile_study(settings, run_dir.name, rows)
     for outcome in baselines.collect().values():
         rows.append(outcome["row"])
         if outcome["curves"]:
@@ -578,7 +642,7 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     try:
         timings = ray.get(timer.time.remote(sorted({r["config"] for r in rows}), settings))
     except Exception as err:  # the trained rows matter more than their timings: write them without
-        print(f"[ablate] timing failed, latency/throughput left empty: {_first_line(err)}", flush=True)
+        print(f"[ablate] timing failed, latency/throughput left empty: {error_summary(err)}", flush=True)
         timings = {}
     ray.kill(timer)
     for row in rows:

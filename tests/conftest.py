@@ -1,3 +1,8 @@
+import os
+import signal
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -18,3 +23,51 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
 @pytest.fixture
 def randomize_bn():
     return randomize_batchnorm
+
+
+def kill_session(session_id: int) -> None:
+    """SIGKILL every process of a session: a driver started with ``start_new_session`` and what it spawned
+    (Ray's GCS and raylet share its process group; Ray's workers have groups of their own in the same session)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # after ")": state, ppid, pgrp, session
+            try:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def session_alive(session_id: int) -> list[int]:
+    """Pids still running in a session (zombies excluded)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.fixture
+def spawn():
+    """Start commands in their own session; on teardown, pass or fail, kill each session and reap the process."""
+    started: list[subprocess.Popen] = []
+
+    def start(args, **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        kill_session(proc.pid)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass

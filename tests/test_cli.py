@@ -28,7 +28,7 @@ def results_dir(tmp_path, monkeypatch):
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
     (["--storage", "nosuchdb://x/y"], "cannot open Optuna storage 'nosuchdb://x/y'"),
     (["--resume", "--name", "never-ran"], "cannot resume"),
-    (["--objectives", "top1,beauty"], "unknown objective beauty"),
+    (["--objectives", "top1,beauty"], "unknown objective metric 'beauty'"),
     (["--sampler", "bayes"], "invalid choice: 'bayes'"),
     (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
 ])
@@ -81,3 +81,15 @@ def test_help_reads_well(capsys):
 def test_report_of_an_empty_folder_exits_2(capsys, tmp_path):
     code, _, err = run_cli(capsys, "report", str(tmp_path))
     assert code == 2 and "trials.parquet" in err
+
+
+@pytest.mark.parametrize("argv,names,source", [
+    (["--space", "full"], ["top1", "macs"], "the space file full.yaml"),
+    (["--space", "full", "--objectives", "top1"], ["top1"], "--objectives"),
+    (["--space", "qlblock", "--objectives", "top1,latency"], ["top1", "latency"], "--objectives"),
+])
+def test_objectives_come_from_the_space_file_unless_the_flag_overrides(results_dir, argv, names, source):
+    args = cli.build_parser().parse_args(argv)
+    settings = cli.settings_from_args(args, results_dir, "test")
+    assert [o.metric for o in settings.objectives] == names and settings.objectives_from == source
+    assert settings.sampler == ("nsga2" if len(names) > 1 else "tpe")

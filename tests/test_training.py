@@ -5,7 +5,7 @@ import torch
 
 from ablate.errors import UsageError
 from ablate.protocols import load_protocol
-from ablate.training import CHECKPOINT_NAME, TrainResult, load_protocol_data, train
+from ablate.training import CHECKPOINT_NAME, TrainResult, load_protocol_data, read_epoch_log, train
 
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds", "images_per_second"}
 
@@ -65,6 +65,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny, tmp_path):
     reported = []
     resumed = train("relu-dwconv-w1", protocol, data=data, seed=3, checkpoint_dir=tmp_path, report=reported.append)
     assert [m["epoch"] for m in reported] == [3]
+    assert [m["epoch"] for m in read_epoch_log(tmp_path)] == [1, 2, 3]  # epochs 1-2 trained once, not again
     assert resumed.status == "completed" and resumed.epochs == 3 and len(resumed.history) == 3
     for key in ("val_top1", "val_top5", "val_loss", "test_top1"):
         assert getattr(resumed, key) == pytest.approx(getattr(reference, key), abs=1e-6), key

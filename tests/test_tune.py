@@ -1,9 +1,12 @@
-"""End-to-end ablation runs through Ray Tune + Optuna on a tiny budget (one shared local Ray)."""
+"""End-to-end ablation runs through Ray Tune + Optuna on a tiny budget.
+
+Each test has its own results folder (and so its own baseline cache); the in-process tests share one local Ray
+(started once: ~6 s here), which the session fixture stops even when a test fails. Tests that start a driver run it
+in its own process session and kill that whole session (driver, GCS, raylet, workers) on the way out.
+"""
 
 import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,15 +16,19 @@ import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
+from optuna.trial import TrialState
 
+from ablate import cli
 from ablate.pareto import pareto_mask
 from ablate.protocols import load_protocol
 from ablate.space import load_space, parse_objectives
-from ablate.training import train
+from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, make_storage, run_ablation
+from conftest import kill_session, session_alive
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
+EPOCHS = 2
 
 TINY_SPACE = """\
 name: tiny
@@ -34,6 +41,7 @@ fixed:
   width: 0.5
 macro: cifar-tiny
 """
+NO_BASELINES = TINY_SPACE + "baselines: []\n"
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
 
@@ -41,26 +49,21 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers c
 @pytest.fixture(scope="session")
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def results_root(tmp_path_factory):
-    """One results folder for the session, so the baselines' cache is shared (and exercised) across runs."""
-    return tmp_path_factory.mktemp("results")
-
-
-@pytest.fixture(scope="session")
-def tiny_space(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spaces") / "tiny.yaml"
-    path.write_text(TINY_SPACE)
+def space_file(tmp_path, text=TINY_SPACE):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
     return load_space(path)
 
 
 def settings(space, run_dir, **kw):
-    defaults = dict(space=space, protocol=load_protocol("digits").with_overrides(epochs=2), run_dir=run_dir, trials=4,
-                    seed=0, dashboard=False, max_failures=1)
+    defaults = dict(space=space, protocol=load_protocol("digits").with_overrides(epochs=EPOCHS), run_dir=run_dir,
+                    trials=4, seed=0, dashboard=False, max_failures=1)
     return RunSettings(**{**defaults, **kw})
 
 
@@ -68,9 +71,10 @@ def study_of(run_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name=run_dir.name, storage=make_storage(None, run_dir))
 
 
-def test_end_to_end_on_a_tiny_budget(local_ray, results_root, tiny_space, capsys):
-    run_dir = results_root / "e2e"
-    outcome = run_ablation(settings(tiny_space, run_dir, scheduler="none"))
+@pytest.mark.timeout(300)
+def test_end_to_end_on_a_tiny_budget(local_ray, tmp_path, capsys):
+    run_dir = tmp_path / "results" / "e2e"
+    outcome = run_ablation(settings(space_file(tmp_path), run_dir, scheduler="none"))
     table = pd.read_parquet(run_dir / "trials.parquet")
     assert (table["kind"] == "candidate").sum() == 4
     assert sorted(table.loc[table["kind"] == "baseline", "name"]) == ["R50-hybrid", "R50-max", "ResNet50"]
@@ -87,84 +91,150 @@ def test_end_to_end_on_a_tiny_budget(local_ray, results_root, tiny_space, capsys
     assert resnet50["delta_top1"] == 0
     assert math.isclose(completed.iloc[0]["delta_top1"], completed.iloc[0]["val_top1"] - resnet50["val_top1"])
     curves = pd.read_parquet(run_dir / "curves.parquet")
-    assert len(curves) == 7 * 2 and set(curves["epoch"]) == {1, 2}
+    assert len(curves) == 7 * EPOCHS and set(curves["epoch"]) == {1, 2}
     assert (pd.read_csv(run_dir / "trials.csv")["trial_id"] == table["trial_id"]).all()
     meta = (run_dir / "run.json").read_text()
     for key in ('"torch"', '"timm"', '"optuna"', '"ray"', '"hardware"', '"protocol"', '"wall_seconds"'):
         assert key in meta
-    assert len([t for t in study_of(run_dir).trials if t.state == optuna.trial.TrialState.COMPLETE]) == 4
+    assert len([t for t in study_of(run_dir).trials if t.state == TrialState.COMPLETE]) == 4
     assert "[ablate] trials 4/4 done" in capsys.readouterr().out
-    assert outcome.table.equals(table) or len(outcome.table) == len(table)
+    assert len(outcome.table) == len(table)
+    assert len(list((tmp_path / "results" / ".cache" / "baselines").glob("*.json"))) == 3
 
 
 def diverge_or_crash(config, protocol, **kwargs):
-    """The candidates' maxpool blocks diverge for real (huge lr → non-finite loss); multiply-dwconv crashes; the
-    rest train (R50-max's block is relu-maxpool-w0.25, so the width keeps the baselines out of it)."""
+    """The candidates' maxpool blocks diverge for real (huge lr → non-finite loss); multiply-dwconv crashes, and so
+    does the R50-hybrid baseline; the rest train (R50-max's block is relu-maxpool-w0.25, so the width keeps the
+    baselines out of the divergence)."""
     if config.spatial == "maxpool" and config.width == 0.5:
         return train(config, protocol.with_overrides(lr=1e12), **kwargs)
-    if str(config) == "multiply-dwconv-w0.5":
-        raise RuntimeError("injected crash")
+    if str(config) in ("multiply-dwconv-w0.5", "relu-hybrid-w0.25"):
+        raise RuntimeError(f"injected crash in {config}")
     return train(config, protocol, **kwargs)
 
 
-def test_failing_trials_are_rows_with_their_reason(local_ray, results_root, tiny_space):
-    run_dir = results_root / "failing"
-    run_ablation(settings(tiny_space, run_dir, trials=6, sampler="grid", scheduler="none", train_fn=diverge_or_crash))
-    table = pd.read_parquet(run_dir / "trials.parquet").set_index("name")
+@pytest.mark.timeout(300)
+def test_failing_trials_and_a_crashed_baseline_are_rows_with_their_reason(local_ray, tmp_path):
+    results = tmp_path / "results"
+    run_ablation(settings(space_file(tmp_path), results / "failing", trials=6, sampler="grid", scheduler="none",
+                          train_fn=diverge_or_crash))
+    table = pd.read_parquet(results / "failing" / "trials.parquet").set_index("name")
     for name in ("relu-maxpool-w0.5", "multiply-maxpool-w0.5", "hardball-maxpool-w0.5"):
         assert table.loc[name, "status"] == "failed"
         assert table.loc[name, "reason"].startswith("non-finite loss at epoch")
     assert table.loc["multiply-dwconv-w0.5", "status"] == "failed"
-    assert "injected crash" in table.loc["multiply-dwconv-w0.5", "reason"]
+    assert table.loc["multiply-dwconv-w0.5", "reason"] == "RuntimeError: injected crash in multiply-dwconv-w0.5"
     assert (table.loc[["relu-dwconv-w0.5", "hardball-dwconv-w0.5"], "status"] == "completed").all()
-    assert (table[table["kind"] == "baseline"]["status"] == "completed").all()
+    assert table.loc["R50-hybrid", "status"] == "failed"
+    assert table.loc["R50-hybrid", "reason"] == "RuntimeError: injected crash in relu-hybrid-w0.25"
+    assert (table.loc[["ResNet50", "R50-max"], "status"] == "completed").all()
+    cached = [p.read_text() for p in (results / ".cache" / "baselines").glob("*.json")]
+    assert len(cached) == 2 and not any("R50-hybrid" in text for text in cached)  # a failure is never cached
+    study = study_of(results / "failing")
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 2 + ["FAIL"] * 4
 
 
-def test_multi_objective_gives_a_pareto_set(local_ray, results_root, tiny_space):
-    run_dir = results_root / "pareto"
-    run_ablation(settings(tiny_space, run_dir, sampler="nsga2", objectives=parse_objectives("top1,macs")))
+def stall_maxpool(config, protocol, **kwargs):
+    """maxpool candidates learn nothing (lr 1e-6 keeps them near chance), so ASHA's first rung stops them once a
+    dwconv candidate has set the bar (a slow-starting dwconv candidate may be stopped too)."""
+    if config.spatial == "maxpool":
+        return train(config, protocol.with_overrides(lr=1e-6), **kwargs)
+    return train(config, protocol, **kwargs)
+
+
+@pytest.mark.timeout(300)
+def test_asha_prunes_weak_trials_end_to_end_and_the_report_lists_them(local_ray, tmp_path, capsys):
+    run_dir = tmp_path / "results" / "asha"
+    run_ablation(settings(space_file(tmp_path, NO_BASELINES), run_dir, trials=6, sampler="grid", scheduler="asha",
+                          max_concurrent=1, train_fn=stall_maxpool))
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    pruned = table[table["status"] == "pruned"]
+    assert len(pruned) >= 2 and (table["status"] == "completed").any(), table[["name", "status", "val_top1"]]
+    assert (pruned["epochs"] < EPOCHS).all() and pruned["test_top1"].isna().all()
+    completed = table[table["status"] == "completed"]
+    assert (completed["epochs"] == EPOCHS).all() and completed["test_top1"].notna().all()
+    states = {f"{t.params['nonlinearity']}-{t.params['spatial']}-w0.5": t.state for t in study_of(run_dir).trials}
+    assert {states[name] for name in pruned["name"]} == {TrialState.PRUNED}
+    assert {states[name] for name in completed["name"]} == {TrialState.COMPLETE}
+
+    capsys.readouterr()
+    assert cli.main(["report", str(run_dir)]) == 0  # the CLI's report of this real run's table
+    report = (run_dir / "report.md").read_text()
+    unfinished = report.split("## Pruned and failed trials", 1)[1].split("##", 1)[0]
+    for name in pruned["name"]:
+        assert f"| {name} | candidate | pruned | 1 |" in unfinished
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("objectives,cost", [("top1,macs", "macs"), ("top1,latency", "trial_latency_ms")])
+def test_multi_objective_gives_a_pareto_set(local_ray, tmp_path, objectives, cost):
+    run_dir = tmp_path / "results" / "pareto"
+    run_ablation(settings(space_file(tmp_path, NO_BASELINES), run_dir, sampler="nsga2",
+                          objectives=parse_objectives(objectives)))
     table = pd.read_parquet(run_dir / "trials.parquet")
     done = table[(table["kind"] == "candidate") & (table["status"] == "completed")]
-    front = set(done.loc[pareto_mask(done, "val_top1", "macs"), "config"])
+    assert len(done) == 4 and (done[cost] > 0).all()
+    front = set(done.loc[pareto_mask(done, "val_top1", cost), "config"])
     study = study_of(run_dir)
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    values = {f"{t.params['nonlinearity']}-{t.params['spatial']}-w0.5": t.values for t in study.trials
+              if t.state == TrialState.COMPLETE}
+    assert all(values[row.config] == [row.val_top1, getattr(row, cost)] for row in done.itertuples())
     best = {f"{t.params['nonlinearity']}-{t.params['spatial']}-w0.5" for t in study.best_trials}
     assert front and best == front
 
 
-def _run_cli(args, results_dir, **kw):
+def _cli(args, results_dir, spawn):
     env = {**os.environ, "ABLATE_RESULTS_DIR": str(results_dir), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(REPO / "run_ablation.py"), *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return spawn([sys.executable, str(REPO / "run_ablation.py"), *args], cwd=REPO, env=env)
 
 
-def test_killed_driver_resumes_without_duplicates_or_losses(results_root, tiny_space):
-    """SIGKILL the driver (and its local Ray) after the first completed trial; --resume finishes the study with
-    every trial once, keeps what had completed, and the table has no duplicate. The results root is shared with
-    the other tests, so the baselines come from the cache they filled (same protocol, epochs and seed)."""
-    results_dir = results_root
-    args = ["--space", str(tiny_space.path), "--trials", "4", "--epochs", "2", "--name", "killed", "--no-dashboard",
-            "--no-report", "--max-concurrent", "1", "--scheduler", "none"]
-    driver = _run_cli(args, results_dir, start_new_session=True)
-    seen, deadline = [], time.time() + 240
-    for line in driver.stdout:
-        seen.append(line)
-        if "trials 1/4 done" in line or time.time() > deadline:
+def _epochs_logged(run_dir: Path) -> dict[str, list[int]]:
+    return {d.name: [e["epoch"] for e in read_epoch_log(d)] for d in (run_dir / "trials").glob("*") if d.is_dir()}
+
+
+@pytest.mark.timeout(420)
+def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
+    """SIGKILL the driver and its local Ray once one trial has completed and the next is between its epochs;
+    --resume must finish the study with every trial trained once: each trial's epoch log is exactly 1..E."""
+    results_dir = tmp_path / "results"
+    space = space_file(tmp_path, NO_BASELINES)
+    args = ["--space", str(space.path), "--trials", "4", "--epochs", str(EPOCHS), "--name", "killed",
+            "--no-dashboard", "--no-report", "--max-concurrent", "1", "--scheduler", "none"]
+    driver = _cli(args, results_dir, spawn)
+    run_dir = results_dir / "killed"
+    deadline = time.time() + 240
+    while time.time() < deadline and driver.poll() is None:
+        logged = _epochs_logged(run_dir) if (run_dir / "trials").is_dir() else {}
+        if sorted(logged.values()) == [[1], [1, 2]]:  # one trial done, the next one mid-way
             break
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    driver.wait()
-    assert any("trials 1/4 done" in line for line in seen), "".join(seen)[-2000:]
-    study = optuna.load_study(study_name="killed", storage=make_storage(None, results_dir / "killed"))
-    before = {t.number: t.values for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
-    assert len(before) >= 1
+        time.sleep(0.1)
+    driver_session = driver.pid
+    kill_session(driver_session)
+    driver.wait(timeout=30)
+    at_kill = _epochs_logged(run_dir)
+    assert sorted(at_kill.values()) == [[1], [1, 2]], (at_kill, driver.stdout.read()[-3000:])
+    time.sleep(1)
+    assert session_alive(driver_session) == []  # nothing of the killed run is left running
+    study = optuna.load_study(study_name="killed", storage=make_storage(None, run_dir))
+    before = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
+    assert len(before) == 1
 
-    resumed = _run_cli(["--resume", "--name", "killed", "--no-dashboard", "--no-report"], results_dir)
-    out, _ = resumed.communicate(timeout=420)
+    resumed = _cli(["--resume", "--name", "killed", "--no-dashboard", "--no-report"], results_dir, spawn)
+    out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
-    table = pd.read_parquet(results_dir / "killed" / "trials.parquet")
+    logged = _epochs_logged(run_dir)
+    assert len(logged) == 4 and all(epochs == [1, 2] for epochs in logged.values()), logged
+    mid_way = next(trial for trial, epochs in at_kill.items() if epochs == [1])
+    assert logged[mid_way] == [1, 2]  # resumed at epoch 2 from its checkpoint, not retrained from epoch 1
+    table = pd.read_parquet(run_dir / "trials.parquet")
     candidates = table[table["kind"] == "candidate"]
     assert len(candidates) == 4 and candidates["trial_id"].is_unique and candidates["config"].is_unique
     assert (candidates["status"] == "completed").all()
-    study = optuna.load_study(study_name="killed", storage=make_storage(None, results_dir / "killed"))
-    after = {t.number: t.values for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    curves = pd.read_parquet(run_dir / "curves.parquet")
+    assert curves["trial_id"].nunique() == 4
+    assert all(list(epochs) == [1, 2] for epochs in curves.groupby("trial_id")["epoch"].apply(list))
+    study = optuna.load_study(study_name="killed", storage=make_storage(None, run_dir))
+    after = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
     assert len(after) == 4 and all(after[n] == v for n, v in before.items())  # nothing lost, nothing re-run
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]

@@ -22,7 +22,8 @@ REFERENCE = "ResNet50"
 AXES = ("nonlinearity", "spatial", "width")
 SCHEMA = frozenset(
     "kind trial_id name config config_hash nonlinearity spatial width status reason epochs val_top1 val_top5 "
-    "val_loss test_top1 delta_top1 params macs elementwise_ops activations latency_ms throughput train_seconds "
+    "val_loss test_top1 delta_top1 params macs elementwise_ops activations latency_ms throughput trial_latency_ms "
+    "train_seconds "
     "seed input_size batch_size device error traceback started finished logdir checkpoint hostname node_ip "
     "experiment_tag trial_name".split()
 )

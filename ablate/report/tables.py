@@ -19,7 +19,7 @@ def leaderboard(run: Run) -> pd.DataFrame:
     mscale, munit = cost_unit("macs", run.trials["macs"])
     ref = run.baseline(REFERENCE)
     delta = done["val_top1"] - ref["val_top1"] if ref is not None else done["delta_top1"]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "pareto": np.where(done["pareto"], "★", ""),
         "name": done["name"], "kind": done["kind"], "config": done["config"],
         "val top-1 (%)": done["val_top1"].map(fmt), "test top-1 (%)": done["test_top1"].map(fmt),
@@ -31,6 +31,10 @@ def leaderboard(run: Run) -> pd.DataFrame:
         "throughput (img/s)": done["throughput"].map(lambda v: fmt(v, "{:.0f}")),
         "status": done["status"],
     })
+    if "trial_latency_ms" in done and done["trial_latency_ms"].notna().any():  # a latency objective's own number
+        table.insert(table.columns.get_loc("latency (ms)") + 1, "in-trial latency (ms)",
+                     done["trial_latency_ms"].map(fmt))
+    return table
 
 
 def unfinished_table(run: Run) -> pd.DataFrame:

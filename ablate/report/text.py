@@ -79,9 +79,17 @@ def header_items(run: Run) -> list[str]:
     objectives = meta.get("objectives") or []
     objective_text = "; ".join(f"{o.get('direction', '?')} {o.get('metric', '?')}" for o in objectives
                                if isinstance(o, dict)) or MISSING
+    if meta.get("objectives_from"):
+        objective_text += f" (from {_compact(meta['objectives_from'])})"
     if len(objectives) >= 2:
         objective_text += " (multi-objective)"
     space = meta.get("space")
+    latency_note = ([
+        "Latency: the search optimised `trial_latency_ms`, a batch-1 latency timed inside each trial on that trial's "
+        "own resources before it trained (other trials may have shared the machine); the leaderboard's latency and "
+        "throughput columns and the latency figure come from timing every model side by side on one idle worker "
+        "at the end of the run."] if any(isinstance(o, dict) and o.get("metric") in ("latency", "trial_latency_ms")
+                                        for o in objectives) else [])
     return [
         f"Space: {_compact(space.get('name', space) if isinstance(space, dict) else space)}",
         f"Protocol: dataset {_compact(protocol.get('dataset'))}, {_compact(protocol.get('epochs'))} epochs; "
@@ -94,7 +102,7 @@ def header_items(run: Run) -> list[str]:
         f"finished {_compact(meta.get('finished'))})",
         f"Hardware: {_pairs(meta.get('hardware'))}",
         f"Versions: {_pairs(meta.get('versions'))}",
-    ]
+    ] + latency_note
 
 
 def _compact(value) -> str:

@@ -1,0 +1,165 @@
+"""The orchestration's decisions, one at a time and without a Ray cluster: trial status, de-duplication,
+study reconciliation after a kill, error summaries, the baseline cache key and Δtop-1 without a reference."""
+
+import math
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import ablate
+from ablate.protocols import load_protocol
+from ablate.results import trials_frame
+from ablate.space import load_space, parse_objectives
+from ablate.tune import (AblationSearch, RunSettings, baseline_cache_key, classify, code_version, error_summary,
+                         make_storage, reconcile_study)
+
+SPACE = """\
+name: units
+axes:
+  nonlinearity:
+    choices: [relu, multiply, hardball]
+  spatial:
+    choices: [maxpool, dwconv]
+fixed:
+  width: 0.5
+macro: cifar-tiny
+baselines: []
+"""
+
+
+@pytest.fixture
+def space(tmp_path):
+    path = tmp_path / "units.yaml"
+    path.write_text(SPACE)
+    return load_space(path)
+
+
+@pytest.mark.parametrize("tune_status,result,expected", [
+    ("TERMINATED", {"epoch": 3}, "completed"),
+    ("TERMINATED", {"epoch": 1}, "pruned"),         # stopped early by ASHA
+    ("TERMINATED", {}, "pruned"),                   # stopped before its first report
+    ("TERMINATED", {"epoch": 1, "status": "failed"}, "failed"),  # non-finite loss is reported, not raised
+    ("ERROR", {"epoch": 3}, "failed"),
+    ("RUNNING", {"epoch": 1}, "running"),
+    ("PENDING", {}, "pending"),
+])
+def test_classify(tune_status, result, expected):
+    assert classify(tune_status, result, epochs=3) == expected
+
+
+class OnePoint(optuna.samplers.BaseSampler):
+    """A sampler that proposes the first choice of every parameter, always: every proposal after the first repeats."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, name, distribution):
+        return distribution.choices[0]
+
+
+def test_a_repeated_proposal_is_failed_as_duplicate_and_replaced_by_an_unseen_block(space):
+    searcher = AblationSearch(2, space.grid_points(), space=space.define_by_run, metric="val_top1", mode="max",
+                              sampler=OnePoint(), seed=0, study_name="dedupe")
+    configs = [searcher.suggest(f"t{i}") for i in range(space.size)]
+    keys = {tuple(sorted(c.items())) for c in configs}
+    assert len(keys) == space.size  # every block exactly once, though the sampler wanted the same one each time
+    assert configs[0] == {"nonlinearity": "relu", "spatial": "maxpool"}
+    study = searcher._ot_study
+    duplicates = [t for t in study.trials if t.user_attrs.get("duplicate")]
+    assert len(duplicates) == space.size - 1
+    assert all(t.state == TrialState.FAIL and t.params == configs[0] for t in duplicates)
+    running = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert sorted(tuple(sorted(t.params.items())) for t in running) == sorted(keys)
+
+
+def _settings(space, tmp_path, objectives="top1"):
+    return RunSettings(space=space, protocol=load_protocol("digits"), run_dir=tmp_path, dashboard=False,
+                       objectives=parse_objectives(objectives))
+
+
+def _row(config, status, top1=90.0, macs=1e6):
+    return {"kind": "candidate", "config": config, "status": status, "val_top1": top1, "macs": macs}
+
+
+def test_reconcile_finishes_what_a_killed_driver_left_running(space, tmp_path):
+    settings = _settings(space, tmp_path, "top1,macs")
+
+    study = optuna.create_study(study_name="killed", storage=make_storage(None, tmp_path),
+                                directions=["maximize", "minimize"])
+
+    distributions = {a.name: optuna.distributions.CategoricalDistribution(list(a.choices)) for a in space.axes}
+
+    def ask(nonlinearity, spatial):
+        study.enqueue_trial({"nonlinearity": nonlinearity, "spatial": spatial})
+        return study.ask(distributions)
+
+    study.tell(ask("relu", "dwconv"), [91.0, 2e6])
+    orphans = {f"{n}-{s}-w0.5": ask(n, s).number
+               for n, s in (("relu", "dwconv"), ("multiply", "dwconv"), ("hardball", "maxpool"), ("multiply", "maxpool"))}
+    rows = [_row("relu-dwconv-w0.5", "completed", 91.0, 2e6), _row("multiply-dwconv-w0.5", "completed", 93.0, 3e6),
+            _row("hardball-maxpool-w0.5", "pruned", 40.0)]  # multiply-maxpool never reached the table
+
+    assert reconcile_study(settings, "killed", rows) == 4
+    trials = {t.number: t for t in optuna.load_study(study_name="killed", storage=make_storage(None, tmp_path)).trials}
+    assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
+    superseded = trials[orphans["relu-dwconv-w0.5"]]  # its block already has an outcome in the study
+    assert superseded.state == TrialState.FAIL and superseded.user_attrs["interrupted"]
+    assert trials[orphans["multiply-dwconv-w0.5"]].values == [93.0, 3e6]
+    assert trials[orphans["hardball-maxpool-w0.5"]].state == TrialState.PRUNED
+    lost = trials[orphans["multiply-maxpool-w0.5"]]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["interrupted"]
+    assert len([t for t in trials.values() if t.state == TrialState.COMPLETE]) == 2
+    assert reconcile_study(settings, "killed", rows) == 0
+
+
+class FakeRayTaskError(Exception):
+    """Shaped like Ray's task error: a traceback as its text, the original exception as ``cause``."""
+
+    def __init__(self, cause):
+        super().__init__("ray::train_baseline() (pid=1, ip=127.0.0.1)\nTraceback (most recent call last):\n  ...\n"
+                         f"RuntimeError: {cause}")
+        self.cause = cause
+
+
+def test_error_summary_gives_the_original_error_first_line():
+    original = RuntimeError("injected crash\nwith a second line")
+    assert error_summary(FakeRayTaskError(original)) == "RuntimeError: injected crash"
+    assert error_summary(ValueError("bad width")) == "ValueError: bad width"
+    assert error_summary(KeyError()) == "KeyError"
+
+
+def test_baseline_cache_key_changes_with_protocol_seed_and_code(space, tmp_path, monkeypatch):
+    settings = _settings(space, tmp_path)
+    key = baseline_cache_key(settings, "ResNet50")
+    assert key == baseline_cache_key(settings, "ResNet50")
+    assert key != baseline_cache_key(settings, "R50-max")
+    assert key != baseline_cache_key(RunSettings(**{**vars(settings), "seed": 1}), "ResNet50")
+    longer = RunSettings(**{**vars(settings), "protocol": settings.protocol.with_overrides(epochs=4)})
+    assert key != baseline_cache_key(longer, "ResNet50")
+    monkeypatch.setattr("ablate.tune.code_version", lambda: "edited")
+    assert key != baseline_cache_key(settings, "ResNet50")
+
+
+def test_code_version_follows_the_source(tmp_path):
+    package = Path(ablate.__file__).parent
+    copy = tmp_path / "ablate"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_version(copy) == code_version(package)
+    (copy / "models" / "layers.py").write_text((copy / "models" / "layers.py").read_text() + "\n# edited\n")
+    assert code_version(copy) != code_version(package)
+
+
+def test_delta_is_nan_not_an_error_when_the_reference_baseline_failed():
+    rows = [{"kind": "baseline", "name": "ResNet50", "status": "failed", "reason": "RuntimeError: boom"},
+            {"kind": "baseline", "name": "R50-max", "status": "completed", "val_top1": 88.0},
+            {"kind": "candidate", "name": "relu-dwconv-w1", "status": "completed", "val_top1": 91.0}]
+    table = trials_frame(rows)
+    assert table["delta_top1"].isna().all()
+    assert table.loc[table["name"] == "ResNet50", "reason"].item() == "RuntimeError: boom"
+    assert math.isnan(table.loc[table["name"] == "relu-dwconv-w1", "delta_top1"].item())

@@ -594,7 +594,8 @@ def header(settings: Settings, argv: Sequence[str]) -> str:
     if settings.device.type == "cuda":
         device = f"{torch.cuda.get_device_name(settings.device)} (CUDA {torch.version.cuda})"
     else:
-        device = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        device = f"CPU {platform.processor() or platform.machine()}, {threads} torch thread{'s' * (threads != 1)}"
     kind = ("**CPU smoke run: tiny sizes to exercise the code, not a performance measurement.**" if settings.smoke
             else "Measured in one run; every claim is a ratio of numbers measured side by side in it.")
     return "\n".join([

@@ -176,5 +176,5 @@ def test_trainer_step_adds_few_kernels_over_the_plain_loop(bench):
             path.epoch()
         counts[name] = ops.ops
     extra = (sum(counts["trainer"].values()) - sum(counts["reference"].values())) / steps
-    assert extra <= 20, counts["trainer"] - counts["reference"]
+    assert extra <= 24, counts["trainer"] - counts["reference"]  # 18 per step today, + 3 per epoch
     assert not counts["reference"] - counts["trainer"]  # the same model and optimizer work, nothing less

@@ -1,5 +1,6 @@
 """The GPU benchmark's CPU smoke run: every section present, every number finite, no Ray/Optuna/scikit-learn."""
 
+import importlib.util
 import math
 import os
 import re
@@ -60,3 +61,37 @@ def test_smoke_numbers_are_finite_and_targets_stated(smoke):
     assert "compile gain per model: hardball-twist-w1" in markdown
     assert "Target: no non-finite loss in 3 bf16 steps — met: 6 of 6 finite" in markdown
     assert "published latency / R50" in markdown and "| False" not in markdown
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gpu_setting_runs_on_cpu(monkeypatch, tmp_path):
+    """bf16 autocast and channels_last (what the trainer picks on CUDA) forced on CPU through both paths."""
+    import torch
+
+    import ablate.training as training
+
+    bench = load_bench()
+
+    def bf16(protocol, device):
+        return training.Precision(torch.bfloat16, torch.amp.GradScaler("cpu", enabled=False))
+
+    for module in (training, bench):
+        monkeypatch.setattr(module, "choose_precision", bf16)
+        monkeypatch.setattr(module, "uses_channels_last", lambda protocol, device: protocol.channels_last)
+    out = tmp_path / "bench.md"
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--smoke", "--device", "cpu", "--sections", "trainer,compile", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    markdown = out.read_text()
+    assert markdown.count("bf16 autocast, channels_last") == 2 and "FAILED" not in markdown
+    numbers = [float(c) for c in table_cells(markdown) if re.fullmatch(r"[-+]?\d+\.?\d*(e[-+]?\d+)?", c)]
+    assert len(numbers) >= 6 * 3 + 7 and all(math.isfinite(v) and v > 0 for v in numbers)

@@ -63,7 +63,7 @@ from torch import nn
 
 import ablate  # noqa: F401  (registers resnet50_max / resnet50_hybrid with timm)
 from ablate.costs import count_ops, measure
-from ablate.data import DataRequest, DatasetSplits, tensor_splits
+from ablate.data import DataRequest, DatasetSplits, seeded_split, tensor_splits
 from ablate.models import BASELINES, BlockConfig, build_model
 from ablate.protocols import Protocol, load_protocol
 from ablate.space import load_space
@@ -229,9 +229,9 @@ def matmul_peak(device: torch.device, n: int, dtype: torch.dtype, repeats: int =
 
 
 def total_for_train(train_images: int, val_fraction: float) -> int:
-    """The dataset size whose seeded train split (after holding out ``round(f·n)``) has exactly ``train_images``."""
-    total = train_images
-    while total - int(round(val_fraction * total)) < train_images:
+    """The dataset size whose seeded train split (``ablate.data.seeded_split``) keeps exactly ``train_images``."""
+    total = max(train_images, int(train_images / (1 - val_fraction)) - 2)  # just below the answer
+    while len(seeded_split(total, val_fraction, SEED)[0]) < train_images:
         total += 1
     return total
 
@@ -629,7 +629,7 @@ def wanted_sections(text: str) -> list[str]:
     names = {s.strip() for s in text.split(",") if s.strip()}
     unknown = names - set(SECTIONS)
     if unknown:
-        raise SystemExit(f"error: unknown section {sorted(unknown)[0]!r}: choose from {', '.join(SECTIONS)}")
+        raise SystemExit(f"error: unknown section {min(unknown)!r}: choose from {', '.join(SECTIONS)}")
     if "mfu" in names:
         names |= {"peak", "trainer"}
     return [s for s in SECTIONS if s in names]

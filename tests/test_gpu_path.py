@@ -14,7 +14,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ablate.models import build_model
 from ablate.models.layers import Twist, coord_grids, hardball, softball
-from ablate.protocols import load_protocol
 from ablate.training import Precision, make_run, make_step, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]

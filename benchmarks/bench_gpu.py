@@ -624,12 +624,18 @@ def write_report(path: Path | None, head: str, sections: dict[str, Section], wan
     path.write_text(head + "\n".join(body) + f"\nwall time: {clock.elapsed():.0f} s\n")
 
 
+def usage_error(message: str) -> None:
+    """One line on stderr and exit status 2, as ablate's command line does."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def wanted_sections(text: str) -> list[str]:
     """The requested sections in canonical order; mfu pulls in peak and trainer."""
     names = {s.strip() for s in text.split(",") if s.strip()}
     unknown = names - set(SECTIONS)
     if unknown:
-        raise SystemExit(f"error: unknown section {min(unknown)!r}: choose from {', '.join(SECTIONS)}")
+        usage_error(f"unknown section {min(unknown)!r}: choose from {', '.join(SECTIONS)}")
     if "mfu" in names:
         names |= {"peak", "trainer"}
     return [s for s in SECTIONS if s in names]
@@ -644,9 +650,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=None, help="wall-time budget; 0 = none (default 290, smoke 0)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per round")
+    parser.add_argument("--models", default=None, help="comma list of block configs for the trainer section")
     parser.add_argument("--compile-models", default=None, help="comma list of block configs to compile")
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (inductor; smoke: aot_eager)")
     return parser.parse_args(argv)
+
+
+def config_list(text: str) -> tuple[str, ...]:
+    """Comma-separated block configs, each checked (a typo is a one-line error, not a failed row)."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        try:
+            BlockConfig.parse(name)
+        except ValueError as err:
+            usage_error(str(err))
+    return names
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
@@ -659,8 +677,10 @@ def build_settings(args: argparse.Namespace) -> Settings:
         overrides["rounds"] = args.rounds
     if args.steps is not None:
         overrides["steps"] = args.steps
+    if args.models is not None:
+        overrides["models"] = config_list(args.models)
     if args.compile_models is not None:
-        overrides["compile_models"] = tuple(m.strip() for m in args.compile_models.split(",") if m.strip())
+        overrides["compile_models"] = config_list(args.compile_models)
     if args.compile_backend is not None:
         overrides["compile_backend"] = args.compile_backend
     return replace(settings, **overrides)

@@ -16,7 +16,6 @@ import statistics
 import sys
 import time
 import warnings
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from math import prod
 from typing import Any, Callable, Sequence
@@ -222,11 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-timing", action="store_true", help="count only; skip latency and throughput")
     args = parser.parse_args(argv)
     from ablate.models.networks import MACROS
+    from ablate.registry import lookup
 
-    if args.macro not in MACROS:
-        print(f"error: unknown macro {args.macro!r}: choose one of {', '.join(MACROS)}", file=sys.stderr)
-        return 2
     try:
+        lookup(MACROS, args.macro, "macro", UsageError)
         table = cost_table(args.models, macro=args.macro, image_size=args.image_size, num_classes=args.num_classes,
                            device=args.device, batch_size=args.batch_size, timing=not args.no_timing,
                            progress=lambda n: print(f"measuring {n} …", file=sys.stderr, flush=True))

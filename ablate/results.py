@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ablate.errors import UsageError
+from ablate.models.baselines import REFERENCE_BASELINE
 
 RESULTS_DIR = Path(os.environ.get("ABLATE_RESULTS_DIR", "results"))
 
@@ -26,7 +27,6 @@ TRIAL_COLUMNS = [
 ]
 CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr",
                  "epoch_seconds", "images_per_second"]
-REFERENCE_BASELINE = "ResNet50"
 
 
 def run_path(run: str | os.PathLike) -> Path:

@@ -15,6 +15,7 @@ import random
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
@@ -249,11 +250,35 @@ def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protoco
 def load_protocol_data(protocol: Protocol | str, *, data_dir: str | os.PathLike | None = None,
                        device: str | torch.device | None = None, seed: int = 0, download: bool = False
                        ) -> DatasetSplits:
-    """The splits a protocol trains on (its dataset, image size and validation fraction), for reuse via ``data=``."""
+    """The splits a protocol trains on: its dataset, image size and validation fraction, split by ``seed``.
+
+    Loaded once per process and argument set, so a reused Ray actor trains its next candidate on the splits it
+    already holds; pass the result to :func:`train` as ``data=``.
+
+    Args:
+        protocol: A Protocol or a shipped protocol's name.
+        data_dir: Where CIFAR / ImageFolder data lives (default ``data/``).
+        device: Where the tensor-resident splits live (default: CUDA if available, else CPU).
+        seed: Seed of the validation split (the test split never changes).
+        download: Fetch a missing CIFAR dataset into ``data_dir``.
+
+    Returns:
+        The dataset's train/val/test splits.
+
+    Raises:
+        UsageError: The data is missing or the protocol unknown.
+    """
     protocol = load_protocol(protocol)
-    return load_dataset(protocol.dataset, data_dir=data_dir, device=device or default_device(),
-                        val_fraction=protocol.val_fraction, seed=seed, download=download,
-                        image_size=protocol.image_size)
+    device = torch.device(device) if device is not None else default_device()
+    return _cached_splits(protocol.dataset, protocol.image_size, protocol.val_fraction,
+                          None if data_dir is None else str(data_dir), str(device), seed, download)
+
+
+@lru_cache(maxsize=2)
+def _cached_splits(dataset: str, image_size: int | None, val_fraction: float, data_dir: str | None, device: str,
+                   seed: int, download: bool) -> DatasetSplits:
+    return load_dataset(dataset, data_dir=data_dir, device=device, val_fraction=val_fraction, seed=seed,
+                        download=download, image_size=image_size)
 
 
 def check_data(protocol: Protocol, data: DatasetSplits) -> None:
@@ -268,7 +293,7 @@ def check_data(protocol: Protocol, data: DatasetSplits) -> None:
 def resolve_inputs(config: BlockConfig | str, protocol: Protocol | str, data: DatasetSplits | None,
                    data_dir: str | os.PathLike | None, device: str | torch.device | None, seed: int
                    ) -> tuple[BlockConfig, Protocol, DatasetSplits, torch.device]:
-    config = BlockConfig.parse(config) if isinstance(config, str) else config
+    config = BlockConfig.coerce(config)
     protocol = load_protocol(protocol)
     device = torch.device(device) if device is not None else (data.device if data is not None else default_device())
     data = data if data is not None else load_protocol_data(protocol, data_dir=data_dir, device=device, seed=seed)

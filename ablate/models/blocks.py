@@ -16,6 +16,7 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 
+from ablate.registry import lookup
 from ablate.models.layers import SPATIAL_OPS, Hardball, SplitMultiply, conv_bn
 
 
@@ -62,10 +63,8 @@ class BlockConfig:
     width: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"unknown nonlinearity {self.nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}")
-        if self.spatial not in SPATIAL_OPS:
-            raise ValueError(f"unknown spatial op {self.spatial!r}: choose one of {', '.join(SPATIAL_OPS)}")
+        lookup(NONLINEARITIES, self.nonlinearity, "nonlinearity")
+        lookup(SPATIAL_OPS, self.spatial, "spatial op")
         if not isinstance(self.width, (int, float)) or not self.width > 0:
             raise ValueError(f"width must be a positive number, got {self.width!r}")
         object.__setattr__(self, "width", float(self.width))
@@ -84,6 +83,11 @@ class BlockConfig:
         if match is None:
             raise ValueError(f"cannot parse block config {text!r}: expected NONLINEARITY-SPATIAL-wWIDTH, e.g. relu-maxpool-w0.25")
         return cls(match["nonlinearity"], match["spatial"], float(match["width"]))
+
+    @classmethod
+    def coerce(cls, config: "BlockConfig | str") -> "BlockConfig":
+        """A BlockConfig as is, or parsed from its string."""
+        return cls.parse(config) if isinstance(config, str) else config
 
     def inner_channels(self, out_channels: int) -> int:
         """Inner width = round(width × block output channels), at least 1."""

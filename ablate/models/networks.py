@@ -21,6 +21,7 @@ from torch import nn
 
 from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
 from ablate.models.layers import Hardball
+from ablate.registry import lookup
 
 
 def imagenet_stem(in_chans: int, channels: int) -> nn.Sequential:
@@ -87,9 +88,7 @@ class MacroConfig:
 
     def __post_init__(self) -> None:
         for key, registry in (("stem", STEMS), ("inner_rule", INNER_RULES), ("final_act", FINAL_ACTS)):
-            if getattr(self, key) not in registry:
-                raise ValueError(f"macro {self.name!r}: unknown {key} {getattr(self, key)!r}: "
-                                 f"choose one of {', '.join(registry)}")
+            lookup(registry, getattr(self, key), f"{key} of macro {self.name!r}")
         if len(self.depths) != len(self.channels) or not self.depths or min(self.depths) < 1:
             raise ValueError(f"macro {self.name!r}: depths and channels need one positive entry per stage, "
                              f"got {self.depths} and {self.channels}")
@@ -148,9 +147,7 @@ def resolve_macro(macro: str | MacroConfig, depths: Sequence[int] | None = None,
         ValueError: unknown macro name, or depths / channels that do not match.
     """
     if not isinstance(macro, MacroConfig):
-        if macro not in MACROS:
-            raise ValueError(f"unknown macro {macro!r}: choose one of {', '.join(MACROS)}")
-        macro = MACROS[macro]
+        macro = lookup(MACROS, macro, "macro")
     overrides: dict[str, Any] = {}
     if depths is not None:
         overrides["depths"] = tuple(int(d) for d in depths)
@@ -183,7 +180,7 @@ class BlockNet(nn.Module):
                  num_classes: int = 1000, in_chans: int = 3, global_pool: str = "avg", drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, zero_init_last: bool = True):
         super().__init__()
-        block = BlockConfig.parse(block) if isinstance(block, str) else block
+        block = BlockConfig.coerce(block)
         macro = resolve_macro(macro, depths, channels)
         self.macro, self.block_config = macro, block
         self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, drop_rate

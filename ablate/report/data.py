@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import UsageError
+from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
 
-BASELINE_NAMES = ("ResNet50", "R50-max", "R50-hybrid")
-REFERENCE = "ResNet50"
+REFERENCE = REFERENCE_BASELINE
 AXES = ("nonlinearity", "spatial", "width")
 SCHEMA = frozenset(
     "kind trial_id name config config_hash nonlinearity spatial width status reason epochs val_top1 val_top5 "

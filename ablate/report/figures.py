@@ -14,12 +14,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
 from ablate.pareto import pareto_front  # noqa: E402
 from ablate.report.data import (  # noqa: E402
     COST_LABELS, REFERENCE, Figure, Run, axis_order, choice_label, cost_unit, varying_axes,
 )
 
-BASELINE_STYLE = {"ResNet50": ("s", "#d62728"), "R50-max": ("D", "#1f77b4"), "R50-hybrid": ("^", "#2ca02c")}
+BASELINE_STYLE = dict(zip(BASELINE_NAMES, (("s", "#d62728"), ("D", "#1f77b4"), ("^", "#2ca02c"))))
 
 
 FIGURE_FILES = ("accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png", "learning_curves.png",

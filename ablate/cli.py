@@ -121,7 +121,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
     else:
         objectives, objectives_from = space.objectives, f"the space file {space.path.name}"
     sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
-    trials = min(args.trials, space.size) if sampler == "grid" else args.trials
+    trials = min(args.trials, space.size)  # no block is trained twice, so the space caps the trials
     name = args.name or f"{space.name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if "/" in name or name.startswith("."):
         raise UsageError(f"--name {name!r} must be a plain folder name (it goes under {results_dir}/)")

@@ -1,5 +1,30 @@
 """User-facing errors: one line that says what is wrong and how to fix it (the CLI exits 2 on them)."""
 
+from __future__ import annotations
+
 
 class UsageError(Exception):
     """Bad input from the user (flag, file, directory). Its message is shown as is, without a traceback."""
+
+
+def error_summary(err: BaseException, limit: int = 300) -> str:
+    """The error that really happened, in one line: ``Type: first line of its message``.
+
+    Ray wraps a remote exception in a task error whose text is a long traceback and whose ``cause`` is the
+    original; where no cause survived (it could not be pickled), the traceback's last line names the error.
+
+    Args:
+        err: The exception caught, possibly a Ray wrapper.
+        limit: The most characters returned.
+
+    Returns:
+        One line, e.g. ``RuntimeError: injected crash``.
+    """
+    while getattr(err, "cause", None) is not None and err.cause is not err:
+        err = err.cause
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if type(err).__module__.startswith("ray."):
+        text = lines[-1] if lines else type(err).__name__
+    else:
+        text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text[:limit]

@@ -78,6 +78,28 @@ def test_a_repeated_proposal_is_failed_as_duplicate_and_replaced_by_an_unseen_bl
     assert sorted(tuple(sorted(t.params.items())) for t in running) == sorted(keys)
 
 
+def test_a_restored_searcher_takes_back_the_trials_its_snapshot_missed(space, tmp_path):
+    """The driver was killed after the searcher's last snapshot but after it had asked for one more trial."""
+    def searcher():
+        return AblationSearch(2, space.grid_points(), space=space.define_by_run, metric="val_top1", mode="max",
+                              sampler=optuna.samplers.RandomSampler(seed=0), seed=0, study_name="restored",
+                              storage=make_storage(None, tmp_path))
+
+    before = searcher()
+    first = before.suggest("t0")
+    before.save(str(tmp_path / "snapshot.pkl"))
+    lost = before.suggest("t1")  # Ray's snapshot never saw this one
+
+    after = searcher()
+    after.restore(str(tmp_path / "snapshot.pkl"))
+    assert after.suggest("t2") == lost  # the lost block comes back first, to resume from its checkpoint
+    assert after.suggest("t3") not in (first, lost)
+    trials = [t for t in optuna.load_study(study_name="restored", storage=make_storage(None, tmp_path)).trials
+              if not t.user_attrs.get("duplicate")]
+    assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert trials[1].user_attrs["interrupted"] and trials[1].params == lost
+
+
 def _settings(space, tmp_path, objectives="top1"):
     return RunSettings(space=space, protocol=load_protocol("digits"), run_dir=tmp_path, dashboard=False,
                        objectives=parse_objectives(objectives))
@@ -142,7 +164,7 @@ def test_baseline_cache_key_changes_with_protocol_seed_and_code(space, tmp_path,
     assert key != baseline_cache_key(RunSettings(**{**vars(settings), "seed": 1}), "ResNet50")
     longer = RunSettings(**{**vars(settings), "protocol": settings.protocol.with_overrides(epochs=4)})
     assert key != baseline_cache_key(longer, "ResNet50")
-    monkeypatch.setattr("ablate.tune.code_version", lambda: "edited")
+    monkeypatch.setattr("ablate.tune.baselines.code_version", lambda: "edited")
     assert key != baseline_cache_key(settings, "ResNet50")
 
 

@@ -1,0 +1,91 @@
+"""From trained models to table rows: one row builder for candidates and baselines alike, and the run's metadata."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablate.errors import error_summary
+from ablate.models import BlockConfig
+from ablate.results import CURVE_COLUMNS, hardware, versions
+from ablate.space import config_hash
+from ablate.training import read_epoch_log
+from ablate.tune.settings import RunSettings
+from ablate.tune.status import classify
+from ablate.tune.trainables import COUNT_COLUMNS, TRIAL_LATENCY
+
+
+def identity_columns(block: BlockConfig, macro: str) -> dict[str, Any]:
+    """The columns that say which model a row is: config string, its hash on the macro, and the axes."""
+    return {"config": str(block), "config_hash": config_hash(block, macro), "nonlinearity": block.nonlinearity,
+            "spatial": block.spatial, "width": block.width}
+
+
+def training_row(*, kind: str, trial_id: str, name: str, block: BlockConfig, settings: RunSettings, status: str,
+                 reason: str = "", history: list[dict[str, Any]] = (), costs: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The table row of one trained model (candidate or baseline), read off its per-epoch history.
+
+    The last epoch gives the validation metrics; test top-1 counts only for a completed model.
+    """
+    last = history[-1] if history else {}
+    return {
+        "kind": kind, "trial_id": trial_id, "name": name, **identity_columns(block, settings.macro), **(costs or {}),
+        "status": status, "reason": reason, "epochs": int(last.get("epoch", 0)),
+        "val_top1": last.get("val_top1", math.nan), "val_top5": last.get("val_top5", math.nan),
+        "val_loss": last.get("val_loss", math.nan),
+        "test_top1": last.get("test_top1", math.nan) if status == "completed" else math.nan,
+        "train_seconds": float(sum(e.get("epoch_seconds", 0.0) for e in history)), "seed": settings.seed,
+    }
+
+
+def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFrame:
+    """One learning curve in the curves table's columns."""
+    return pd.DataFrame(list(history)).assign(trial_id=row["trial_id"], name=row["name"], kind=row["kind"]) \
+        .reindex(columns=CURVE_COLUMNS)
+
+
+def candidate_rows(result_grid, settings: RunSettings) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    """One row and one learning curve per trial, read from the trainer's own epoch log in its state folder.
+
+    Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
+    it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
+    """
+    rows, curves = [], []
+    for result in result_grid:
+        metrics = dict(result.metrics or {})
+        if not result.config:
+            continue
+        block = settings.space.config({a.name: result.config[a.name] for a in settings.space.axes})
+        trial_id = metrics.get("trial_id") or Path(result.path).name
+        history = read_epoch_log(settings.state_dir(block))
+        epoch = history[-1]["epoch"] if history else 0
+        status = classify("ERROR" if result.error else "TERMINATED", {**metrics, "epoch": epoch},
+                          settings.protocol.epochs)
+        reason = error_summary(result.error) if result.error else metrics.get("reason", "")
+        costs = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY) if k in metrics}
+        row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
+                           status=status, reason=reason, history=history, costs=costs)
+        rows.append(row)
+        if history:
+            curves.append(curve_frame(history, row))
+    return rows, curves
+
+
+def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
+    """run.json: the command, what ran (space, protocol, objectives, search), where, and with which versions."""
+    return {
+        "command": settings.command, "space": {"name": settings.space.name, "path": str(settings.space.path),
+                                              "axes": [a.name for a in settings.space.axes]},
+        "protocol": {**settings.protocol.as_dict(), "macro": settings.macro},
+        "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in settings.objectives],
+        "objectives_from": settings.objectives_from,
+        "sampler": settings.sampler, "scheduler": settings.scheduler, "seed": settings.seed,
+        "trials_requested": settings.trials, "address": settings.address, "gpus_per_trial": settings.gpus_per_trial,
+        "cpus_per_trial": settings.cpus_per_trial, "max_concurrent": settings.max_concurrent,
+        "storage": settings.storage, "data_dir": settings.data_dir, "max_failures": settings.max_failures,
+        "versions": versions(), "hardware": hardware(), **extra,
+    }

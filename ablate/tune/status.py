@@ -1,0 +1,26 @@
+"""A trial's status in our terms, from Ray Tune's state and its last result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUSES = ("completed", "pruned", "failed", "running", "pending")
+
+
+def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:
+    """Our status of a Tune trial.
+
+    Args:
+        tune_status: Ray Tune's trial status (``TERMINATED``, ``ERROR``, ``RUNNING``, ``PENDING``, …).
+        result: The trial's last result (``epoch`` and our own ``status`` are read).
+        epochs: The protocol's epochs, the full budget.
+
+    Returns:
+        ``failed`` (an error or a non-finite loss), ``pruned`` (stopped before the full budget), ``completed``,
+        ``running`` or ``pending``.
+    """
+    if tune_status == "ERROR" or result.get("status") == "failed":
+        return "failed"
+    if tune_status == "TERMINATED":
+        return "completed" if result.get("epoch", 0) >= epochs else "pruned"
+    return "running" if tune_status == "RUNNING" else "pending"

@@ -1,0 +1,75 @@
+"""What runs on a Ray worker: the per-process set-up, a model's cost columns, and the candidate trial itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray import tune
+
+from ablate.costs import measure
+from ablate.data import DatasetSplits
+from ablate.models import BlockConfig, build_model
+from ablate.protocols import Protocol
+from ablate.training import default_device, load_protocol_data
+from ablate.tune.settings import RunSettings
+
+COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "activations")
+TRIAL_LATENCY = "trial_latency_ms"
+
+
+def prepare(settings: RunSettings) -> tuple[Protocol, DatasetSplits, torch.device]:
+    """This worker's protocol (on the run's macro), data splits (loaded once per process) and device."""
+    device = default_device()
+    torch.set_num_threads(max(1, int(settings.cpus_per_trial)))
+    protocol = settings.protocol.with_overrides(macro=settings.macro)
+    data = load_protocol_data(protocol, data_dir=settings.data_dir, device=device, seed=settings.seed)
+    return protocol, data, device
+
+
+def cost_columns(block: BlockConfig, settings: RunSettings, data: DatasetSplits, device: torch.device, *,
+                 trial_latency: bool = False) -> dict[str, Any]:
+    """Counts; with ``trial_latency`` also a batch-1 latency timed here, before training, on this worker's resources.
+
+    That in-trial latency is what a ``latency`` objective optimises (the searcher needs it from every trial); the
+    table's ``latency_ms`` / ``throughput`` are measured later for all models side by side (``timing.time_models``).
+    """
+    costs = measure(build_model(block, settings.macro, data.num_classes), data.input_size, device=device,
+                    timing=trial_latency, batch_size=1, repeats=20)
+    columns = {k: getattr(costs, k) for k in COUNT_COLUMNS}
+    return {**columns, TRIAL_LATENCY: costs.latency_ms} if trial_latency else columns
+
+
+def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
+    """One Ray Tune trial: count costs, train, report every epoch.
+
+    The trainer checkpoints every epoch into the block's state folder (``RunSettings.state_dir``), which a retried
+    trial (FailureConfig) or a restored one (``--resume``) resumes from. That folder, not Ray's checkpoint rotation, is the source of
+    truth: Ray snapshots its experiment state only every few seconds, so after a driver kill it may point at a
+    rotated-away checkpoint or at a trial it believes unfinished. On a multi-node cluster the results folder
+    must be on shared storage, as Ray Tune's storage_path must be anyway.
+    """
+    block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
+    protocol, data, device = prepare(settings)
+    costs = cost_columns(block, settings, data, device,
+                         trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
+    constant = {"block": str(block), **costs}
+    state_dir = settings.state_dir(block)
+    reported = []
+
+    def report(metrics: dict[str, Any]) -> None:
+        reported.append(metrics["epoch"])
+        tune.report({**metrics, **constant, "status": "running", "reason": ""})
+
+    result = settings.train_fn(block, protocol, report=report, checkpoint_dir=state_dir, seed=settings.seed,
+                               data=data, device=device)
+    if result.status == "completed" and not reported:  # it had finished before the driver was killed
+        report(result.history[-1])
+    elif result.status != "completed":  # val_top1 stays in the result: Tune checks every result has its metric
+        tune.report({**constant, "status": result.status, "reason": result.reason, "epoch": result.epochs,
+                     "val_top1": result.val_top1})
+
+
+def make_trainable(settings: RunSettings, resources: dict[str, float]):
+    """The candidate trainable with the run's settings bound and each trial's resources attached."""
+    return tune.with_resources(tune.with_parameters(candidate_trainable, settings=settings), resources)

@@ -141,7 +141,25 @@ def default_input_size(model: nn.Module) -> tuple[int, int, int]:
 def measure(model: nn.Module, input_size: Sequence[int] | None = None, *, device: str | torch.device = "cpu",
             batch_size: int = 32, timing: bool = True, channels_last: bool | None = None, amp: bool | None = None,
             repeats: int = 10) -> Costs:
-    """Count and (optionally) time a model. channels_last and AMP default to on for CUDA, off for CPU."""
+    """Count and (optionally) time a model.
+
+    Args:
+        model: any ``nn.Module``; counted in eval mode for one image.
+        input_size: (C, H, W); default the model's own (its macro's, or its ``pretrained_cfg``'s).
+        device: where to count and time.
+        batch_size: batch of the throughput measurement.
+        timing: also measure batch-1 latency and throughput (median of ``repeats`` after a warm-up).
+        channels_last: memory format while timing; default on for CUDA, off for CPU.
+        amp: autocast while timing; default on for CUDA, off for CPU.
+        repeats: timed repetitions of the latency measurement.
+
+    Returns:
+        Costs: params, MACs (conv/linear multiply-accumulates), element-wise ops, activations, and with ``timing``
+        latency (ms) and throughput (images/s).
+
+    Example:
+        >>> measure(build_model("relu-dwconv-w1", "cifar"), timing=False).macs  # doctest: +SKIP
+    """
     device = torch.device(device)
     input_size = tuple(input_size or default_input_size(model))
     model = model.to(device)

@@ -313,8 +313,26 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
           device: str | torch.device | None = None, seed: int = 0, data: DatasetSplits | None = None) -> TrainResult:
     """Train ``config`` under ``protocol``; checkpoint then ``report(metrics)`` after every epoch.
 
-    ``data`` reuses already loaded splits across trials of one process. Exceptions raised by ``report`` propagate
-    (that is how a scheduler stops a trial); a non-finite training loss ends the run with status ``failed``.
+    Args:
+        config: the block (or its string) to build on the protocol's macro.
+        protocol: a Protocol or a shipped protocol's name.
+        report: called with each epoch's metrics after its checkpoint; exceptions it raises propagate (that is
+            how a scheduler stops a trial).
+        checkpoint_dir: where to checkpoint every epoch; a checkpoint already there (of the same run) is resumed.
+        data_dir: where CIFAR / ImageFolder data lives.
+        device: default CUDA when available, else CPU.
+        seed: the training seed (init, data order, augmentation) and, when ``data`` is not given, the split seed.
+        data: splits already loaded (``load_protocol_data``), reused across trials of one process.
+
+    Returns:
+        TrainResult: ``completed`` with the last epoch's validation metrics and the test top-1, or ``failed`` with
+        the reason (a non-finite training loss ends the run instead of raising).
+
+    Raises:
+        UsageError: data that does not match the protocol, or a checkpoint written for another run.
+
+    Example:
+        >>> train("relu-dwconv-w1", "digits", device="cpu").val_top1  # doctest: +SKIP
     """
     config, protocol, data, device = resolve_inputs(config, protocol, data, data_dir, device, seed)
     run = make_run(config, protocol, data, device, seed)

@@ -56,7 +56,20 @@ _CONFIG_PATTERN = re.compile(r"^(?P<nonlinearity>[a-z0-9_]+)-(?P<spatial>[a-z0-9
 
 @dataclass(frozen=True)
 class BlockConfig:
-    """One point of the block search space; ``str(cfg)`` is its stable name, e.g. ``relu-maxpool-w0.25``."""
+    """One point of the block search space; ``str(cfg)`` is its stable name, e.g. ``relu-maxpool-w0.25``.
+
+    Attributes:
+        nonlinearity: how the block is made nonlinear, a ``NONLINEARITIES`` name (``relu``, ``multiply``, ``hardball``).
+        spatial: the 3×3 spatial operation, a ``SPATIAL_OPS`` name (``conv3x3``, ``dwconv``, ``maxpool``, ``twist``, …).
+        width: inner channels = round(width × the block's output channels) (ResNet50's bottleneck: 0.25).
+
+    Raises:
+        ValueError: an unknown nonlinearity or spatial op, or a width that is not a positive number.
+
+    Example:
+        >>> BlockConfig.parse("relu-maxpool-w0.25") == BlockConfig("relu", "maxpool", 0.25)
+        True
+    """
 
     nonlinearity: str = "relu"
     spatial: str = "conv3x3"

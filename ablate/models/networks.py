@@ -278,6 +278,14 @@ def build_model(block: BlockConfig | str, macro: str | MacroConfig = "cifar", nu
 
     Returns:
         The network, freshly initialized.
+
+    Raises:
+        ValueError: an unknown block name or macro.
+
+    Example:
+        >>> model = build_model("multiply-twist-w2", macro="cifar", num_classes=10)
+        >>> model(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
     """
     return BlockNet(block, macro, num_classes=num_classes, **kwargs)
 

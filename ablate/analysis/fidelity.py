@@ -1,0 +1,102 @@
+"""Fidelity: do two runs (or a cheap and a full measurement) rank the same configs the same way?
+
+Kendall τ and Spearman ρ (scipy.stats) with their p-values between two runs' shared configs, the overlap of their
+top-k, and, for one search run, τ between each completed trial's first-rung (epoch 1) and final val top-1: how far
+ASHA's early stops can be trusted. NATS-Bench publishes the same kind of numbers (12- vs 200-epoch correlations).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy import stats
+
+from ablate.analysis.summary import completed_rows
+
+MIN_SHARED = 3
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Attributes:
+        n: Pairs compared.
+        kendall_tau, kendall_p: Kendall's τ-b and its two-sided p-value (NaN with n < 3 or a constant side).
+        spearman_rho, spearman_p: Spearman's ρ and its two-sided p-value.
+        top_k: k of the overlap (min(k, n)); 0 when not computed.
+        top_k_overlap: Configs in both top-k lists.
+        pairs: The values compared, one row per shared item (``a``, ``b``; index: the item).
+    """
+
+    n: int
+    kendall_tau: float
+    kendall_p: float
+    spearman_rho: float
+    spearman_p: float
+    top_k: int
+    top_k_overlap: int
+    pairs: pd.DataFrame
+
+
+def rank_agreement(a: pd.Series, b: pd.Series, k: int = 5) -> RankAgreement:
+    """Rank correlations and top-k overlap of two score series over their shared (non-NaN) index.
+
+    Args:
+        a: Scores from the first source, indexed by item (e.g. config name).
+        b: Scores from the second source.
+        k: Size of the top lists compared (higher score = better).
+    """
+    pairs = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    n = len(pairs)
+    tau = tau_p = rho = rho_p = math.nan
+    if n >= MIN_SHARED and pairs["a"].nunique() > 1 and pairs["b"].nunique() > 1:
+        tau, tau_p = stats.kendalltau(pairs["a"], pairs["b"])
+        rho, rho_p = stats.spearmanr(pairs["a"], pairs["b"])
+    top_k = min(k, n)
+    overlap = len(set(pairs["a"].nlargest(top_k).index) & set(pairs["b"].nlargest(top_k).index)) if top_k else 0
+    return RankAgreement(n, float(tau), float(tau_p), float(rho), float(rho_p), top_k, overlap, pairs)
+
+
+def mean_scores(trials: pd.DataFrame, metric: str = "val_top1") -> pd.Series:
+    """Mean ``metric`` per config name over completed rows (all seeds)."""
+    done = completed_rows(trials)
+    return done.groupby("name")[metric].mean().dropna()
+
+
+def compare_runs(a_trials: pd.DataFrame, b_trials: pd.DataFrame, k: int = 5,
+                 metric: str = "val_top1") -> RankAgreement:
+    """Agreement of two runs on their shared configs' mean val top-1 (candidates and baselines, matched by name).
+
+    Args:
+        a_trials: Trials table of run A.
+        b_trials: Trials table of run B.
+        k: Size of the top lists whose overlap is counted.
+        metric: The compared column.
+    """
+    return rank_agreement(mean_scores(a_trials, metric), mean_scores(b_trials, metric), k)
+
+
+def rung_fidelity(curves: pd.DataFrame, trials: pd.DataFrame, rung: int = 1, k: int = 3) -> RankAgreement:
+    """τ between each completed candidate's val top-1 at epoch ``rung`` and its final val top-1.
+
+    Args:
+        curves: ``curves.parquet`` (``trial_id``, ``epoch``, ``val_top1``).
+        trials: The trials table (completed candidates give the trial ids and the final val top-1).
+        rung: The epoch of the first rung (ASHA's grace period; 1 by default).
+        k: Size of the top lists compared.
+
+    Returns:
+        The agreement over trials that have both numbers and ran past the rung (n = 0 when curves lack them).
+    """
+    done = completed_rows(trials)
+    done = done[(done["kind"] == "candidate") & done["val_top1"].notna()]
+    needed = {"trial_id", "epoch", "val_top1"}
+    if curves.empty or not needed <= set(curves.columns) or "trial_id" not in done:
+        return rank_agreement(pd.Series(dtype=float), pd.Series(dtype=float), k)
+    curves = curves.assign(trial_id=curves["trial_id"].astype(str))
+    final_epoch = pd.to_numeric(curves.groupby("trial_id")["epoch"].max())
+    early = curves[curves["epoch"] == rung].groupby("trial_id")["val_top1"].mean()
+    final = done.assign(trial_id=done["trial_id"].astype(str)).groupby("trial_id")["val_top1"].mean()
+    ran_past = final_epoch[final_epoch > rung].index
+    return rank_agreement(early[early.index.isin(ran_past)], final, k)

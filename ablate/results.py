@@ -1,6 +1,9 @@
-"""The results table of a run: ``results/<run>/trials.parquet`` (+ ``.csv``), ``curves.parquet`` and ``run.json``.
+"""The results table of a run: ``results/<run>/trials.parquet`` (+ ``.csv``), ``summary.parquet`` (+ ``.csv``),
+``curves.parquet`` and ``run.json``.
 
-One row per candidate and per baseline, with the columns of docs/ARCHITECTURE.md; ``load(run)`` gives it back.
+One row per trained model (candidate or baseline, per training seed), with the columns of docs/ARCHITECTURE.md;
+the summary has one row per config (:func:`ablate.analysis.summarize`). ``load(run)`` gives the trials back,
+``load(run, summary=True)`` the summary.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ RESULTS_DIR = Path(os.environ.get("ABLATE_RESULTS_DIR", "results"))
 TRIAL_COLUMNS = [
     "kind", "trial_id", "name", "config", "config_hash", "nonlinearity", "spatial", "width", "status", "reason",
     "epochs", "val_top1", "val_top5", "val_loss", "test_top1", "delta_top1", "params", "macs", "elementwise_ops",
-    "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed",
+    "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed", "phase",
 ]
+AXIS_COLUMNS = ("nonlinearity", "spatial", "width")
 CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr",
                  "epoch_seconds", "images_per_second"]
 
@@ -36,23 +40,42 @@ def run_path(run: str | os.PathLike) -> Path:
 
 
 def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Rows → the table: schema columns first (extra axes after), Δtop-1 against the ResNet50 baseline."""
+    """Rows → the table: schema columns first (extra axes after), Δtop-1 against the ResNet50 baseline.
+
+    ``delta_top1`` pairs by training seed: a row's val top-1 minus the ResNet50 row of the same ``seed`` (rows of
+    equal seed share the data split); NaN when that seed's ResNet50 has not completed (yet).
+    """
     frame = pd.DataFrame(list(rows))
     for column in TRIAL_COLUMNS:
         if column not in frame:
             frame[column] = math.nan
     reference = frame[(frame["kind"] == "baseline") & (frame["name"] == REFERENCE_BASELINE) & (frame["status"] == "completed")]
-    base_top1 = reference["val_top1"].iloc[0] if len(reference) else math.nan
+    base_by_seed = reference.groupby(reference["seed"].fillna(-1))["val_top1"].mean()
+    base_top1 = frame["seed"].fillna(-1).map(base_by_seed).astype(float)
     frame["delta_top1"] = (frame["val_top1"] - base_top1).where(frame["status"] == "completed")
     frame["reason"] = frame["reason"].fillna("").astype(str)
     extra = [c for c in frame.columns if c not in TRIAL_COLUMNS]
     return frame[TRIAL_COLUMNS + extra]
 
 
+def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-config summary of a trials table (:func:`ablate.analysis.summarize`), its axes carried over."""
+    from ablate.analysis import summarize
+
+    axes = [c for c in AXIS_COLUMNS if c in table] + [c for c in table.columns if c not in TRIAL_COLUMNS]
+    return summarize(table, axes=axes)
+
+
 def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataFrame) -> pd.DataFrame:
-    """Write trials.parquet, trials.csv and curves.parquet atomically; return the trials table."""
+    """Write trials.parquet/.csv, summary.parquet/.csv and curves.parquet, each atomically; return the trials.
+
+    Called again and again while a run is in progress: every file is replaced whole (write, then rename), so a
+    reader never sees half a table.
+    """
     table = trials_frame(rows)
+    summary = summary_frame(table)
     for name, frame, writer in (("trials.parquet", table, "parquet"), ("trials.csv", table, "csv"),
+                                ("summary.parquet", summary, "parquet"), ("summary.csv", summary, "csv"),
                                 ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS), "parquet")):
         tmp = run_dir / f".{name}.tmp"
         frame.to_parquet(tmp, index=False) if writer == "parquet" else frame.to_csv(tmp, index=False)
@@ -60,11 +83,17 @@ def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataF
     return table
 
 
-def load(run: str | os.PathLike) -> pd.DataFrame:
-    """The trials table of a run (name under results/ or a path)."""
-    path = run_path(run) / "trials.parquet"
+def load(run: str | os.PathLike, summary: bool = False) -> pd.DataFrame:
+    """The trials table of a run (name under results/ or a path), or with ``summary=True`` its per-config summary.
+
+    Raises:
+        UsageError: the run has no such table (one line naming the file).
+    """
+    name = "summary.parquet" if summary else "trials.parquet"
+    path = run_path(run) / name
     if not path.is_file():
-        raise UsageError(f"no results table at {path}: run an ablation first, or pass its results/<run> folder")
+        what = "summary table" if summary else "results table"
+        raise UsageError(f"no {what} at {path}: run an ablation first, or pass its results/<run> folder")
     return pd.read_parquet(path)
 
 

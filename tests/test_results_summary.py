@@ -1,0 +1,50 @@
+"""ablate.results: the phase column, Δtop-1 paired by seed, summary.parquet/.csv and load(run, summary=True)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ablate.analysis import SUMMARY_COLUMNS
+from ablate.errors import UsageError
+from ablate.results import TRIAL_COLUMNS, load, write_tables
+
+
+def _rows() -> list[dict]:
+    rows = []
+    for seed, (cand, ref) in enumerate([(80.0, 77.0), (81.0, 78.0)]):
+        phase = "design" if seed == 0 else "confirm"
+        rows += [{"kind": "candidate", "trial_id": f"c{seed}", "name": "relu-dwconv-w1", "config": "relu-dwconv-w1",
+                  "nonlinearity": "relu", "spatial": "dwconv", "width": 1.0, "post_act": "bn", "status": "completed",
+                  "val_top1": cand, "seed": seed, "phase": phase, "macs": 2e6},
+                 {"kind": "baseline", "trial_id": f"b{seed}", "name": "ResNet50", "config": "relu-conv3x3-w0.25",
+                  "status": "completed", "val_top1": ref, "seed": seed, "phase": phase, "macs": 4e6}]
+    rows.append({"kind": "candidate", "trial_id": "p", "name": "relu-twist-w2", "status": "pruned", "val_top1": 50.0,
+                 "seed": 0, "phase": "search"})
+    return rows
+
+
+def test_write_tables_adds_the_summary_and_load_returns_it(tmp_path):
+    table = write_tables(tmp_path, _rows(), pd.DataFrame())
+    assert TRIAL_COLUMNS.index("phase") == TRIAL_COLUMNS.index("seed") + 1 and list(table.columns)[-1] == "post_act"
+    assert table["delta_top1"].tolist()[:4] == [3.0, 0.0, 3.0, 0.0]  # paired with ResNet50 of the same seed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.parquet", "summary.csv", "summary.parquet",
+                                                          "trials.csv", "trials.parquet"]  # no temp file left
+    summary = load(tmp_path, summary=True)
+    assert summary["name"].tolist() == ["relu-dwconv-w1", "ResNet50"]
+    assert set(SUMMARY_COLUMNS) | {"nonlinearity", "spatial", "width", "post_act"} == set(summary.columns)
+    cand = summary.iloc[0]
+    assert (cand["n"], cand["delta_mean"], cand["delta_n"], cand["post_act"]) == (2, 3.0, 2, "bn")
+    assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2, 2]
+    assert len(load(tmp_path)) == 5
+
+
+def test_a_missing_summary_is_a_one_line_usage_error(tmp_path):
+    with pytest.raises(UsageError, match=r"^no summary table at .*summary\.parquet: run an ablation first") as err:
+        load(tmp_path, summary=True)
+    assert "\n" not in str(err.value)
+
+
+def test_in_progress_tables_summarise_what_is_there(tmp_path):
+    write_tables(tmp_path, [_rows()[-1]], pd.DataFrame())  # only a pruned trial so far: an empty summary
+    assert load(tmp_path, summary=True).empty

@@ -32,6 +32,17 @@ ROWS = [
     ("ResNet50", "baseline", "completed", 77.0, 40.0, 3.0, "", 5),
     ("R50-max", "baseline", "completed", 75.0, 15.0, 1.4, "", 5),
 ]
+# More full-budget candidates, all dominated (below 74 % and above 5 M MACs, so the Pareto front stays as worked out
+# below), that make the additive model of the three axes estimable: 12 candidates for 9 parameters.
+DESIGN_ROWS = [
+    ("relu-twist-w4", "candidate", "completed", 71.0, 26.0, 2.4, "", 5),
+    ("multiply-avgpool-w2", "candidate", "completed", 72.5, 14.0, 1.3, "", 5),
+    ("hardball-dwconv-w0.25", "candidate", "completed", 70.5, 6.0, 1.0, "", 5),
+    ("multiply-twist-w1", "candidate", "completed", 73.5, 10.0, 1.2, "", 5),
+    ("hardball-avgpool-w1", "candidate", "completed", 69.0, 9.0, 1.0, "", 5),
+    ("relu-maxpool-w2", "candidate", "completed", 72.0, 16.0, 1.6, "", 5),
+]
+REPORT_ROWS = ROWS + DESIGN_ROWS
 BASELINE_CONFIGS = {"ResNet50": "relu-conv3x3-w0.25", "R50-max": "relu-maxpool-w0.25", "R50-hybrid": "relu-hybrid-w0.25"}
 # Pareto front of val_top1 (max) vs MACs (min) over the completed rows above, worked out by hand.
 PARETO_MACS = {"relu-avgpool-w0.25", "multiply-maxpool-w1", "relu-dwconv-w1", "hardball-twist-w2",
@@ -87,7 +98,7 @@ def _write_run(directory: Path, trials: pd.DataFrame, meta: dict | None = None, 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> ReportOutputs:
-    return build_report(_write_run(tmp_path_factory.mktemp("run") / "demo", _trials(), _run_json()))
+    return build_report(_write_run(tmp_path_factory.mktemp("run") / "demo", _trials(REPORT_ROWS), _run_json()))
 
 
 def _section(markdown: str, heading: str) -> str:
@@ -106,12 +117,12 @@ def test_documents_carry_every_section(report):
         assert f"## {heading}\n" in md
         assert f"<h2>{heading}</h2>" in page
     assert "python run_ablation.py --space qlblock --trials 8 --seed 0" in md
-    assert "6 completed, 1 pruned, 1 failed" in md and "digits" in md and "10 min 0 s" in md
+    assert "12 completed, 1 pruned, 1 failed" in md and "digits" in md and "10 min 0 s" in md
 
 
 def test_leaderboard_rows_match_the_table(report):
     board = _table(_section(report.markdown.read_text(), SECTIONS[1]))
-    done = _trials().query("status == 'completed'").sort_values("val_top1", ascending=False)
+    done = _trials(REPORT_ROWS).query("status == 'completed'").sort_values("val_top1", ascending=False)
     assert board["name"].tolist() == done["name"].tolist()
     top = board.iloc[0]
     assert (top["val top-1 (%)"], top["test top-1 (%)"], top["Δtop-1 vs ResNet50 (pp)"]) == ("80.50", "80.10", "+3.50")
@@ -174,7 +185,11 @@ def test_findings_each_hold_a_number(report):
     assert len(findings) >= 5
     assert all(re.search(r"\d", sentence) for sentence in findings)
     text = " ".join(findings)
-    assert "`multiply` did best with mean val top-1 78.50 % (n=2), +1.50 pp vs ResNet50" in text
+    # per-axis effects from the additive OLS against the space file's first choice (qlblock: relu, dwconv, 1)
+    number, ci = r"[+-]\d+\.\d\d", r"\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]"
+    assert re.search(rf"nonlinearity: `multiply` vs `relu` \(reference\), additive OLS over 12 full-budget candidate "
+                     rf"rows: {number} pp val top-1 \(95 % CI {ci}, n = 4 vs 4 rows\) — no clear difference\.", text)
+    assert re.search(rf"width: `0.25` vs `1` \(reference\), .*\(95 % CI {ci}, n = 2 vs 4 rows\)", text)
     assert "Best candidate `multiply-dwconv-w4` reached 80.50 %" in text
     assert "Cheapest Pareto-optimal candidate: `relu-avgpool-w0.25` at 5.00 M MACs" in text
 
@@ -184,7 +199,7 @@ def test_single_completed_trial_builds(tmp_path):
     out = build_report(_write_run(tmp_path / "one", _trials(rows), meta=None))
     md = out.markdown.read_text()
     assert [p.name for p in out.figures] == ["learning_curves.png"]
-    assert md.count("Skipped:") == 4 and all(h in md for h in SECTIONS)
+    assert md.count("Skipped:") == 5 and all(h in md for h in SECTIONS)  # 2 scatters, effects, EDF, importance
     assert "http" not in out.html.read_text()
 
 
@@ -230,6 +245,6 @@ def test_extra_axis_and_urls_stay_out_of_html(tmp_path):
     meta = _run_json(command="python run_ablation.py --storage http://db.local:5432/optuna")
     out = build_report(_write_run(tmp_path / "extra", trials, meta))
     md, page = out.markdown.read_text(), out.html.read_text()
-    assert re.search(r"^- post_act: `\w+` did best", md, flags=re.M)
+    assert re.search(r"^- post_act: `\w+` vs `\w+` \(reference\)", md, flags=re.M)
     assert "--storage http://db.local:5432/optuna" in md and "example.org" not in md
     assert "http://" not in page and "https://" not in page and "--storage http:" in page

@@ -10,11 +10,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ablate.analysis.effects import choice_label  # noqa: F401  (one definition of how a choice is printed)
 from ablate.errors import UsageError
 from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
 
@@ -24,7 +26,7 @@ SCHEMA = frozenset(
     "kind trial_id name config config_hash nonlinearity spatial width status reason epochs val_top1 val_top5 "
     "val_loss test_top1 delta_top1 params macs elementwise_ops activations latency_ms throughput trial_latency_ms "
     "train_seconds "
-    "seed input_size batch_size device error traceback started finished logdir checkpoint hostname node_ip "
+    "seed phase input_size batch_size device error traceback started finished logdir checkpoint hostname node_ip "
     "experiment_tag trial_name".split()
 )
 METRIC_ALIASES = {"top1": "val_top1", "val_top1": "val_top1", "accuracy": "val_top1", "macs": "macs",
@@ -58,6 +60,56 @@ class Run:
     def baseline(self, name: str) -> pd.Series | None:
         rows = self.completed[(self.completed["kind"] == "baseline") & (self.completed["name"] == name)]
         return None if rows.empty else rows.iloc[0]
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """One row per config with n seeds, means, 95 % CIs and paired Δ (:func:`ablate.analysis.summarize`)."""
+        from ablate.analysis import summarize
+
+        return summarize(self.trials, axes=self.axes)
+
+    @cached_property
+    def choice_orders(self) -> dict[str, list]:
+        """Each axis's choices in the space file's order (its first choice is the effects' reference), read from
+        the space named in run.json; empty when the file cannot be read (the most common choice is used then)."""
+        space = self.meta.get("space")
+        space = space if isinstance(space, dict) else {"name": space}
+        from ablate.space import load_space
+
+        for source in (space.get("path"), space.get("name")):
+            if not source or not isinstance(source, str):
+                continue
+            try:
+                return {axis.name: list(axis.choices) for axis in load_space(source).axes}
+            except (UsageError, OSError, ValueError, TypeError, KeyError, AttributeError):
+                continue
+        return {}
+
+    @cached_property
+    def effects(self) -> pd.DataFrame:
+        """Per-axis effects from the additive OLS over full-budget candidate rows (:func:`ablate.analysis.effects`)."""
+        from ablate.analysis import effects
+
+        return effects(self.trials, self.design_axes, reference=self.choice_orders)
+
+    @property
+    def design_axes(self) -> list[str]:
+        """The varying axes the run sampled: run.json's declared space axes when it lists them (a width solved to
+        match MACs is then left out: it follows the other axes and is no factor of its own), else every varying
+        axis."""
+        space = self.meta.get("space")
+        declared = space.get("axes") if isinstance(space, dict) else None
+        axes = varying_axes(self)
+        return [a for a in axes if a in declared] if isinstance(declared, list) and declared else axes
+
+    @property
+    def n_val(self) -> int | None:
+        """Validation-split size from run.json ``data.val``; None when the run does not say."""
+        data = self.meta.get("data")
+        try:
+            return int(data["val"]) if isinstance(data, dict) and data.get("val") else None
+        except (TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -150,6 +202,13 @@ def _cost_metric(meta: dict) -> str:
     return "macs"
 
 
+def fmt_ci(low, high, spec: str = "{:.2f}") -> str:
+    """A 95 % interval as ``[low, high]``; a dash when there is none (n < 2)."""
+    if not all(isinstance(v, (int, float, np.floating)) and math.isfinite(v) for v in (low, high)):
+        return MISSING
+    return f"[{spec.format(low)}, {spec.format(high)}]"
+
+
 def fmt(value, spec: str = "{:.2f}", scale: float = 1.0) -> str:
     """One number for display; missing or non-finite values show as a dash rather than 'nan'."""
     try:
@@ -191,7 +250,3 @@ def axis_order(values: pd.Series) -> list:
     except (TypeError, ValueError):
         return sorted(uniq, key=str)
 
-
-def choice_label(value) -> str:
-    """How a choice is printed: widths as in config names (2, 0.25), never 2.0."""
-    return str(int(value)) if isinstance(value, (float, np.floating)) and float(value).is_integer() else str(value)

@@ -14,17 +14,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf  # noqa: E402
 from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
 from ablate.pareto import pareto_front  # noqa: E402
-from ablate.report.data import (  # noqa: E402
-    COST_LABELS, REFERENCE, Figure, Run, axis_order, choice_label, cost_unit, varying_axes,
-)
+from ablate.report.data import COST_LABELS, Figure, Run, choice_label, cost_unit, varying_axes  # noqa: E402
 
 BASELINE_STYLE = dict(zip(BASELINE_NAMES, (("s", "#d62728"), ("D", "#1f77b4"), ("^", "#2ca02c"))))
 
 
-FIGURE_FILES = ("accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png", "learning_curves.png",
-                "param_importance.png")
+FIGURE_FILES = ("accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png", "error_edf.png",
+                "learning_curves.png", "param_importance.png")
 
 
 def make_figures(run: Run, fig_dir: Path) -> list[Figure]:
@@ -35,10 +34,10 @@ def make_figures(run: Run, fig_dir: Path) -> list[Figure]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     for name in FIGURE_FILES:
         (fig_dir / name).unlink(missing_ok=True)
-    macs, latency, effects, curves, importance = (fig_dir / name for name in FIGURE_FILES)
+    macs, latency, effects, edf, curves, importance = (fig_dir / name for name in FIGURE_FILES)
     with sns.axes_style("whitegrid"), plt.rc_context({"figure.dpi": 110, "font.size": 9}):
         return [_scatter(run, "macs", macs), _scatter(run, "latency_ms", latency), _axis_effects(run, effects),
-                _learning_curves(run, curves), _importance(run, importance)]
+                _error_edf(run, edf), _learning_curves(run, curves), _importance(run, importance)]
 
 
 def _save(fig, path: Path) -> Path:
@@ -87,31 +86,61 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
 
 
 def _axis_effects(run: Run, path: Path) -> Figure:
-    """Mean and 95% CI of val top-1 per choice of every axis, next to the ResNet50 line."""
-    title = "Per-axis effects on validation top-1"
-    cands, axes = run.candidates, varying_axes(run)
-    if len(cands) < 2 or not axes:
-        return Figure(title, f"Skipped: needs at least 2 completed candidates differing in an axis, found "
-                             f"{len(cands)} candidates and {len(axes)} varying axes.")
+    """The additive OLS's estimate of each choice against its axis's reference choice, with 95 % CIs."""
+    title = "Per-axis effects on validation top-1 (additive OLS, vs a reference choice)"
+    table, axes = run.effects, run.design_axes
+    n_model = table.attrs.get("n_model", len(run.candidates))
+    if table.empty or not table["estimable"].any():
+        return Figure(title, f"Skipped: no effect is estimable from {n_model} full-budget candidate rows over "
+                             f"{len(axes)} varying axes (the reasons are in Findings).")
+    axes = list(dict.fromkeys(table["axis"]))
     fig, subplots = plt.subplots(1, len(axes), figsize=(3.2 * len(axes), 3.8), sharey=True, squeeze=False)
-    ref = run.baseline(REFERENCE)
     for ax, axis in zip(subplots[0], axes):
-        data = cands.assign(choice=cands[axis].map(choice_label))
-        order = [choice_label(v) for v in axis_order(cands[axis])]
-        sns.pointplot(data=data, x="choice", y="val_top1", order=order, errorbar=("ci", 95), seed=0,
-                      linestyle="none", capsize=0.15, color="#d62728", err_kws={"linewidth": 1.5}, ax=ax)
-        sns.stripplot(data=data, x="choice", y="val_top1", order=order, color="0.25", size=4, jitter=0.12,
-                      zorder=4, ax=ax)
-        counts = data["choice"].value_counts()
-        ax.set_xticks(range(len(order)), [f"{c}\n(n={counts.get(c, 0)})" for c in order])
-        if ref is not None:
-            ax.axhline(ref["val_top1"], color="black", linestyle=":", linewidth=1, label=f"{REFERENCE} baseline")
-        if ref is not None and axis == axes[0]:
-            ax.legend(fontsize=7, loc="lower right")
+        rows = table[table["axis"] == axis]
+        reference = rows["reference"].iloc[0]
+        labels = [f"{reference}\n(reference)"] + [f"{c}\n(n={n})" for c, n in zip(rows["choice"], rows["n"])]
+        ax.axhline(0.0, color="black", linestyle=":", linewidth=1)
+        ax.plot([0], [0.0], marker="o", markerfacecolor="white", color="black")
+        for x, row in enumerate(rows.itertuples(index=False), start=1):
+            if row.estimable:
+                ax.errorbar([x], [row.estimate], yerr=[[row.estimate - row.ci_low], [row.ci_high - row.estimate]],
+                            fmt="o", color="#d62728", capsize=4, linewidth=1.5)
+            else:
+                ax.annotate("n/e", (x, 0.0), ha="center", va="bottom", color="0.4", fontsize=8)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_xlabel(axis)
-        ax.set_ylabel("validation top-1 (%)")
-    caption = (f"Mean validation top-1 (%) per choice with 95% bootstrap CI over {len(cands)} completed candidates "
-               "(dark dots: single trials; dotted line: ResNet50 baseline).")
+        ax.set_ylabel("Δ val top-1 vs reference (pp)")
+    formula = table.attrs.get("formula", "")
+    caption = (f"Estimates (pp of validation top-1) of each choice against its axis's reference choice (0, hollow "
+               f"dot), with 95% CIs, from one additive OLS over {n_model} full-budget candidate rows, seeds as "
+               f"replicates ({formula}); n/e = not estimable, reason in Findings.")
+    return Figure(title, caption, _save(fig, path))
+
+
+def _error_edf(run: Run, path: Path) -> Figure:
+    """Complexity-normalised error EDFs per axis, for axes where every choice has enough full-budget rows."""
+    title = "Complexity-normalised error EDFs"
+    counts = {axis: edf_counts(run.trials, axis) for axis in run.design_axes}
+    ready = [a for a, c in counts.items() if len(c) >= 2 and c.min() >= MIN_ROWS_PER_CHOICE]
+    text = "; ".join(f"{a}: " + ", ".join(f"{k} {v}" for k, v in c.items())
+                     for a, c in counts.items() if a not in ready)
+    if not ready:
+        return Figure(title, f"Skipped: an error EDF per axis needs at least {MIN_ROWS_PER_CHOICE} full-budget rows "
+                             f"for every choice; rows per choice: {text or 'no varying axis'}.")
+    fig, subplots = plt.subplots(1, len(ready), figsize=(3.6 * len(ready), 3.6), sharey=True, squeeze=False)
+    for ax, axis in zip(subplots[0], ready):
+        edf = error_edf(run.trials, axis)
+        given = [choice_label(c) for c in run.choice_orders.get(axis, [])]
+        order = [c for c in given if c in set(edf["choice"])] + sorted(set(edf["choice"]) - set(given))
+        sns.ecdfplot(data=edf, x="error", hue="choice", hue_order=order, weights="weight", ax=ax)  # per choice
+        ax.set_xlabel(f"{axis}: val error (%)")
+        ax.set_ylabel("cumulative fraction (MACs-normalised)")
+    rows = len(error_edf(run.trials, ready[0]))
+    caption = (f"Error EDF (error = 100 − val top-1, %) of each choice over {rows} full-budget candidate rows "
+               "(confirmation replicates left out), each model weighted by 1 / (its choice's density of log MACs, "
+               "10 shared bins) so every choice has the same MACs distribution; higher and further left is better."
+               + (f" Not drawn where a choice has fewer than {MIN_ROWS_PER_CHOICE} rows: {text}." if text else ""))
     return Figure(title, caption, _save(fig, path))
 
 

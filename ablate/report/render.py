@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablate.report.data import COST_LABELS, MISSING, Figure, Run
+from ablate.report.data import COST_LABELS, MISSING, REFERENCE, Figure, Run
+from ablate.report.findings import findings
 from ablate.report.tables import leaderboard, published_table, unfinished_table
-from ablate.report.text import findings, header_items
+from ablate.report.text import header_items, noise_item
 
 PUBLISHED_HEADING = "Published reference numbers (ImageNet, from the papers — not measured here)"
 
@@ -30,14 +31,18 @@ def build_document(run: Run, figures: list[Figure]) -> list[Block]:
 
 
 def _run_blocks(run: Run) -> list[Block]:
-    return [("h2", "Run"), ("ul", header_items(run)), ("p", "Command to reproduce:"),
+    return [("h2", "Run"), ("p", noise_item(run)), ("ul", header_items(run)), ("p", "Command to reproduce:"),
             ("code", str(run.meta.get("command") or MISSING))]
 
 
 def _leaderboard_blocks(run: Run) -> list[Block]:
     rest = unfinished_table(run)
-    intro = (f"Completed candidates and baselines by validation top-1; ★ marks the Pareto front (max val top-1, "
-             f"min {COST_LABELS[run.cost]}) over {len(run.completed)} completed rows.")
+    intro = (f"One row per completed config (candidates and baselines) by mean validation top-1 over its training "
+             f"seeds, with the 95 % t-interval (— with one seed: n = 1 cannot give a CI); Δ vs {REFERENCE} is paired "
+             f"by training seed (same data split) over the seeds both completed; Δ at equal MACs is the mean val "
+             f"top-1 minus the baselines' accuracy-vs-MACs front interpolated in log MACs (\"outside range\" beyond "
+             f"it); ★ marks the Pareto front (max mean val top-1, min {COST_LABELS[run.cost]}) over "
+             f"{len(run.summary)} configs ({len(run.completed)} completed rows).")
     return [("h2", "Leaderboard (measured in this run)"), ("p", intro), ("table", leaderboard(run)),
             ("h2", "Pruned and failed trials"),
             ("table", rest) if not rest.empty else ("p", "None: 0 trials were pruned or failed.")]

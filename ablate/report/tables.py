@@ -1,4 +1,5 @@
-"""The report's tables: the measured leaderboard, the unfinished trials and the papers' published numbers."""
+"""The report's tables: the measured leaderboard (one row per config, from the run's summary), the unfinished
+trials and the papers' published numbers."""
 
 from __future__ import annotations
 
@@ -8,30 +9,42 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from ablate.analysis.equal_cost import baseline_front, in_front_range
 from ablate.pareto import pareto_mask
-from ablate.report.data import MISSING, REFERENCE, Run, cost_unit, fmt, strip_urls
+from ablate.report.data import MISSING, REFERENCE, Run, cost_unit, fmt, fmt_ci, strip_urls
 
 
 def leaderboard(run: Run) -> pd.DataFrame:
-    """Completed rows (candidates and baselines) by val top-1, with Pareto stars, formatted for display."""
-    done = run.completed.assign(pareto=pareto_mask(run.completed, "val_top1", run.cost))
-    done = done.sort_values(["val_top1", "name"], ascending=[False, True], na_position="last", kind="stable")
+    """One row per completed config (candidates and baselines) by mean val top-1, formatted for display.
+
+    Mean val top-1 with its 95 % t-interval and n seeds, paired Δ vs ResNet50 with its CI, "Δ at equal MACs" (vs the
+    baselines' front interpolated in log MACs; "outside range" beyond it), costs, and Pareto stars over the means.
+    """
+    summary = run.summary
+    done = summary.assign(pareto=pareto_mask(summary, "val_top1_mean", run.cost))
     mscale, munit = cost_unit("macs", run.trials["macs"])
-    ref = run.baseline(REFERENCE)
-    delta = done["val_top1"] - ref["val_top1"] if ref is not None else done["delta_top1"]
+    front = baseline_front(summary)
+    inside = in_front_range(done["macs"], front["macs"])
+    measured = np.isfinite(pd.to_numeric(done["macs"], errors="coerce")) & (len(front) > 0)
+    equal_macs = np.where(inside, done["delta_equal_macs"].map(lambda v: fmt(v, "{:+.2f}")),
+                          np.where(measured, "outside range", MISSING))
     table = pd.DataFrame({
         "pareto": np.where(done["pareto"], "★", ""),
         "name": done["name"], "kind": done["kind"], "config": done["config"],
-        "val top-1 (%)": done["val_top1"].map(fmt), "test top-1 (%)": done["test_top1"].map(fmt),
-        f"Δtop-1 vs {REFERENCE} (pp)": delta.map(lambda v: fmt(v, "{:+.2f}")),
+        "phase": done["phases"].replace("", MISSING), "n seeds": done["n"].map(lambda v: fmt(v, "{:.0f}")),
+        "val top-1 (%)": done["val_top1_mean"].map(fmt),
+        "val 95 % CI": [fmt_ci(lo, hi) for lo, hi in zip(done["val_top1_ci_low"], done["val_top1_ci_high"])],
+        "test top-1 (%)": done["test_top1_mean"].map(fmt),
+        f"Δtop-1 vs {REFERENCE} (pp)": done["delta_mean"].map(lambda v: fmt(v, "{:+.2f}")),
+        "Δ 95 % CI": [fmt_ci(lo, hi, "{:+.2f}") for lo, hi in zip(done["delta_ci_low"], done["delta_ci_high"])],
+        "Δ at equal MACs (pp)": equal_macs,
         "params (M)": done["params"].map(lambda v: fmt(v, scale=1e6)),
         f"MACs ({munit})": done["macs"].map(lambda v: fmt(v, scale=mscale)),
         "element-wise ops (M)": done["elementwise_ops"].map(lambda v: fmt(v, scale=1e6)),
         "latency (ms)": done["latency_ms"].map(fmt),
         "throughput (img/s)": done["throughput"].map(lambda v: fmt(v, "{:.0f}")),
-        "status": done["status"],
     })
-    if "trial_latency_ms" in done and done["trial_latency_ms"].notna().any():  # a latency objective's own number
+    if done["trial_latency_ms"].notna().any():  # a latency objective's own number
         table.insert(table.columns.get_loc("latency (ms)") + 1, "in-trial latency (ms)",
                      done["trial_latency_ms"].map(fmt))
     return table

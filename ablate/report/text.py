@@ -1,70 +1,11 @@
-"""The report's sentences: the run header and the findings, each read off the numbers."""
+"""The report's run header: what ran, where, with which versions, and the noise floor of its numbers."""
 
 from __future__ import annotations
 
 import json
-import math
 
-import pandas as pd
-
-from ablate.pareto import pareto_mask
-from ablate.report.data import (
-    BASELINE_NAMES, COST_LABELS, MISSING, REFERENCE, Run, choice_label, cost_unit, delta_vs_reference, fmt,
-    strip_urls, varying_axes,
-)
-
-
-def findings(run: Run) -> list[str]:
-    """Sentences read off the numbers: the best choice per axis, the best candidate, the cheapest optimal one."""
-    return [_axis_sentence(run, axis) for axis in varying_axes(run)] + _best_sentence(run) + [_cheapest_sentence(run)]
-
-
-def _axis_sentence(run: Run, axis: str) -> str:
-    """The choice with the highest mean val top-1 on one axis, against ResNet50 and the other choices."""
-    cands = run.candidates.dropna(subset=["val_top1"])
-    means = cands.groupby(cands[axis].map(choice_label))["val_top1"].agg(["mean", "count"])
-    best = means["mean"].idxmax()
-    mean, count = means.loc[best, "mean"], int(means.loc[best, "count"])
-    ref = run.baseline(REFERENCE)
-    versus = "" if ref is None else \
-        f", {fmt(mean - ref['val_top1'], '{:+.2f}')} pp vs {REFERENCE} ({fmt(ref['val_top1'])} %)"
-    return (f"{axis}: `{best}` did best with mean val top-1 {fmt(mean)} % (n={count}){versus}; "
-            f"other choices {_others(means, best)}.")
-
-
-def _best_sentence(run: Run) -> list[str]:
-    """The best completed candidate against every baseline present."""
-    cands = run.candidates.dropna(subset=["val_top1"])
-    if cands.empty:
-        return []
-    top = cands.loc[cands["val_top1"].idxmax()]
-    gaps = [f"{fmt(top['val_top1'] - b['val_top1'], '{:+.2f}')} pp vs {name} ({fmt(b['val_top1'])} %)"
-            for name in BASELINE_NAMES if (b := run.baseline(name)) is not None]
-    against = ": " + ", ".join(gaps) if gaps else f" (best of {len(cands)} completed candidates, no baseline ran)"
-    return [f"Best candidate `{top['name']}` reached {fmt(top['val_top1'])} % val top-1{against}."]
-
-
-def _others(means: pd.DataFrame, best: str) -> str:
-    """The remaining choices of an axis with their means, best first."""
-    rest = means.drop(index=best).sort_values("mean", ascending=False)
-    return ", ".join(f"`{k}` {fmt(r['mean'])} % (n={int(r['count'])})" for k, r in rest.iterrows())
-
-
-def _cheapest_sentence(run: Run) -> str:
-    """The lowest-cost candidate on the Pareto front: what accuracy the cheapest sensible choice keeps."""
-    done = run.completed
-    front = done[pareto_mask(done, "val_top1", run.cost) & (done["kind"] == "candidate")]
-    scale, unit = cost_unit(run.cost, run.trials[run.cost])
-    label = COST_LABELS[run.cost]
-    if front.empty:
-        return (f"No candidate is on the accuracy-vs-{label} Pareto front (0 of {len(run.candidates)} completed "
-                "candidates).")
-    cheap = front.loc[front[run.cost].idxmin()]
-    delta = delta_vs_reference(run, cheap["val_top1"])
-    versus = f" ({fmt(delta, '{:+.2f}')} pp vs {REFERENCE})" if math.isfinite(delta) else ""
-    return (f"Cheapest Pareto-optimal candidate: `{cheap['name']}` at {fmt(cheap[run.cost], scale=scale)} {unit} "
-            f"{label} with {fmt(cheap['val_top1'])} % val top-1{versus}; "
-            f"{len(front)} candidate{'s are' if len(front) != 1 else ' is'} on the front.")
+from ablate.analysis import noise_floor
+from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
 
 
 def header_items(run: Run) -> list[str]:
@@ -100,9 +41,42 @@ def header_items(run: Run) -> list[str]:
           f"seed {_compact(meta.get('seed'))}",
         f"Wall time: {_duration(meta.get('wall_seconds'))} (started {_compact(meta.get('started'))}, "
         f"finished {_compact(meta.get('finished'))})",
+        _design_item(run),
         f"Hardware: {_pairs(meta.get('hardware'))}",
         f"Versions: {_pairs(meta.get('versions'))}",
     ] + latency_note
+
+
+def _design_item(run: Run) -> str:
+    """How the configs were chosen and replicated: design, confirmation, rows per phase, seeds per config."""
+    meta = run.meta
+    phases = run.trials["phase"].fillna("").astype(str) if "phase" in run.trials else None
+    by_phase = ", ".join(f"{p} {n}" for p, n in phases[phases != ""].value_counts().items()) if phases is not None \
+        else ""
+    seeds = run.summary["n"]
+    spread = f"{int(seeds.min())}–{int(seeds.max())}" if len(seeds) and seeds.min() != seeds.max() else \
+        (f"{int(seeds.iloc[0])}" if len(seeds) else "0")
+    return (f"Design: {_compact(meta.get('design'))}; confirmation: best {_compact(meta.get('confirm'))} candidates "
+            f"and the baselines under {_compact(meta.get('seeds'))} training seeds; rows by phase: "
+            f"{by_phase or MISSING}; completed seeds per config: {spread}")
+
+
+def noise_item(run: Run) -> str:
+    """The noise floor: binomial SE of val top-1 for the validation-split size, and the seed-to-seed std."""
+    noise = noise_floor(run.trials, run.n_val)
+    if noise.n_val:
+        binomial = (f"binomial SE of val top-1 at the mean {noise.accuracy:.1f} % over n_val = {noise.n_val} "
+                    f"validation images: {noise.binomial_se:.2f} pp")
+    else:
+        binomial = "binomial SE of val top-1: unknown (run.json gives no validation-split size, data.val)"
+    if noise.seed_configs:
+        seeds = (f"seed-to-seed std of val top-1 from the confirmation runs: {noise.seed_std:.2f} pp (pooled over "
+                 f"{noise.seed_configs} config{'s' if noise.seed_configs != 1 else ''} with ≥ 2 seeds, "
+                 f"n = {noise.seed_rows} rows, {noise.seed_df} df)")
+    else:
+        seeds = ("seed-to-seed std: not measured (no config has 2 or more completed training seeds; "
+                 "n = 1 per config)")
+    return f"Noise floor: {binomial}; {seeds}. Differences smaller than these are not evidence."
 
 
 def _compact(value) -> str:

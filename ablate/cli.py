@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample ConvNet blocks from a search space with Optuna, train them on Ray Tune, and compare "
                     "them with ResNet50 / R50-max / R50-hybrid baselines trained the same way. Results go to "
                     "results/<run>/ (trials.parquet, trials.csv, report.html).",
-        epilog="Also: `run_ablation.py report results/<run>` rebuilds a run's report. Examples:\n"
+        epilog="Also: `run_ablation.py report results/<run>` rebuilds a run's report; `run_ablation.py compare "
+               "results/A results/B` gives two runs' rank agreement (Kendall τ, Spearman ρ, top-k overlap). "
+               "Examples:\n"
                "  python run_ablation.py --space qlblock                      # CPU, embedded digits data\n"
                "  python run_ablation.py --space pflayer --protocol cifar10 --data-dir ~/data \\\n"
                "      --address auto --gpus-per-trial 0.5 --trials 64        # an existing Ray cluster\n"
@@ -225,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ablate.report import main as report_main
 
             return report_main(argv[1:])
+        if argv[:1] == ["compare"]:
+            from ablate.analysis.compare import main as compare_main
+
+            return compare_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.list_spaces or args.list_protocols:
             print(list_spaces_text() if args.list_spaces else list_protocols_text())

@@ -1,0 +1,111 @@
+"""``python run_ablation.py compare results/A results/B``: do two runs rank their shared configs the same way?
+
+Prints Kendall τ and Spearman ρ (with n and p-values) of the shared configs' mean val top-1 and the top-k overlap,
+and writes a scatter figure and the paired table into ``--out`` (default: ``compare-A-vs-B/`` beside run A).
+Bad input (a missing run, fewer than 3 shared configs) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ablate.analysis.fidelity import MIN_SHARED, RankAgreement, compare_runs
+from ablate.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(f"compare: {message} (see compare --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="run_ablation.py compare",
+                     description="Rank agreement (Kendall τ, Spearman ρ, top-k overlap) of two runs' shared configs.")
+    parser.add_argument("run_a", help="first results/<run> folder (or run name)")
+    parser.add_argument("run_b", help="second results/<run> folder (or run name)")
+    parser.add_argument("--out", help="folder for scatter.png and shared.csv (default: compare-A-vs-B beside A)")
+    parser.add_argument("--top-k", type=int, default=5, help="size of the top lists compared (default: 5)")
+    return parser
+
+
+def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
+            k: int = 5) -> tuple[RankAgreement, Path]:
+    """Compare two run folders; write ``scatter.png`` and ``shared.csv``; return the agreement and the folder.
+
+    Raises:
+        UsageError: a run folder without a results table, or fewer than 3 shared completed configs.
+    """
+    from ablate.results import load, run_path
+
+    path_a, path_b = run_path(run_a), run_path(run_b)
+    if k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {k}")
+    agreement = compare_runs(load(path_a), load(path_b), k=k)
+    if agreement.n < MIN_SHARED:
+        raise UsageError(f"{path_a.name} and {path_b.name} share {agreement.n} completed config"
+                         f"{'' if agreement.n == 1 else 's'}; a rank correlation needs at least {MIN_SHARED}")
+    folder = Path(out) if out else path_a.resolve().parent / f"compare-{path_a.name}-vs-{path_b.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = agreement.pairs.rename(columns={"a": f"val_top1_{path_a.name}", "b": f"val_top1_{path_b.name}"})
+    table.rename_axis("name").to_csv(folder / "shared.csv")
+    _scatter(agreement, path_a.name, path_b.name, folder / "scatter.png")
+    return agreement, folder
+
+
+def report_lines(agreement: RankAgreement, name_a: str, name_b: str) -> list[str]:
+    """What ``compare`` prints: the correlations with n and p-values, then the top-k overlap."""
+    def stat(value: float, p: float) -> str:
+        if not math.isfinite(value):
+            return "undefined (one run gives every shared config the same val top-1)"
+        return f"{value:+.3f} (p = {p:.3g})"
+    return [f"{name_a} vs {name_b}: {agreement.n} shared completed configs, mean val top-1 over seeds",
+            f"Kendall τ  = {stat(agreement.kendall_tau, agreement.kendall_p)}, n = {agreement.n}",
+            f"Spearman ρ = {stat(agreement.spearman_rho, agreement.spearman_p)}, n = {agreement.n}",
+            f"top-{agreement.top_k} overlap: {agreement.top_k_overlap} of {agreement.top_k}"]
+
+
+def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from ablate.models.baselines import BASELINE_NAMES
+
+    data = agreement.pairs.assign(kind=["baseline" if n in BASELINE_NAMES else "candidate"
+                                        for n in agreement.pairs.index])
+    with sns.axes_style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(6.0, 5.0), dpi=110)
+        sns.scatterplot(data=data, x="a", y="b", hue="kind", style="kind", s=60, ax=ax)
+        if len(data) <= 25:
+            for name, row in data.iterrows():
+                ax.annotate(str(name), (row["a"], row["b"]), xytext=(4, 4), textcoords="offset points", fontsize=7)
+        ax.set_xlabel(f"{name_a}: val top-1 (%)")
+        ax.set_ylabel(f"{name_b}: val top-1 (%)")
+        ax.set_title(f"Kendall τ {agreement.kendall_tau:+.2f}, Spearman ρ {agreement.spearman_rho:+.2f}, "
+                     f"n = {agreement.n}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Software": None})
+        plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``compare A B [--out DIR] [--top-k K]``: 0 on success, 2 on bad input (one line on stderr)."""
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        agreement, folder = compare(args.run_a, args.run_b, args.out, args.top_k)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(report_lines(agreement, Path(args.run_a).name, Path(args.run_b).name)))
+    print(f"wrote {folder / 'scatter.png'} and {folder / 'shared.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""`python run_ablation.py compare results/A results/B`: rank agreement of two runs, its figure, its errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablate import cli
+from ablate.results import write_tables
+
+NAMES = ["relu-dwconv-w1", "multiply-dwconv-w4", "hardball-twist-w2", "relu-maxpool-w2", "ResNet50", "R50-max"]
+
+
+def _rows(top1: list[float]) -> list[dict]:
+    return [{"kind": "baseline" if name[0].isupper() else "candidate", "trial_id": f"t{i}", "name": name,
+             "config": name, "status": "completed", "val_top1": value, "macs": 1e6 * (i + 1), "seed": 0,
+             "phase": "design"} for i, (name, value) in enumerate(zip(NAMES, top1))]
+
+
+@pytest.fixture
+def runs(tmp_path):
+    def make(name: str, top1: list[float]):
+        folder = tmp_path / "results" / name
+        folder.mkdir(parents=True)
+        write_tables(folder, _rows(top1), pd.DataFrame())
+        return folder
+    return make
+
+
+def _cli(capsys, *argv):
+    code = cli.main(["compare", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_identical_runs_agree_perfectly(runs, capsys, tmp_path):
+    values = [80.0, 85.0, 78.0, 70.0, 75.0, 72.0]
+    a, b = runs("A", values), runs("B", values)
+    code, out, _ = _cli(capsys, a, b)
+    assert code == 0
+    assert "Kendall τ  = +1.000 (p = " in out and "Spearman ρ = +1.000 (p = " in out and "n = 6" in out
+    assert "top-5 overlap: 5 of 5" in out
+    folder = tmp_path / "results" / "compare-A-vs-B"
+    assert (folder / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    shared = pd.read_csv(folder / "shared.csv")
+    assert list(shared.columns) == ["name", "val_top1_A", "val_top1_B"] and len(shared) == 6
+
+
+def test_reversed_runs_disagree_perfectly(runs, capsys, tmp_path):
+    values = np.array([80.0, 85.0, 78.0, 70.0, 75.0, 72.0])
+    a, b = runs("A", list(values)), runs("B", list(200 - values))
+    code, out, _ = _cli(capsys, a, b, "--out", tmp_path / "cmp", "--top-k", "2")
+    assert code == 0 and "Kendall τ  = -1.000" in out and "Spearman ρ = -1.000" in out
+    assert "top-2 overlap: 0 of 2" in out and (tmp_path / "cmp" / "scatter.png").is_file()
+
+
+def test_bad_input_is_one_line_and_exit_2(runs, capsys, tmp_path):
+    a = runs("A", [80.0, 85.0, 78.0, 70.0, 75.0, 72.0])
+    code, out, err = _cli(capsys, a, tmp_path / "nowhere")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert re.match(r"error: no results table at .*nowhere/trials\.parquet", err)
+    few = tmp_path / "results" / "few"
+    few.mkdir()
+    write_tables(few, _rows([80.0, 85.0]), pd.DataFrame())
+    code, _, err = _cli(capsys, a, few)
+    assert code == 2 and err == "error: A and few share 2 completed configs; a rank correlation needs at least 3\n"
+    code, _, err = _cli(capsys, a)
+    assert code == 2 and err.startswith("error: compare: the following arguments are required: run_b")

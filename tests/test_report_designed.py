@@ -128,6 +128,8 @@ def test_effects_and_edf_figures(designed):
     assert "from one additive OLS over 42 full-budget candidate rows" in md
     assert "each model weighted by 1 / (its choice's density of log MACs" in md
     assert "Not drawn where" not in md
+    page = out.html.read_text()
+    assert "http" not in page and page.count('src="data:image/png;base64,') == len(out.figures) == 6
 
 
 def test_old_style_table_gives_no_cis(tmp_path):

@@ -56,9 +56,11 @@ def _design_item(run: Run) -> str:
     seeds = run.summary["n"]
     spread = f"{int(seeds.min())}–{int(seeds.max())}" if len(seeds) and seeds.min() != seeds.max() else \
         (f"{int(seeds.iloc[0])}" if len(seeds) else "0")
-    return (f"Design: {_compact(meta.get('design'))}; confirmation: best {_compact(meta.get('confirm'))} candidates "
-            f"and the baselines under {_compact(meta.get('seeds'))} training seeds; rows by phase: "
-            f"{by_phase or MISSING}; completed seeds per config: {spread}")
+    replication = (f"confirmation: best {_compact(meta.get('confirm'))} candidates and the baselines under "
+                   f"{_compact(meta.get('seeds'))} training seeds" if "confirm" in meta or "seeds" in meta
+                   else "confirmation: none recorded in run.json")
+    return (f"Design: {_compact(meta.get('design'))}; {replication}; rows by phase: {by_phase or MISSING}; "
+            f"completed seeds per config: {spread}")
 
 
 def noise_item(run: Run) -> str:

@@ -84,6 +84,35 @@ class Costs:
         return row
 
 
+def _flop_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
+    """fvcore's analysis of one forward pass with ablate's element-wise handles, its warnings silenced."""
+    flops = FlopCountAnalysis(model, x).set_op_handle(**ELEMENTWISE_HANDLES)
+    flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    return flops
+
+
+def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
+    """The ``macs`` of ``count_ops`` alone (one trace instead of two), for solvers that count many models.
+
+    Args:
+        model: The network; counted in eval mode, its mode restored.
+        input_size: (channels, height, width) of one image.
+
+    Returns:
+        Multiply-accumulates of conv / linear / matmul ops for one image.
+    """
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, *input_size, device=next(model.parameters()).device)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            by_op = _flop_analysis(model, x).by_operator()
+    finally:
+        model.train(was_training)
+    return int(sum(v for k, v in by_op.items() if k in MAC_OPS))
+
+
 def count_ops(model: nn.Module, input_size: Sequence[int]) -> tuple[int, dict[str, int], dict[str, int], int]:
     """MACs, element-wise ops by operator, unsupported ops and activations for one image, in eval mode.
 
@@ -95,8 +124,7 @@ def count_ops(model: nn.Module, input_size: Sequence[int]) -> tuple[int, dict[st
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            flops = FlopCountAnalysis(model, x).set_op_handle(**ELEMENTWISE_HANDLES)
-            flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            flops = _flop_analysis(model, x)
             by_op = flops.by_operator()
             unsupported = dict(flops.unsupported_ops())
             acts = ActivationCountAnalysis(model, x)

@@ -5,8 +5,8 @@ import optuna
 import pytest
 
 from ablate.errors import UsageError
-from ablate.models import BlockConfig, build_model
-from ablate.space import config_hash, list_spaces, load_space, parse_objectives
+from ablate.models import MACROS, BlockConfig, build_model
+from ablate.space import DESIGNS, config_hash, list_spaces, load_space, parse_objectives
 
 GOOD = """\
 name: tiny
@@ -28,12 +28,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_every_shipped_space_loads_and_builds():
-    assert {"qlblock", "pflayer", "full"} <= set(list_spaces())
+    assert {"qlblock", "pflayer", "full", "qlblock-iso"} <= set(list_spaces())
     for name in list_spaces():
-        space = load_space(name)
+        macro = load_space(name).macro_for("digits", "cifar")
+        space = load_space(name).resolved(macro, 10, MACROS[macro].input_size)  # solves a matched width
         assert space.size == len(space.grid()) == math.prod(len(a.choices) for a in space.axes)
         assert space.baselines == ("resnet50", "resnet50_max", "resnet50_hybrid")
-        build_model(space.grid()[0], space.macro_for("digits", "cifar"), 10)
+        assert space.design in DESIGNS
+        build_model(space.grid()[0], macro, 10)
     qlblock = load_space("qlblock")
     assert [a.name for a in qlblock.axes] == ["nonlinearity", "spatial", "width"]
     assert set(qlblock.axes[1].choices) == {"dwconv", "maxpool", "avgpool", "twist"}
@@ -115,3 +117,64 @@ def test_objectives_parse():
         parse_objectives("top1,speed")
     with pytest.raises(UsageError):
         parse_objectives("macs")
+
+
+def test_design_key_defaults_to_search_and_ships_per_space(tmp_path):
+    assert load_space(write(tmp_path, GOOD)).design == "search"
+    assert load_space(write(tmp_path, GOOD + "design: grid\n")).design == "grid"
+    assert DESIGNS == ("balanced", "search", "grid")
+    shipped = {name: load_space(name).design for name in ("qlblock", "pflayer", "full", "qlblock-iso")}
+    assert shipped == {"qlblock": "balanced", "pflayer": "balanced", "full": "search", "qlblock-iso": "balanced"}
+
+
+MATCHED = """\
+name: iso
+axes:
+  nonlinearity:
+    choices: [relu, multiply]
+  width:
+    match: macs
+fixed:
+  spatial: maxpool
+macro: cifar
+"""
+
+
+@pytest.mark.parametrize("text,line,message", [
+    (GOOD + "design: random\n", 10, "unknown design 'random': choose one of balanced, search, grid"),
+    (MATCHED.replace("match: macs", "match: flops"), 6, "unknown width match 'flops': choose one of macs"),
+    (MATCHED.replace("match: macs", "match: macs\n    choices: [1]"), 6, "both choices and match"),
+    (MATCHED.replace("choices: [relu, multiply]", "match: macs"), 4, "only the width can be matched"),
+    (MATCHED.replace("  spatial: maxpool", "  width: 1"), 8, "axis 'width' is both searched and fixed"),
+])
+def test_bad_design_or_match_gives_one_line_with_file_and_line(tmp_path, text, line, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as err:
+        load_space(path)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value)
+
+
+def test_matched_width_is_not_sampled_and_needs_resolving(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(write(tmp_path, MATCHED))
+    assert space.width_match == "macs" and [a.name for a in space.axes] == ["nonlinearity"]
+    assert space.size == 2 and space.grid_points() == [{"nonlinearity": "relu"}, {"nonlinearity": "multiply"}]
+    assert space.pairs() == [("relu", "maxpool"), ("multiply", "maxpool")]
+    with pytest.raises(ValueError, match=r"call space.resolved\(macro, num_classes, input_size\)"):
+        space.config({"nonlinearity": "relu"})
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    space.define_by_run(trial)  # Ray's define-by-run only suggests parameters: fine before resolving
+    assert set(trial.params) == {"nonlinearity"}
+    resolved = space.resolved("cifar", 10, (3, 32, 32))
+    assert resolved.width_match == "macs" and resolved.axes == space.axes
+    widths = {pair: m.width for pair, m in resolved.matched.items()}
+    assert set(widths) == {("relu", "maxpool"), ("multiply", "maxpool")}
+    config = resolved.config({"nonlinearity": "multiply"})
+    assert config == BlockConfig("multiply", "maxpool", widths[("multiply", "maxpool")])
+    assert str(config) == f"multiply-maxpool-w{widths[('multiply', 'maxpool')]:g}"
+    assert resolved.suggest(trial).width == widths[(trial.params["nonlinearity"], "maxpool")]
+
+
+def test_resolving_a_space_without_match_changes_nothing():
+    space = load_space("qlblock")
+    assert space.width_match is None and space.resolved("cifar", 10, (3, 32, 32)) is space

@@ -192,3 +192,12 @@ def test_qlnet_imagefolder_train_transform_is_timms_randaugment_and_erasing(tmp_
     next(iter(data.loader("train", 2, train=True, augmentation=plain)))
     steps = data.splits["train"].train_transform.transform.transforms
     assert not any(isinstance(t, (RandAugment, RandomErasing)) for t in steps)
+
+
+def test_digits_validation_split_holds_at_least_300_images():
+    """Issue 12: one validation image is 0.33 pp, not 0.7 pp (binomial SE ≈ 1.7 pp at 90 %)."""
+    from ablate.data import load_dataset
+
+    p = load_protocol("digits")
+    data = load_dataset(p.dataset, val_fraction=p.val_fraction, image_size=p.image_size)
+    assert {s: data.size(s) for s in ("train", "val", "test")} == {"train": 1136, "val": 302, "test": 359}

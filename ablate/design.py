@@ -15,13 +15,14 @@ the rest (the full grid's pair counts are all equal, so the complement is just a
 far more easily than a near-full design. Not always achievable with many axes and few points: five 2-choice axes
 admit no even spread of all ten pairs for N = 3, 4, 5 (nor 27, 28, 29), shown by enumerating every subset (an
 orthogonal-array bound: at most 3 mutually balanced 2-level columns fit in 4 rows); there, and in any other such
-case, the most even design found is returned (pairs within 2).
+case, the most even design found is returned (for five binary axes: pairs within 2).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -67,9 +68,9 @@ def balanced_design(axes: Sequence[Axis], n: int, seed: int = 0) -> list[dict[st
     """
     sizes = [len(a.choices) for a in axes]
     total = math.prod(sizes)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= total:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= total:
         raise ValueError(f"a balanced design needs n between 1 and the space's {total} points, got {n!r}")
-    rng = random.Random(seed)
+    n, rng = int(n), random.Random(seed)
     if 2 * n <= total:
         rows = _annealed_rows(sizes, n, rng)
     else:  # the complement of an even design is even (the full grid's pair counts are all equal), and smaller

@@ -10,7 +10,8 @@ Counting a ResNet50-macro network at 224² costs about a second, so the solver c
 1. MACs are a quadratic in the width (conv1 and conv3 are linear in the inner channels, a dense 3×3 conv is
    quadratic) whose constant (stem, projection skips, classifier) is the same for every block: it is fitted once
    from ResNet50's block at widths 1/8, 1/4, 1/2 (exact inner channels on every macro), then two counts per pair
-   at 1/4 and 1/2 give the pair's quadratic exactly, which is solved for the target.
+   at 1/4 and 1/2 give the pair's quadratic exactly, which is solved for the target. Nonlinearities with the
+   same conv1 width factor (relu, hardball) build the same convs and share the fit.
 2. Those counts run at a *proxy* input, the smallest image that keeps every stride exact (32² for the 224²
    ResNet50 macro): each conv's MACs then shrink by the same factor, only the classifier does not, so
    MACs(full) is an increasing affine map of MACs(proxy) and the proxy solution is the full-size solution.
@@ -32,7 +33,13 @@ import numpy as np
 
 from ablate.costs import count_macs
 from ablate.errors import UsageError
-from ablate.models import BASELINES, REFERENCE_BASELINE, BlockConfig, build_model
+from ablate.models import (
+    BASELINES,
+    NONLINEARITIES,
+    REFERENCE_BASELINE,
+    BlockConfig,
+    build_model,
+)
 from ablate.models.networks import STEMS, resolve_macro
 
 TOLERANCE = 0.05  # |MACs / target − 1| a matched width may miss by
@@ -150,6 +157,24 @@ def _refine(count: Callable[[float], int], width: float, macs: int, target: int)
     return min(points, key=lambda p: abs(p[1] / target - 1))
 
 
+_FITS: dict[tuple, tuple[float, float, float]] = {}
+
+
+def proxy_fit(nonlinearity: str, spatial: str, macro: str, num_classes: int,
+              proxy: InputSize) -> tuple[float, float, float]:
+    """(constant, c1, c2) of MACs(width) = constant + c1·w + c2·w² for a pair at the proxy input (cached).
+
+    Nonlinearities that give conv1 the same width factor build the same convs, so they share one fit (relu and
+    hardball do); the fit only proposes the width, which the full-size count then checks for every pair.
+    """
+    key = (NONLINEARITIES[nonlinearity].conv1_factor, spatial, macro, num_classes, proxy)
+    if key not in _FITS:
+        constant = width_free_macs(macro, num_classes, proxy)
+        macs = [network_macs(BlockConfig(nonlinearity, spatial, w), macro, num_classes, proxy) for w in FIT_WIDTHS[1:]]
+        _FITS[key] = (constant, *fit_quadratic(FIT_WIDTHS[1:], macs, constant))
+    return _FITS[key]
+
+
 @cache
 def match_macs(nonlinearity: str, spatial: str, macro: str, num_classes: int, input_size: InputSize) -> MatchedWidth:
     """The width at which a (nonlinearity, spatial) network's MACs are within ±5 % of ResNet50's (cached).
@@ -176,8 +201,7 @@ def match_macs(nonlinearity: str, spatial: str, macro: str, num_classes: int, in
     def count(width: float, size: InputSize = input_size) -> int:
         return network_macs(BlockConfig(nonlinearity, spatial, width), macro, num_classes, size)
 
-    constant = width_free_macs(macro, num_classes, proxy)
-    fit = (constant, *fit_quadratic(FIT_WIDTHS[1:], [count(w, proxy) for w in FIT_WIDTHS[1:]], constant))
+    fit = proxy_fit(nonlinearity, spatial, macro, num_classes, proxy)
     width = solve_fit(*fit, proxy_target)
     if width is None:
         raise _unreachable(nonlinearity, spatial, macro, fit, proxy_target, target / proxy_target)

@@ -38,7 +38,7 @@ def test_every_pair_matches_on_the_cifar_macro(input_size):
     assert match_macs("relu", "conv3x3", "cifar", 10, input_size).width == 0.25  # ResNet50's own block
 
 
-@pytest.mark.slow  # ~20 s on 2 CPU cores: 14 pairs counted at 224² (cached for the rest of the session)
+@pytest.mark.slow  # ~17 s on 2 shared CPU cores (up to ~50 s under load): 14 pairs, each counted once at 224²
 def test_every_qlblock_iso_pair_matches_on_the_resnet50_macro():
     start = time.perf_counter()
     for nonlinearity, spatial in [*QLBLOCK_ISO_PAIRS, ("relu", "hybrid"), ("relu", "conv3x3")]:

@@ -153,7 +153,8 @@ def _refine(count: Callable[[float], int], width: float, macs: int, target: int)
         (w0, m0), (w1, m1) = points[-2], points[-1]
         if m1 == m0:
             break
-        guess = round_significant(min(max(w1 + (target - m1) * (w1 - w0) / (m1 - m0), WIDTH_RANGE[0]), WIDTH_RANGE[1]))
+        step = w1 + (target - m1) * (w1 - w0) / (m1 - m0)
+        guess = round_significant(min(max(step, w1 / 2, WIDTH_RANGE[0]), 2 * w1, WIDTH_RANGE[1]))  # no wild jumps
     return min(points, key=lambda p: abs(p[1] / target - 1))
 
 

@@ -75,3 +75,20 @@ def test_a_pair_out_of_reach_is_a_one_line_error(monkeypatch):
         match_macs.cache_clear()
     text = str(err.value)
     assert "\n" not in text and "relu × maxpool" in text and "width 0.1" in text and "M MACs" in text
+
+
+def test_a_wrong_fit_is_caught_and_refined_at_full_size(monkeypatch):
+    """The full-size count, not the proxy fit, decides: a fit that proposes 1.6× the width gets refined."""
+    right_fit = isomacs.proxy_fit
+
+    def wrong_fit(*args):
+        constant, c1, c2 = right_fit(*args)
+        return constant, c1 / 1.6, c2 / 1.6 ** 2  # the same curve stretched: its root is 1.6× too wide
+
+    monkeypatch.setattr(isomacs, "proxy_fit", wrong_fit)
+    match_macs.cache_clear()
+    try:
+        matched = match_macs("multiply", "dwconv", "cifar", 10, (3, 32, 32))
+    finally:
+        match_macs.cache_clear()
+    assert abs(matched.ratio - 1) <= TOLERANCE

@@ -8,7 +8,6 @@ from functools import lru_cache
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 

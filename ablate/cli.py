@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample ConvNet blocks from a search space with Optuna, train them on Ray Tune, and compare "
                     "them with ResNet50 / R50-max / R50-hybrid baselines trained the same way. Results go to "
                     "results/<run>/ (trials.parquet, trials.csv, report.html).",
-        epilog="Also: `run_ablation.py report results/<run>` rebuilds a run's report; `run_ablation.py compare "
+        epilog="Also: `run_ablation.py report results/<run>` rebuilds a run's report (a running one too); "
+               "`run_ablation.py status results/<run>` says how far a run has got; `run_ablation.py compare "
                "results/A results/B` gives two runs' rank agreement (Kendall τ, Spearman ρ, top-k overlap). "
                "Examples:\n"
                "  python run_ablation.py --space qlblock                      # CPU, embedded digits data\n"
@@ -45,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--epochs", type=int, help="epochs per candidate and baseline (default: the protocol's)")
     what.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help=f"candidates to sample (default: {DEFAULT_TRIALS})")
     what.add_argument("--seed", type=int, default=0, help="seed of the sampler, data splits and training (default: 0)")
+    design = parser.add_argument_group("design and replication")
+    design.add_argument("--design", choices=["balanced", "search", "grid"],
+                        help="balanced: --trials configs with every choice about equally often, all trained to the "
+                             "full budget; search: the sampler with ASHA after a balanced start-up core; grid: every "
+                             "config (default: the space file's design:)")
+    design.add_argument("--confirm", type=int, default=3,
+                        help="retrain the best K candidates under every training seed (default: 3; 0: none)")
+    design.add_argument("--seeds", type=int, default=3,
+                        help="training seeds per confirmed candidate and per baseline, in all (default: 3)")
     search = parser.add_argument_group("search")
     search.add_argument("--sampler", choices=["tpe", "nsga2", "grid", "random"],
                         help="Optuna sampler (default: tpe; nsga2 with several objectives)")
@@ -114,6 +124,8 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.confirm < 0 or args.seeds < 1:
+        raise UsageError(f"--confirm must be 0 or more and --seeds at least 1, got {args.confirm} and {args.seeds}")
     space = load_space(args.space)
     protocol = load_protocol(args.protocol)
     if args.epochs is not None:
@@ -123,7 +135,9 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
     else:
         objectives, objectives_from = space.objectives, f"the space file {space.path.name}"
     sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
-    trials = min(args.trials, space.size)  # no block is trained twice, so the space caps the trials
+    design = args.design or space.design
+    # no block is trained twice, so the space caps the trials; a grid trains them all
+    trials = space.size if design == "grid" else min(args.trials, space.size)
     name = args.name or f"{space.name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if "/" in name or name.startswith("."):
         raise UsageError(f"--name {name!r} must be a plain folder name (it goes under {results_dir}/)")
@@ -132,7 +146,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         objectives=objectives, scheduler=args.scheduler, address=args.address, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, storage=args.storage,
         dashboard=not args.no_dashboard, data_dir=args.data_dir, max_failures=args.max_failures, command=command,
-        objectives_from=objectives_from,
+        objectives_from=objectives_from, design=design, confirm=args.confirm, seeds=args.seeds,
     )
 
 
@@ -152,7 +166,9 @@ def resume_settings(args: argparse.Namespace, results_dir: Path, command: str):
                                   "address": args.address or meta.get("address"),
                                   "gpus_per_trial": meta.get("gpus_per_trial"), "cpus_per_trial": meta["cpus_per_trial"],
                                   "max_concurrent": meta.get("max_concurrent"), "storage": meta.get("storage"),
-                                  "data_dir": args.data_dir or meta.get("data_dir"), "name": run_dir.name})
+                                  "data_dir": args.data_dir or meta.get("data_dir"), "name": run_dir.name,
+                                  "design": meta.get("design", "search"), "confirm": meta.get("confirm", 0),
+                                  "seeds": meta.get("seeds", 1)})
     return settings_from_args(saved, results_dir, meta.get("command") or command)
 
 
@@ -203,7 +219,8 @@ def run(args: argparse.Namespace, command: str) -> int:
 
     print(f"ablation {settings.run_dir.name}: space {settings.space.name} ({settings.space.size} configs), protocol "
           f"{settings.protocol.name} ({settings.protocol.dataset}, {settings.protocol.epochs} epochs, macro {settings.macro}), "
-          f"{settings.trials} trials, sampler {settings.sampler}, objectives "
+          f"design {settings.design} ({settings.trials} trials), sampler {settings.sampler}, confirm the best "
+          f"{settings.confirm} under {settings.seeds} seeds, objectives "
           f"{','.join(o.metric for o in settings.objectives)} (from {settings.objectives_from})", flush=True)
     try:
         outcome = run_ablation(settings, resume=args.resume)
@@ -231,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ablate.analysis.compare import main as compare_main
 
             return compare_main(argv[1:])
+        if argv[:1] == ["status"]:
+            from ablate.monitor import main as status_main
+
+            return status_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.list_spaces or args.list_protocols:
             print(list_spaces_text() if args.list_spaces else list_protocols_text())

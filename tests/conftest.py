@@ -1,6 +1,7 @@
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,17 @@ def spawn():
 
     yield start
     for proc in started:
+        stop_session(proc)
+
+
+def stop_session(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Kill a process started in its own session and everything of that session, and wait until all are gone."""
+    deadline = time.time() + timeout
+    kill_session(proc.pid)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    while session_alive(proc.pid) and time.time() < deadline:
         kill_session(proc.pid)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        time.sleep(0.2)

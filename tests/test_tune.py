@@ -5,6 +5,7 @@ Each test has its own results folder (and so its own baseline cache); the in-pro
 in its own process session and kill that whole session (driver, GCS, raylet, workers) on the way out.
 """
 
+import json
 import math
 import os
 import sys
@@ -131,31 +132,39 @@ def test_failing_trials_and_a_crashed_baseline_are_rows_with_their_reason(local_
     cached = [p.read_text() for p in (results / ".cache" / "baselines").glob("*.json")]
     assert len(cached) == 2 and not any("R50-hybrid" in text for text in cached)  # a failure is never cached
     study = study_of(results / "failing")
-    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 2 + ["FAIL"] * 4
+    states = sorted(t.state.name for t in study.trials if not t.user_attrs.get("duplicate"))
+    assert states == ["COMPLETE"] * 2 + ["FAIL"] * 4
 
 
 def stall_maxpool(config, protocol, **kwargs):
-    """maxpool candidates learn nothing (lr 1e-6 keeps them near chance), so ASHA's first rung stops them once a
-    dwconv candidate has set the bar (a slow-starting dwconv candidate may be stopped too)."""
+    """maxpool candidates learn nothing (lr 1e-6 keeps them near chance), so ASHA's first rung stops those the
+    search proposes once the design's trials have set the bar; the others train normally."""
     if config.spatial == "maxpool":
         return train(config, protocol.with_overrides(lr=1e-6), **kwargs)
     return train(config, protocol, **kwargs)
 
 
 @pytest.mark.timeout(300)
-def test_asha_prunes_weak_trials_end_to_end_and_the_report_lists_them(local_ray, tmp_path, capsys):
+def test_asha_prunes_weak_search_trials_never_design_ones_and_the_report_lists_them(local_ray, tmp_path, capsys):
     run_dir = tmp_path / "results" / "asha"
-    run_ablation(settings(space_file(tmp_path, NO_BASELINES), run_dir, trials=6, sampler="grid", scheduler="asha",
+    run_ablation(settings(space_file(tmp_path, NO_BASELINES), run_dir, trials=6, design="search", scheduler="asha",
                           max_concurrent=1, train_fn=stall_maxpool))
     table = pd.read_parquet(run_dir / "trials.parquet")
+    design, search = table[table["phase"] == "design"], table[table["phase"] == "search"]
+    assert len(design) == 3 and len(search) == 3  # TPE's start-up core of 6 trials is the balanced design
+    assert (design["status"] == "completed").all()  # exempt from early stopping, stalled maxpool ones included
     pruned = table[table["status"] == "pruned"]
-    assert len(pruned) >= 2 and (table["status"] == "completed").any(), table[["name", "status", "val_top1"]]
+    assert len(pruned) >= 1 and set(pruned["phase"]) == {"search"}, table[["name", "phase", "status", "val_top1"]]
     assert (pruned["epochs"] < EPOCHS).all() and pruned["test_top1"].isna().all()
     completed = table[table["status"] == "completed"]
     assert (completed["epochs"] == EPOCHS).all() and completed["test_top1"].notna().all()
-    states = {f"{t.params['nonlinearity']}-{t.params['spatial']}-w0.5": t.state for t in study_of(run_dir).trials}
-    assert {states[name] for name in pruned["name"]} == {TrialState.PRUNED}
-    assert {states[name] for name in completed["name"]} == {TrialState.COMPLETE}
+    trials = {f"{t.params['nonlinearity']}-{t.params['spatial']}-w0.5": t for t in study_of(run_dir).trials
+              if not t.user_attrs.get("duplicate")}
+    assert {trials[name].state for name in pruned["name"]} == {TrialState.PRUNED}
+    assert {trials[name].state for name in completed["name"]} == {TrialState.COMPLETE}
+    for row in table.itertuples():  # every epoch's val top-1 in the study: dashboards draw the learning curves
+        assert sorted(trials[row.name].intermediate_values) == list(range(1, row.epochs + 1))
+    assert all(trials[name].user_attrs["pruned_by"].startswith("ASHA after epoch 1") for name in pruned["name"])
 
     capsys.readouterr()
     assert cli.main(["report", str(run_dir)]) == 0  # the CLI's report of this real run's table
@@ -163,6 +172,29 @@ def test_asha_prunes_weak_trials_end_to_end_and_the_report_lists_them(local_ray,
     unfinished = report.split("## Pruned and failed trials", 1)[1].split("##", 1)[0]
     for name in pruned["name"]:
         assert f"| {name} | candidate | pruned | 1 |" in unfinished
+
+
+@pytest.mark.timeout(300)
+def test_balanced_design_with_confirmation_seeds(local_ray, tmp_path):
+    """A balanced design of 4 full-budget configs, the best one retrained under a second seed, ResNet50 under both."""
+    space = space_file(tmp_path, TINY_SPACE + "baselines: [resnet50]\n")
+    run_dir = tmp_path / "results" / "confirm"
+    run_ablation(settings(space, run_dir, trials=4, design="balanced", confirm=1, seeds=2))
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    design = table[(table["kind"] == "candidate") & (table["phase"] == "design")]
+    assert len(design) == 4 and (design["status"] == "completed").all() and (design["seed"] == 0).all()
+    assert design["nonlinearity"].value_counts().max() - design["nonlinearity"].value_counts().min() <= 1
+    best = design.loc[design["val_top1"].idxmax(), "config"]
+    confirm = table[(table["kind"] == "candidate") & (table["phase"] == "confirm")]
+    assert list(confirm["config"]) == [best] and list(confirm["seed"]) == [1]
+    baselines = table[table["kind"] == "baseline"].sort_values("seed")
+    assert list(baselines["seed"]) == [0, 1] and list(baselines["phase"]) == ["design", "confirm"]
+    assert table["trial_id"].is_unique and (table["status"] == "completed").all()
+    seeds = {row.seed: row.val_top1 for row in table[table["config"] == best].itertuples()}
+    assert len(seeds) == 2  # the same block under two training seeds: two trainings, same data split
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert (meta["design"], meta["confirm"], meta["seeds"]) == ("balanced", 1, 2)
+    assert set(meta["data"]) == {"train", "val", "test"} and meta["data"]["val"] > 0
 
 
 @pytest.mark.timeout(300)
@@ -200,7 +232,8 @@ def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
     results_dir = tmp_path / "results"
     space = space_file(tmp_path, NO_BASELINES)
     args = ["--space", str(space.path), "--trials", "4", "--epochs", str(EPOCHS), "--name", "killed",
-            "--no-dashboard", "--no-report", "--max-concurrent", "1", "--scheduler", "none"]
+            "--no-dashboard", "--no-report", "--max-concurrent", "1", "--scheduler", "none", "--design", "search",
+            "--confirm", "0"]
     driver = _cli(args, results_dir, spawn)
     run_dir = results_dir / "killed"
     deadline = time.time() + 240

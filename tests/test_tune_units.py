@@ -50,6 +50,21 @@ def test_classify(tune_status, result, expected):
     assert classify(tune_status, result, epochs=3) == expected
 
 
+def axes_of(config):
+    """A suggested config without the ``phase`` the searcher adds for the scheduler."""
+    return {k: v for k, v in config.items() if k != "phase"}
+
+
+def test_design_points_come_first_marked_design_then_the_sampler_searches(space):
+    design = [{"nonlinearity": "hardball", "spatial": "dwconv"}, {"nonlinearity": "relu", "spatial": "maxpool"}]
+    searcher = AblationSearch(2, space.grid_points(), design, space=space.define_by_run, metric="val_top1",
+                              mode="max", sampler=optuna.samplers.RandomSampler(seed=0), seed=0, study_name="design")
+    configs = [searcher.suggest(f"t{i}") for i in range(4)]
+    assert [axes_of(c) for c in configs[:2]] == design and [c["phase"] for c in configs[:2]] == ["design"] * 2
+    assert [c["phase"] for c in configs[2:]] == ["search"] * 2
+    assert len({tuple(sorted(axes_of(c).items())) for c in configs}) == 4
+
+
 class OnePoint(optuna.samplers.BaseSampler):
     """A sampler that proposes the first choice of every parameter, always: every proposal after the first repeats."""
 
@@ -66,7 +81,7 @@ class OnePoint(optuna.samplers.BaseSampler):
 def test_a_repeated_proposal_is_failed_as_duplicate_and_replaced_by_an_unseen_block(space):
     searcher = AblationSearch(2, space.grid_points(), space=space.define_by_run, metric="val_top1", mode="max",
                               sampler=OnePoint(), seed=0, study_name="dedupe")
-    configs = [searcher.suggest(f"t{i}") for i in range(space.size)]
+    configs = [axes_of(searcher.suggest(f"t{i}")) for i in range(space.size)]
     keys = {tuple(sorted(c.items())) for c in configs}
     assert len(keys) == space.size  # every block exactly once, though the sampler wanted the same one each time
     assert configs[0] == {"nonlinearity": "relu", "spatial": "maxpool"}
@@ -92,16 +107,16 @@ def test_a_restored_searcher_takes_back_the_trials_its_snapshot_missed(space, tm
 
     after = searcher()
     after.restore(str(tmp_path / "snapshot.pkl"))
-    assert after.suggest("t2") == lost  # the lost block comes back first, to resume from its checkpoint
-    assert after.suggest("t3") not in (first, lost)
+    assert axes_of(after.suggest("t2")) == axes_of(lost)  # the lost block comes back first, to resume its checkpoint
+    assert axes_of(after.suggest("t3")) not in (axes_of(first), axes_of(lost))
     trials = [t for t in optuna.load_study(study_name="restored", storage=make_storage(None, tmp_path)).trials
               if not t.user_attrs.get("duplicate")]
     assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
-    assert trials[1].user_attrs["interrupted"] and trials[1].params == lost
+    assert trials[1].user_attrs["interrupted"] and trials[1].params == axes_of(lost)
 
 
 def _settings(space, tmp_path, objectives="top1"):
-    return RunSettings(space=space, protocol=load_protocol("digits"), run_dir=tmp_path, dashboard=False,
+    return RunSettings(space=space, protocol=load_protocol("digits"), run_dir=tmp_path, dashboard=False, trials=4,
                        objectives=parse_objectives(objectives))
 
 
@@ -164,7 +179,8 @@ def test_baseline_cache_key_changes_with_protocol_seed_and_code(space, tmp_path,
     assert key != baseline_cache_key(RunSettings(**{**vars(settings), "seed": 1}), "ResNet50")
     longer = RunSettings(**{**vars(settings), "protocol": settings.protocol.with_overrides(epochs=4)})
     assert key != baseline_cache_key(longer, "ResNet50")
-    monkeypatch.setattr("ablate.tune.baselines.code_version", lambda: "edited")
+    assert key != baseline_cache_key(settings, "ResNet50", seed=settings.seed + 1)  # another training seed
+    monkeypatch.setattr("ablate.tune.jobs.code_version", lambda: "edited")
     assert key != baseline_cache_key(settings, "ResNet50")
 
 

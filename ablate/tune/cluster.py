@@ -17,21 +17,70 @@ RAY_ENVIRONMENT = {
 }
 
 
+AUTH_MODE = "RAY_AUTH_MODE"
+TOKEN_SOURCES = "the RAY_AUTH_TOKEN variable, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
+
+
+def token_available() -> bool:
+    """Whether a Ray auth token is at hand the usual Ray ways (``TOKEN_SOURCES``)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    return Path(path).is_file()
+
+
+def use_token_auth() -> None:
+    """Turn on Ray's token mode when a token is available and the user has not chosen a mode.
+
+    Ray 2.60 does this by itself for a local ``ray.init()`` and for ``address="auto"``, but not for ``HOST:PORT``,
+    where a token-protected cluster then refuses the driver after ~30 s of retries.
+    """
+    if os.environ.get(AUTH_MODE) is not None or not token_available():
+        return
+    os.environ[AUTH_MODE] = "token"
+    try:  # Ray caches its config at import; refresh it as Ray's own token set-up does
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):
+        pass
+
+
 def check_address(address: str) -> None:
-    """Fail fast, in one line, when a host:port cluster address does not answer (Ray would retry for minutes).
+    """Fail fast, in one line, when a cluster address does not answer or refuses our token (Ray would retry).
 
     Raises:
-        UsageError: Nothing listens at the address.
+        UsageError: Nothing listens at the address, or the cluster's GCS rejects the authentication token.
     """
     if address == "auto":
         return
-    hostport = address.split("://", 1)[-1]
+    scheme, _, hostport = address.rpartition("://")
     host, _, port = hostport.rpartition(":")
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot reach a Ray cluster at {address!r} ({err}): start one with `ray start --head` "
                          "or pass --address auto on a cluster node") from None
+    if not scheme:  # HOST:PORT is the cluster's GCS, which answers an auth probe at once
+        use_token_auth()
+        check_token(hostport)
+
+
+def check_token(gcs_address: str) -> None:
+    """Ask the cluster's GCS whether it accepts this driver's token (an instant refusal instead of Ray's retries).
+
+    Raises:
+        UsageError: The cluster wants a token and ours is missing or different.
+    """
+    from ray._raylet import GcsClient
+
+    try:
+        GcsClient(address=gcs_address)
+    except ray.exceptions.AuthenticationError:
+        what = "is wrong" if token_available() else "is missing"
+        raise UsageError(f"the Ray cluster at {gcs_address} refused the connection: its authentication token {what}; "
+                         f"run `ray get-auth-token` on the head node and pass the token through {TOKEN_SOURCES}"
+                         ) from None
 
 
 def ray_temp_dir(results_dir: Path) -> dict[str, str]:
@@ -59,8 +108,9 @@ def init_ray(settings: RunSettings) -> str | None:
                                          **ray_temp_dir(settings.run_dir.parent)}
     try:
         context = ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR", **local)
-    except ConnectionError as err:
-        raise UsageError(f"cannot connect to Ray at {settings.address!r}: {error_summary(err)}") from None
+    except (ConnectionError, ray.exceptions.AuthenticationError) as err:
+        hint = f" (if the cluster uses token authentication: pass its token through {TOKEN_SOURCES})"
+        raise UsageError(f"cannot connect to Ray at {settings.address!r}: {error_summary(err)}{hint}") from None
     return getattr(context, "dashboard_url", None) or None
 
 

@@ -13,6 +13,7 @@ from ablate.models import BlockConfig
 from ablate.results import CURVE_COLUMNS, hardware, versions
 from ablate.space import config_hash
 from ablate.training import read_epoch_log
+from ablate.tune.search import PHASE
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import classify
 from ablate.tune.trainables import COUNT_COLUMNS, TRIAL_LATENCY
@@ -25,20 +26,21 @@ def identity_columns(block: BlockConfig, macro: str) -> dict[str, Any]:
 
 
 def training_row(*, kind: str, trial_id: str, name: str, block: BlockConfig, settings: RunSettings, status: str,
-                 reason: str = "", history: list[dict[str, Any]] = (), costs: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-    """The table row of one trained model (candidate or baseline), read off its per-epoch history.
-
-    The last epoch gives the validation metrics; test top-1 counts only for a completed model.
+                 phase: str, seed: int | None = None, reason: str = "", history: list[dict[str, Any]] = (),
+                 measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The table row of one trained model (candidate or baseline, any phase and training seed), read off its
+    per-epoch history: the last epoch gives the validation metrics; test top-1 counts only for a completed model.
+    ``measured`` holds what the worker measured: counts, an in-trial latency, the node it ran on.
     """
     last = history[-1] if history else {}
     return {
-        "kind": kind, "trial_id": trial_id, "name": name, **identity_columns(block, settings.macro), **(costs or {}),
+        "kind": kind, "trial_id": trial_id, "name": name, **identity_columns(block, settings.macro), **(measured or {}),
         "status": status, "reason": reason, "epochs": int(last.get("epoch", 0)),
         "val_top1": last.get("val_top1", math.nan), "val_top5": last.get("val_top5", math.nan),
         "val_loss": last.get("val_loss", math.nan),
         "test_top1": last.get("test_top1", math.nan) if status == "completed" else math.nan,
-        "train_seconds": float(sum(e.get("epoch_seconds", 0.0) for e in history)), "seed": settings.seed,
+        "train_seconds": float(sum(e.get("epoch_seconds", 0.0) for e in history)),
+        "seed": settings.seed if seed is None else seed, "phase": phase,
     }
 
 
@@ -48,31 +50,33 @@ def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFr
         .reindex(columns=CURVE_COLUMNS)
 
 
-def candidate_rows(result_grid, settings: RunSettings) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
-    """One row and one learning curve per trial, read from the trainer's own epoch log in its state folder.
+def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[str, Any], trial_id: str,
+                  error: BaseException | str | None = None) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """One trial's row and learning curve, read from the trainer's own epoch log in the block's state folder.
 
     Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
     it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
     """
-    rows, curves = [], []
+    block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
+    history = read_epoch_log(settings.state_dir(block))
+    epoch = history[-1]["epoch"] if history else 0
+    status = classify("ERROR" if error else "TERMINATED", {**metrics, "epoch": epoch}, settings.protocol.epochs)
+    reason = (error if isinstance(error, str) else error_summary(error)) if error else metrics.get("reason", "")
+    measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, "node") if k in metrics}
+    row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
+                       status=status, phase=config.get(PHASE, "search"), reason=reason, history=history, measured=measured)
+    return row, curve_frame(history, row) if history else None
+
+
+def candidate_rows(result_grid, settings: RunSettings) -> list[tuple[dict[str, Any], pd.DataFrame | None]]:
+    """Every trial's row and learning curve once Tune is done (see :func:`candidate_row`)."""
+    outcomes = []
     for result in result_grid:
-        metrics = dict(result.metrics or {})
-        if not result.config:
-            continue
-        block = settings.space.config({a.name: result.config[a.name] for a in settings.space.axes})
-        trial_id = metrics.get("trial_id") or Path(result.path).name
-        history = read_epoch_log(settings.state_dir(block))
-        epoch = history[-1]["epoch"] if history else 0
-        status = classify("ERROR" if result.error else "TERMINATED", {**metrics, "epoch": epoch},
-                          settings.protocol.epochs)
-        reason = error_summary(result.error) if result.error else metrics.get("reason", "")
-        costs = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY) if k in metrics}
-        row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
-                           status=status, reason=reason, history=history, costs=costs)
-        rows.append(row)
-        if history:
-            curves.append(curve_frame(history, row))
-    return rows, curves
+        if result.config:
+            metrics = dict(result.metrics or {})
+            trial_id = metrics.get("trial_id") or Path(result.path).name
+            outcomes.append(candidate_row(settings, result.config, metrics, trial_id, result.error))
+    return outcomes
 
 
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
@@ -84,6 +88,7 @@ def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
         "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in settings.objectives],
         "objectives_from": settings.objectives_from,
         "sampler": settings.sampler, "scheduler": settings.scheduler, "seed": settings.seed,
+        "design": settings.design, "confirm": settings.confirm, "seeds": settings.seeds,
         "trials_requested": settings.trials, "address": settings.address, "gpus_per_trial": settings.gpus_per_trial,
         "cpus_per_trial": settings.cpus_per_trial, "max_concurrent": settings.max_concurrent,
         "storage": settings.storage, "data_dir": settings.data_dir, "max_failures": settings.max_failures,

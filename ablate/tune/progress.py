@@ -1,61 +1,132 @@
-"""The run's progress on the terminal: trials done / running / pruned / failed, the best so far, baselines."""
+"""The run as it goes: a Tune callback that files each finished trial into the live tables and shows progress —
+one line redrawn in place on a terminal (tqdm), or a plain line at most every 30 s when output goes to a file."""
 
 from __future__ import annotations
 
-import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+from tqdm import tqdm
 
-from ablate.tune.status import classify
+from ablate.tune.collect import candidate_row
+from ablate.tune.live import LIVE_RUNS, LiveRun
+from ablate.tune.settings import RunSettings
+from ablate.tune.status import STATUSES, classify
 
-LIVE_BASELINES: dict[str, Any] = {}  # run folder → the driver's BaselineRunner, for the progress line
+PLAIN_EVERY_S = 30.0  # plain lines when stdout is not a terminal
+POLL_EVERY_S = 2.0  # how often finished baselines / confirmations are looked for
 
 
-class ProgressPrinter(tune.Callback):
-    """A one-line status on stdout, printed as trials report and end.
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
 
-    Ray pickles callbacks into its experiment state and restores them on resume, so this holds only plain
-    values and finds the (unpicklable) baseline runner of the live driver through ``LIVE_BASELINES``.
+
+class RunProgress(tune.Callback):
+    """Files every ended trial into the run's live tables and shows trials done / total, pruned, failed, the best
+    so far (restored trials included), baselines, elapsed time and ETA.
+
+    Ray pickles callbacks into its experiment state and restores them on ``--resume``, so this holds only plain
+    values and finds the driver's live record (tables, jobs) through ``LIVE_RUNS``; the tqdm bar is not pickled.
     """
 
-    def __init__(self, run_dir: Path, trials: int, epochs: int):
-        self.run_dir, self.trials, self.epochs = str(run_dir), trials, epochs
+    def __init__(self, settings: RunSettings):
+        self.run_dir, self.trials, self.epochs = str(settings.run_dir), settings.trials, settings.protocol.epochs
         self.seen: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, str] = {}  # Tune calls the hooks below before it updates trial.status
-        self.last_print = 0.0
+        self.last_print = self.last_poll = 0.0
+        self.printed_done = -1
+        self.bar: tqdm | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "bar": None}
+
+    @property
+    def live(self) -> LiveRun | None:
+        return LIVE_RUNS.get(self.run_dir)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.seen[trial.trial_id] = result
-        self.print(trials)
+        self.show(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.ended[trial.trial_id] = "TERMINATED"
-        self.print(trials, force=True)
+        self._ended(trials, trial, "TERMINATED", None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.ended[trial.trial_id] = "ERROR"
-        self.print(trials, force=True)
+        self._ended(trials, trial, "ERROR", _error_of(trial))
 
-    def status_of(self, trial) -> str:
-        result = self.seen.get(trial.trial_id) or trial.last_result or {}
-        return classify(self.ended.get(trial.trial_id, trial.status), result, self.epochs)
-
-    def print(self, trials, force: bool = False) -> None:
+    def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
-        if not force and now - self.last_print < 2.0:
-            return
-        self.last_print = now
-        counts = {"completed": 0, "pruned": 0, "failed": 0, "running": 0, "pending": 0}
+        if self.live is not None and now - self.last_poll >= POLL_EVERY_S:
+            self.last_poll = now
+            if self.live.poll_jobs():
+                self.live.write(self.counts(trials))
+        self.show(trials)
+
+    def _ended(self, trials, trial, status: str, error: str | None) -> None:
+        self.ended[trial.trial_id] = status
+        live = self.live
+        if live is not None and trial.config:
+            metrics = self.seen.get(trial.trial_id) or trial.last_result or {}
+            row, curve = candidate_row(live.settings, trial.config, metrics, trial.trial_id, error)
+            live.add(row, curve)
+            live.write(self.counts(trials))
+        self.show(trials)
+
+    def counts(self, trials) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
         for trial in trials:
-            counts[self.status_of(trial)] += 1
-        best = max(((r.get("val_top1", -1), r.get("block", "?")) for r in self.seen.values()
-                    if isinstance(r.get("val_top1"), (int, float)) and math.isfinite(r["val_top1"])), default=None)
+            result = self.seen.get(trial.trial_id) or trial.last_result or {}
+            counts[classify(self.ended.get(trial.trial_id, trial.status), result, self.epochs)] += 1
+        return counts
+
+    def text(self, counts: dict[str, int]) -> str:
+        live = self.live
+        best = live.best() if live is not None else None
         best_text = f"best val top-1 {best[0]:.1f}% ({best[1]})" if best else "best —"
+        jobs = f" | baselines {live.jobs.done_count()}/{len(live.jobs.jobs)}" if live is not None else ""
+        return (f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed; "
+                f"{counts['running']} running | {best_text}{jobs}")
+
+    def show(self, trials) -> None:
+        """Redraw the bar (terminal) or print a plain line when due (file, pipe) and when the last trial ends."""
+        counts = self.counts(trials)
         done = counts["completed"] + counts["pruned"] + counts["failed"]
-        baselines = LIVE_BASELINES.get(self.run_dir)
-        baseline_text = f" | baselines {baselines.done_count()}/{len(baselines.names)}" if baselines else ""
-        print(f"[ablate] trials {done}/{self.trials} done: {counts['completed']} completed, {counts['pruned']} pruned, "
-              f"{counts['failed']} failed; {counts['running']} running | {best_text}{baseline_text}", flush=True)
+        if sys.stdout.isatty():
+            if self.bar is None:
+                self.bar = tqdm(total=self.trials, desc="[ablate] trials", unit="trial", dynamic_ncols=True,
+                                file=sys.stdout, bar_format="{desc} {n}/{total} |{bar:20}| {postfix} "
+                                                            "[{elapsed}, ETA {remaining}]")
+            self.bar.n = done
+            self.bar.set_postfix_str(self.text(counts), refresh=True)
+            if done == self.trials:
+                self.close()
+            return
+        now = time.monotonic()
+        if done < self.trials and now - self.last_print < PLAIN_EVERY_S or done == self.trials == self.printed_done:
+            return
+        self.printed_done = done
+        self.last_print = now
+        live = self.live
+        elapsed = time.monotonic() - live.started if live is not None else 0.0
+        eta = f", ETA {_duration(elapsed / done * (self.trials - done))}" if 0 < done < self.trials else ""
+        print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {_duration(elapsed)}{eta}",
+              flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _error_of(trial) -> str:
+    """The first line of a failed trial's error as Ray stored it."""
+    try:
+        text = Path(trial.error_file).read_text() if getattr(trial, "error_file", None) else ""
+    except OSError:
+        text = ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else "the trial raised an error")[:300]

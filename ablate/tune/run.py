@@ -1,25 +1,29 @@
-"""The driver: start or join Ray, train the baselines beside the Tune trials, time every model, write the table."""
+"""The driver: start or join Ray, train the design (and search) on Tune with the baselines beside it, confirm the
+best candidates under more training seeds, time every model side by side, and write the tables."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from ablate.errors import error_summary
-from ablate.results import CURVE_COLUMNS, read_run_json, write_run_json, write_tables
-from ablate.tune.baselines import BaselineRunner
+from ablate.results import load, load_curves, read_run_json, write_run_json
+from ablate.training import load_protocol_data
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
-from ablate.tune.collect import candidate_rows, curve_frame, run_meta
-from ablate.tune.progress import LIVE_BASELINES, ProgressPrinter
-from ablate.tune.search import make_searcher, reconcile_study
+from ablate.tune.collect import candidate_rows, run_meta
+from ablate.tune.jobs import JobRunner, baseline_jobs, confirmation_jobs
+from ablate.tune.live import LIVE_RUNS, LiveRun
+from ablate.tune.progress import RunProgress
+from ablate.tune.search import PHASE, make_searcher, reconcile_study
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer
 from ablate.tune.trainables import make_trainable
@@ -34,13 +38,23 @@ class RunOutcome:
     dashboard_url: str | None
 
 
+class DesignExemptASHA(ASHAScheduler):
+    """ASHA that never stops a design trial: the design's configs are trained to the full budget, so that the run
+    keeps an unconfounded core however the search goes; their results still set the rungs' bars."""
+
+    def on_trial_result(self, tune_controller, trial, result: dict[str, Any]) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        return TrialScheduler.CONTINUE if trial.config.get(PHASE) == "design" else action
+
+
 def build_tuner(settings: RunSettings, resources: dict[str, float], callbacks: list, study_name: str) -> tune.Tuner:
-    """A Tuner over the candidates: the searcher behind a concurrency limit, ASHA for single-objective runs."""
+    """A Tuner over the candidates: the searcher (design first) behind a concurrency limit, ASHA for single-objective
+    search runs."""
     concurrency = settings.max_concurrent or default_concurrency(resources)
     scheduler = None
     if settings.scheduler == "asha" and not settings.multi_objective and settings.protocol.epochs > 1:
-        scheduler = ASHAScheduler(time_attr="epoch", metric="val_top1", mode="max",
-                                  max_t=settings.protocol.epochs, grace_period=1, reduction_factor=2)
+        scheduler = DesignExemptASHA(time_attr="epoch", metric="val_top1", mode="max",
+                                     max_t=settings.protocol.epochs, grace_period=1, reduction_factor=2)
     return tune.Tuner(
         make_trainable(settings, resources),
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(make_searcher(settings, study_name),
@@ -55,8 +69,39 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
 
 
+def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
+    """The settings with the space resolved for the run's data (widths matched to equal MACs, where asked), and the
+    sizes of the data splits (the noise floor of the comparisons depends on the validation split's)."""
+    data = load_protocol_data(settings.protocol, data_dir=settings.data_dir, device="cpu", seed=settings.seed)
+    if settings.space.width_match:
+        print(f"[ablate] solving the width of each block for equal {settings.space.width_match} …", flush=True)
+    space = settings.space.resolved(settings.macro, data.num_classes, data.input_size)
+    return replace(settings, space=space), {split: data.size(split) for split in ("train", "val", "test")}
+
+
+def _previous_tables(run_dir: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tables an interrupted run had written, so a resumed run shows (and counts) them from the start."""
+    if not (run_dir / "trials.parquet").is_file():
+        return None, None
+    return load(run_dir), load_curves(run_dir)
+
+
+def _finish_jobs(live: LiveRun) -> None:
+    """Wait for the baselines and confirmations still running, filing each into the tables as it ends."""
+    announced = -1
+    while live.jobs.pending:
+        ray.wait(list(live.jobs.pending.values()), num_returns=1, timeout=5.0)
+        if live.poll_jobs():
+            live.write()
+        done = live.jobs.done_count()
+        if done != announced:
+            print(f"[ablate] baselines and confirmations {done}/{len(live.jobs.jobs)} done", flush=True)
+            announced = done
+    live.poll_jobs()
+
+
 def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
-    """Run (or resume) an ablation end to end and write its results table; the caller builds the report.
+    """Run (or resume) an ablation end to end and write its results tables; the caller builds the report.
 
     Args:
         settings: What to run and where (see :class:`RunSettings`).
@@ -76,47 +121,56 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = replace(settings, run_dir=settings.run_dir.resolve())  # trials run with the trial folder as cwd
-    run_dir = settings.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    previous = read_run_json(run_dir)
-    first_start = previous.get("started") or _iso(started)
-    write_run_json(run_dir, run_meta(settings, started=first_start, finished=None,
-                                     wall_seconds=previous.get("wall_seconds", 0.0)))
-    dashboard_url = init_ray(settings)
+    settings, split_sizes = _with_data(settings)
+    dashboard_url = init_ray(settings)  # before the run folder exists: a cluster that refuses us leaves nothing
     if dashboard_url:
         print(f"Ray dashboard: http://{dashboard_url} (if it asks for a token: `ray get-auth-token`)", flush=True)
+    run_dir = settings.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_run_json(run_dir)
+    first_start = previous.get("started") or _iso(started)
+    write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
+                                     wall_seconds=previous.get("wall_seconds", 0.0)))
     resources = trial_resources(settings)
-    baselines = BaselineRunner(settings, run_dir.parent / ".cache" / "baselines")
-    baselines.start(resources)
-    LIVE_BASELINES[str(run_dir)] = baselines
+    jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines")
+    jobs.submit(baseline_jobs(settings), resources)
+    live = LiveRun(settings, jobs, *(_previous_tables(run_dir) if resume else (None, None)))
+    LIVE_RUNS[str(run_dir)] = live
     tune_dir = str(run_dir / "tune")
     if resume and tune.Tuner.can_restore(tune_dir):
         tuner = tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
                                    resume_errored=False)
     else:
-        progress = ProgressPrinter(run_dir, settings.trials, settings.protocol.epochs)
-        tuner = build_tuner(settings, resources, [progress], study_name=run_dir.name)
+        tuner = build_tuner(settings, resources, [RunProgress(settings)], study_name=run_dir.name)
     timer = start_timer(resources, at_start=True)
-    rows, curves = candidate_rows(tuner.fit(), settings)
+    outcomes = candidate_rows(tuner.fit(), settings)
+    for row, curve in outcomes:
+        live.add(row, curve)
+    rows = [row for row, _ in outcomes]
     reconcile_study(settings, run_dir.name, rows)
-    for outcome in baselines.collect().values():
-        rows.append(outcome["row"])
-        if outcome["curves"]:
-            curves.append(curve_frame(outcome["curves"], outcome["row"]))
-    print(f"[ablate] timing {len({r['config'] for r in rows})} models side by side …", flush=True)
+    confirmations = confirmation_jobs(settings, rows)
+    if confirmations:
+        print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} training seeds "
+              f"({len(confirmations)} more trainings) …", flush=True)
+        jobs.submit(confirmations, resources)
+    _finish_jobs(live)
+    rows = list(live.rows.values())
+    configs = sorted({r["config"] for r in rows})
+    print(f"[ablate] timing {len(configs)} models side by side …", flush=True)
     timer = timer or start_timer(resources, at_start=False)
     try:
-        timings = ray.get(timer.time.remote(sorted({r["config"] for r in rows}), settings))
+        timings = ray.get(timer.time.remote(configs, settings))
     except Exception as err:  # the trained rows matter more than their timings: write them without
         print(f"[ablate] timing failed, latency/throughput left empty: {error_summary(err)}", flush=True)
         timings = {}
     ray.kill(timer)
     for row in rows:
         row.update(timings.get(row["config"], {}))
-    curve_frame_all = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    LIVE_BASELINES.pop(str(run_dir), None)
-    table = write_tables(run_dir, rows, curve_frame_all)
+    live.write()
+    LIVE_RUNS.pop(str(run_dir), None)
+    table = load(run_dir)
     wall = previous.get("wall_seconds", 0.0) + time.time() - started
-    write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), wall_seconds=wall))
+    write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
+                                     wall_seconds=wall))
     return RunOutcome(run_dir, table, dashboard_url)

@@ -11,11 +11,17 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from ablate.design import balanced_design
 from ablate.errors import UsageError
 from ablate.registry import lookup
 from ablate.space import SearchSpace
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import classify
+
+
+def startup_trials(trials: int) -> int:
+    """How many trials a sampler spends before it models the results (TPE's start-up, NSGA-II's first population)."""
+    return min(trials, 10, max(2, trials // 2))
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int, trials: int) -> optuna.samplers.BaseSampler:
@@ -25,8 +31,8 @@ def make_sampler(name: str, space: SearchSpace, seed: int, trials: int) -> optun
         UsageError: An unknown sampler name.
     """
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, trials // 2))),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(50, trials // 2))),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials)),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, startup_trials(trials))),
         "grid": lambda: optuna.samplers.GridSampler(space.grid_search_space(), seed=seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
@@ -52,23 +58,50 @@ def make_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
                          "postgresql://user@host/db, or a .journal file path)") from None
 
 
-class AblationSearch(OptunaSearch):
-    """Ray's OptunaSearch, telling Optuna PRUNED for ASHA-stopped trials and FAIL for failed ones.
+DESIGN_POINTS: dict[str, Callable[[RunSettings], list[dict[str, Any]]]] = {
+    "grid": lambda settings: settings.space.grid_points(),
+    "balanced": lambda settings: balanced_design(settings.space.axes, settings.trials, settings.seed),
+    "search": lambda settings: balanced_design(settings.space.axes, startup_trials(settings.trials), settings.seed),
+}
 
-    Ray's own searcher reports a stopped trial as COMPLETE with its partial accuracy, which would make the
-    study (and optuna-dashboard) treat a 1-epoch score as a final one.
+
+def design_points(settings: RunSettings) -> list[dict[str, Any]]:
+    """The configs a run's design fixes before any result is in (axis → value), trained first and to the full budget.
+
+    ``grid``: every config; ``balanced``: ``trials`` configs with every choice (and pair of choices) about equally
+    often; ``search``: a balanced core of the sampler's start-up size, after which the sampler takes over.
+    """
+    return DESIGN_POINTS[settings.design](settings)
+
+
+PHASE = "phase"  # the config key that tells a design trial (full budget, never stopped early) from a search one
+
+
+class AblationSearch(OptunaSearch):
+    """Ray's OptunaSearch with a design, no repeated blocks, and honest trial states in the study.
+
+    - The design's points are enqueued in the study before anything else, so storage and dashboards hold them;
+      their configs carry ``phase: design`` (the scheduler never stops them early), the sampler's ``phase: search``.
+    - A block is never trained twice while unseen ones remain.
+    - ASHA-stopped trials are told PRUNED and failed ones FAIL: Ray's own searcher reports a stopped trial as
+      COMPLETE with its partial accuracy, which would make the study treat a 1-epoch score as a final one.
 
     Args:
         epochs: The full budget, to tell pruned trials from completed ones.
         points: Every point of the space (axis → value), for replacing repeated proposals.
+        design: The design's points, enqueued first.
         **kwargs: Passed on to ``OptunaSearch`` (space, metric, mode, sampler, study_name, storage, seed).
     """
 
-    def __init__(self, epochs: int, points: list[dict[str, Any]], **kwargs: Any):
+    def __init__(self, epochs: int, points: list[dict[str, Any]], design: list[dict[str, Any]] = (), **kwargs: Any):
         super().__init__(**kwargs)
         self._epochs, self._points = epochs, points
+        self._design = {self._key(p) for p in design}
         self._suggested: set[str] = set()
+        self._reported: set[tuple[str, int]] = set()  # (trial id, epoch) already in the study
         self._rng = random.Random(kwargs.get("seed"))
+        for point in design:
+            self._ot_study.enqueue_trial(point)
 
     @staticmethod
     def _key(config: dict[str, Any]) -> str:
@@ -89,7 +122,7 @@ class AblationSearch(OptunaSearch):
             self._ot_study.enqueue_trial(self._rng.choice(unseen))
             config = super().suggest(trial_id)
         self._suggested.add(self._key(config))
-        return config
+        return {**config, PHASE: "design" if self._key(config) in self._design else "search"}
 
     def restore(self, checkpoint_path: str) -> None:
         """Restore the searcher Ray snapshotted, then take back the trials the snapshot missed.
@@ -111,10 +144,35 @@ class AblationSearch(OptunaSearch):
                 self._ot_study.enqueue_trial(lost.params)
                 self._suggested.discard(self._key(lost.params))
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Every epoch's val top-1 goes to the study as an intermediate value (step = epoch), so optuna-dashboard
+        draws each trial's learning curve; a multi-objective study, which Optuna gives no intermediate values,
+        keeps them as user attrs ``val_top1_epoch_<k>``."""
+        trial = self._ot_trials.get(trial_id)
+        epoch, value = result.get("epoch"), result.get("val_top1")
+        if trial is None or trial_id in self._completed_trials or not isinstance(epoch, int) or epoch < 1 \
+                or not isinstance(value, (int, float)) or value != value:
+            return
+        if (trial_id, epoch) in self._reported:
+            return
+        self._reported.add((trial_id, epoch))
+        try:
+            if isinstance(self.metric, list):
+                trial.set_user_attr(f"val_top1_epoch_{epoch}", float(value))
+            else:
+                trial.report(float(value), epoch)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # a trial restored after a kill replays its last epoch; the study already holds its outcome
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         status = classify("ERROR" if error else "TERMINATED", result or {}, self._epochs)
+        if result:
+            self.on_trial_result(trial_id, result)  # Ray skips the hook for a trial's last result
         if status == "completed" or trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
+        if status == "pruned":
+            self._ot_trials[trial_id].set_user_attr(
+                "pruned_by", f"ASHA after epoch {(result or {}).get('epoch', 0)} of {self._epochs}")
         self._tell(self._ot_trials[trial_id], TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
         self._completed_trials.add(trial_id)
 
@@ -137,7 +195,7 @@ def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
     metrics = [o.column for o in settings.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in settings.objectives]
     return AblationSearch(
-        settings.protocol.epochs, settings.space.grid_points(), space=settings.space.define_by_run,
+        settings.protocol.epochs, settings.space.grid_points(), design_points(settings), space=settings.space.define_by_run,
         metric=metrics if settings.multi_objective else metrics[0], mode=modes if settings.multi_objective else modes[0],
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,

@@ -8,7 +8,8 @@ from typing import Callable
 
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
-from ablate.space import DEFAULT_OBJECTIVES, Objective, SearchSpace
+from ablate.registry import lookup
+from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace
 from ablate.training import TrainResult, train
 
 TrainFn = Callable[..., TrainResult]
@@ -37,6 +38,10 @@ class RunSettings:
         max_failures: Retries of a crashed trial from its last checkpoint.
         command: The command line, recorded in run.json.
         objectives_from: Where the objectives came from (flag, space file, run.json), for the run header.
+        design: ``balanced`` (a balanced set of configs, all trained to the full budget), ``search`` (the sampler
+            and ASHA, after a balanced start-up core exempt from early stopping) or ``grid`` (every config).
+        confirm: How many of the best candidates to retrain under every training seed once the design is done.
+        seeds: Training seeds per confirmed candidate and per baseline, in all (the run's seed included).
         train_fn: The trainer; injectable for tests (e.g. one that fails on purpose).
 
     Example:
@@ -62,12 +67,26 @@ class RunSettings:
     max_failures: int = 2
     command: str = ""
     objectives_from: str = "--objectives"
+    design: str = "search"
+    confirm: int = 0
+    seeds: int = 1
     train_fn: TrainFn = field(default=train, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.trials <= self.space.size:
             raise ValueError(f"trials must be between 1 and the space's {self.space.size} configs (no block is "
                              f"trained twice), got {self.trials}")
+        lookup({d: d for d in DESIGNS}, self.design, "design")
+        if self.confirm < 0 or self.seeds < 1:
+            raise ValueError(f"confirm must be ≥ 0 and seeds ≥ 1, got {self.confirm} and {self.seeds}")
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        """The training seeds of confirmed candidates and baselines: the run's seed, then the next ``seeds - 1``.
+
+        The data splits stay those of the run's seed, so the rows of one training seed form pairs across models.
+        """
+        return tuple(self.seed + r for r in range(self.seeds))
 
     @property
     def macro(self) -> str:

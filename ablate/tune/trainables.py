@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -16,6 +17,11 @@ from ablate.tune.settings import RunSettings
 
 COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "activations")
 TRIAL_LATENCY = "trial_latency_ms"
+
+
+def node_id() -> str:
+    """The Ray node this worker runs on (short id), recorded in each row: where a model trained."""
+    return ray.get_runtime_context().get_node_id()[:12]
 
 
 def prepare(settings: RunSettings) -> tuple[Protocol, DatasetSplits, torch.device]:
@@ -53,7 +59,7 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     protocol, data, device = prepare(settings)
     costs = cost_columns(block, settings, data, device,
                          trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
-    constant = {"block": str(block), **costs}
+    constant = {"block": str(block), "phase": config.get("phase", "search"), "node": node_id(), **costs}
     state_dir = settings.state_dir(block)
     reported = []
 

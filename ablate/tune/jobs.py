@@ -1,0 +1,143 @@
+"""Trainings the run fixes in advance rather than searches for: the baselines under every training seed, and the
+best candidates retrained under the extra seeds once the design is done. Each is a Ray task beside the Tune trials;
+baselines are cached across runs by protocol, macro, seed and the package's source."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from ablate.errors import error_summary
+from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
+from ablate.tune.collect import training_row
+from ablate.tune.settings import RunSettings
+from ablate.tune.trainables import cost_columns, node_id, prepare
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fixed training: which model (a baseline, or a candidate to confirm), under which training seed."""
+
+    kind: str  # "baseline" | "candidate"
+    name: str  # display name: the baseline's, or the candidate's config string
+    block: BlockConfig
+    seed: int
+    phase: str  # "design" (the run's own seed) or "confirm" (an extra seed)
+
+    @property
+    def trial_id(self) -> str:
+        return f"{'baseline' if self.kind == 'baseline' else 'confirm'}-{self.name}-s{self.seed}"
+
+    @property
+    def folder(self) -> str:
+        return "baselines" if self.kind == "baseline" else "trials"
+
+
+def baseline_jobs(settings: RunSettings) -> list[Job]:
+    """The space's baselines under every training seed; the run's own seed belongs to the design."""
+    return [Job("baseline", b.name, b.block, seed, "design" if seed == settings.seed else "confirm")
+            for b in (BASELINE_BY_TIMM_NAME[t] for t in settings.space.baselines) for seed in settings.training_seeds]
+
+
+def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list[Job]:
+    """The ``confirm`` best completed candidates (by val top-1 under the run's seed) under the extra seeds."""
+    done = [r for r in rows if r["kind"] == "candidate" and r["status"] == "completed"]
+    best = sorted(done, key=lambda r: r["val_top1"], reverse=True)[:settings.confirm]
+    return [Job("candidate", r["config"], BlockConfig.parse(r["config"]), seed, "confirm")
+            for r in best for seed in settings.training_seeds[1:]]
+
+
+def code_version(root: Path = PACKAGE_ROOT) -> str:
+    """Hash of the package's source: a cached baseline is reused only if the code that trained it is unchanged."""
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.yaml")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def baseline_cache_key(settings: RunSettings, name: str, seed: int | None = None) -> str:
+    """What a cached baseline must match: protocol, macro, split seed, training seed, baseline and code version."""
+    key = json.dumps({"protocol": settings.protocol.as_dict(), "macro": settings.macro, "seed": settings.seed,
+                      "training_seed": settings.seed if seed is None else seed, "baseline": name,
+                      "code": code_version()}, sort_keys=True, default=str)
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def job_row(job: Job, settings: RunSettings, **outcome: Any) -> dict[str, Any]:
+    """A job's table row (see ``collect.training_row``)."""
+    return training_row(kind=job.kind, trial_id=job.trial_id, name=job.name, block=job.block, settings=settings,
+                        seed=job.seed, phase=job.phase, **outcome)
+
+
+def train_job(job: Job, settings: RunSettings) -> dict[str, Any]:
+    """Train one job on this worker (resuming its checkpoint); returns its row and learning curve."""
+    protocol, data, device = prepare(settings)
+    measured = {**cost_columns(job.block, settings, data, device), "node": node_id()}
+    result = settings.train_fn(job.block, protocol, checkpoint_dir=settings.state_dir(job.block, job.seed, job.folder),
+                               seed=job.seed, data=data, device=device)
+    row = job_row(job, settings, status=result.status, reason=result.reason, history=result.history, measured=measured)
+    return {"row": row, "curves": result.history}
+
+
+class JobRunner:
+    """Runs jobs as Ray tasks beside the Tune trials; a crashed job is a failed row with its reason, never cached."""
+
+    def __init__(self, settings: RunSettings, cache_dir: Path):
+        self.settings, self.cache_dir = settings, cache_dir
+        self.jobs: list[Job] = []
+        self.results: dict[Job, dict[str, Any]] = {}
+        self.pending: dict[Job, Any] = {}
+
+    def _cache_file(self, job: Job) -> Path | None:
+        if job.kind != "baseline":
+            return None
+        return self.cache_dir / f"{baseline_cache_key(self.settings, job.name, job.seed)}.json"
+
+    def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
+        """Start ``jobs`` (cached baselines are taken from the cache at once)."""
+        remote = ray.remote(train_job).options(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0),
+                                               max_retries=self.settings.max_failures)
+        for job in jobs:
+            self.jobs.append(job)
+            cached = self._cache_file(job)
+            if cached is not None and cached.is_file():
+                self.results[job] = json.loads(cached.read_text())
+            else:
+                self.pending[job] = remote.remote(job, self.settings)
+
+    def done_count(self) -> int:
+        return len(self.results) + len(self._ready(timeout=0))
+
+    def _ready(self, timeout: float | None) -> list[Job]:
+        if not self.pending:
+            return []
+        refs = {ref: job for job, ref in self.pending.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        return [refs[ref] for ref in ready]
+
+    def collect(self, wait: bool = True) -> dict[Job, dict[str, Any]]:
+        """Every finished job's outcome (``row`` and ``curves``); with ``wait``, after every pending job ends."""
+        for job in self._ready(timeout=None if wait else 0):
+            try:
+                outcome = ray.get(self.pending.pop(job))
+            except Exception as err:  # a crashed job is a row with its reason, not a crashed run
+                outcome = {"row": job_row(job, self.settings, status="failed", reason=error_summary(err)),
+                           "curves": []}
+            cached = self._cache_file(job)
+            if cached is not None and outcome["row"]["status"] == "completed":
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(outcome, default=_json_number))
+            self.results[job] = outcome
+        return self.results
+
+
+def _json_number(value: Any) -> Any:
+    return float(value) if hasattr(value, "__float__") else str(value)

@@ -1,0 +1,142 @@
+"""A real two-node Ray cluster on this machine, with Ray 2.60's token authentication, driven through
+``--address HOST:PORT`` the way a user joins an existing cluster.
+
+Both nodes run ``ray start --block`` in process sessions of their own, with a temp dir of their own (so the
+``ray_current_cluster`` file other tests' local Ray would find is not touched) and a token of their own (passed as
+``RAY_AUTH_TOKEN``, with HOME pointed away from ~/.ray/auth_token); the ``spawn`` fixture kills both sessions
+at the end, pass or fail.
+"""
+
+import os
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+SPACE = """\
+name: cluster
+axes:
+  nonlinearity:
+    choices: [relu, multiply, hardball]
+  spatial:
+    choices: [maxpool, dwconv]
+fixed:
+  width: 0.5
+macro: cifar-tiny
+baselines: [resnet50]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, request):
+    """A head and a worker node, 1 CPU each, token-protected; yields (address, token, home without a token)."""
+    import subprocess
+
+    from conftest import stop_session  # module-scoped: the function-scoped spawn fixture cannot serve here
+
+    root = tmp_path_factory.mktemp("cluster")
+    token, port = secrets.token_hex(16), free_port()
+    home = root / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    ray = str(Path(sys.executable).parent / "ray")
+    temp_dir = Path("/tmp") / f"abl-{port}"  # short: Ray's unix sockets live under it
+    common = ["--num-cpus", "1", "--disable-usage-stats", "--block"]
+    started = []
+    try:
+        head = subprocess.Popen([ray, "start", "--head", "--port", str(port), "--temp-dir", str(temp_dir),
+                                 "--include-dashboard", "false", "--dashboard-agent-listen-port", str(free_port()),
+                                 *common], env=env,
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(head)
+        wait_for(lambda: _answers(port), 60, "the head node")
+        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}",
+                                   "--dashboard-agent-listen-port", str(free_port()), *common], env=env,
+                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(worker)
+        wait_for(lambda: _nodes(port, env) >= 2, 60, "the second node")
+        yield f"127.0.0.1:{port}", token, home
+    finally:
+        for proc in started:
+            stop_session(proc)
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _nodes(port: int, env: dict) -> int:
+    import subprocess
+
+    code = ("import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
+            "print(sum(n['Alive'] for n in ray.nodes()))" % port)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    try:
+        return int(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return 0
+
+
+def _cli(args, results_dir, spawn, **env):
+    """The CLI as a user runs it: no RAY_AUTH_MODE set, the token (if any) as given; a None value unsets."""
+    full_env = {**os.environ, "ABLATE_RESULTS_DIR": str(results_dir), "PYTHONUNBUFFERED": "1", **env}
+    for key in ("RAY_AUTH_MODE", *(k for k, v in env.items() if v is None)):
+        full_env.pop(key, None)
+    return spawn([sys.executable, str(REPO / "run_ablation.py"), *args], cwd=REPO, env=full_env)
+
+
+@pytest.mark.timeout(420)
+def test_a_small_ablation_runs_on_both_nodes_of_a_token_cluster(cluster, tmp_path, spawn):
+    address, token, home = cluster
+    space = tmp_path / "cluster.yaml"
+    space.write_text(SPACE)
+    results = tmp_path / "results"
+    driver = _cli(["--space", str(space), "--address", address, "--trials", "4", "--epochs", "1", "--design",
+                   "balanced", "--confirm", "1", "--seeds", "2", "--name", "two-nodes", "--no-report"],
+                  results, spawn, HOME=str(home), RAY_AUTH_TOKEN=token)
+    out, _ = driver.communicate(timeout=360)
+    assert driver.returncode == 0, out[-3000:]
+    table = pd.read_parquet(results / "two-nodes" / "trials.parquet")
+    assert (table["status"] == "completed").all() and len(table) == 4 + 1 + 2  # design, confirmation, baselines
+    assert table["node"].nunique() == 2, table[["name", "seed", "node"]]  # trials ran on both nodes
+
+
+@pytest.mark.timeout(120)
+def test_without_the_token_the_error_says_so_in_one_line_and_leaves_no_run_folder(cluster, tmp_path, spawn):
+    address, _, home = cluster
+    results = tmp_path / "results"
+    started = time.time()
+    driver = _cli(["--space", "qlblock", "--address", address, "--name", "refused"], results, spawn,
+                  HOME=str(home), RAY_AUTH_TOKEN=None)
+    out, _ = driver.communicate(timeout=90)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert driver.returncode == 2, out[-2000:]
+    assert lines[-1].startswith("error: ") and "authentication token is missing" in lines[-1], out[-2000:]
+    assert "Traceback" not in out and time.time() - started < 30  # no half a minute of Ray's retries
+    assert not (results / "refused").exists()

@@ -252,6 +252,9 @@ def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
     study = optuna.load_study(study_name="killed", storage=make_storage(None, run_dir))
     before = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
     assert len(before) == 1
+    live = pd.read_parquet(run_dir / "trials.parquet")  # written as the trial ended, before any resume
+    assert list(live.loc[live["kind"] == "candidate", "status"]) == ["completed"]
+    assert cli.main(["status", str(run_dir)]) == 0
 
     resumed = _cli(["--resume", "--name", "killed", "--no-dashboard", "--no-report"], results_dir, spawn)
     out, _ = resumed.communicate(timeout=300)

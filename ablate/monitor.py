@@ -1,0 +1,89 @@
+"""``python run_ablation.py status results/<run>``: how far a run has got, read from its folder alone.
+
+A running driver rewrites ``trials.parquet`` and ``progress.json`` as trials, baselines and confirmations end;
+a finished run's ``run.json`` has its ``finished`` time. Nothing here needs Ray, so it works from any machine that
+sees the results folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablate.errors import UsageError
+
+STATUS_ORDER = ("completed", "pruned", "failed")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours} h " if hours else "") + f"{minutes} min {secs} s"
+
+
+def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
+    """The run's state in a few lines: running or finished, trials by status, jobs, best so far, elapsed.
+
+    Raises:
+        UsageError: The folder is not a run folder.
+    """
+    meta = _read_json(run_dir / "run.json")
+    if not meta:
+        raise UsageError(f"{run_dir} is not a run folder (no run.json): pass results/<run>")
+    now = time.time() if now is None else now
+    progress = _read_json(run_dir / "progress.json")
+    table_path = run_dir / "trials.parquet"
+    table = pd.read_parquet(table_path) if table_path.is_file() else pd.DataFrame(columns=["kind", "status", "phase"])
+    finished = meta.get("finished")
+    candidates = table[(table["kind"] == "candidate") & (table.get("phase", "design") != "confirm")] \
+        if len(table) else table
+    counts = {s: int((candidates["status"] == s).sum()) if len(candidates) else 0 for s in STATUS_ORDER}
+    live = progress.get("trials") or {}
+    running = 0 if finished else int(live.get("running", 0))
+    requested = meta.get("trials_requested", "?")
+    state = f"finished {finished}" if finished else "in progress" + (
+        f" (tables updated {_duration(now - progress['updated'])} ago)" if progress.get("updated") else "")
+    lines = [f"run {run_dir.name}: {state}",
+             f"trials {sum(counts.values())}/{requested} done: " + ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER)
+             + f"; {running} running"]
+    jobs = progress.get("jobs")
+    if jobs:
+        lines.append(f"baselines and confirmations: {jobs['done']}/{jobs['total']} done")
+    done = table[(table["kind"] == "candidate") & (table["status"] == "completed")] if len(table) else table
+    if len(done) and done["val_top1"].notna().any():
+        best = done.loc[done["val_top1"].idxmax()]
+        lines.append(f"best so far: {best['name']} at {best['val_top1']:.2f} % val top-1")
+    else:
+        lines.append("best so far: — (no completed candidate yet)")
+    elapsed = meta.get("wall_seconds", 0.0) if finished else (
+        meta.get("wall_seconds", 0.0) + max(0.0, now - meta["started_at"]) if isinstance(meta.get("started_at"),
+                                                                                        (int, float)) else math.nan)
+    lines.append(f"elapsed: {_duration(elapsed) if math.isfinite(elapsed) else '—'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``status results/<run>``: 0 on success, 2 on a usage error."""
+    parser = argparse.ArgumentParser(prog="run_ablation.py status", description="How far a run has got.")
+    parser.add_argument("run_dir", help="a results/<run> folder")
+    args = parser.parse_args(argv)
+    try:
+        print("\n".join(status_lines(Path(args.run_dir))))
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -26,7 +26,8 @@ RESULTS_DIR = Path(os.environ.get("ABLATE_RESULTS_DIR", "results"))
 TRIAL_COLUMNS = [
     "kind", "trial_id", "name", "config", "config_hash", "nonlinearity", "spatial", "width", "status", "reason",
     "epochs", "val_top1", "val_top5", "val_loss", "test_top1", "delta_top1", "params", "macs", "elementwise_ops",
-    "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed", "phase",
+    "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed", "phase", "symmetry_gap",
+    "symmetric", "node",
 ]
 AXIS_COLUMNS = ("nonlinearity", "spatial", "width")
 CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr",

@@ -24,7 +24,7 @@ SUMMARY_COLUMNS = [
     "val_top1_mean", "val_top1_std", "val_top1_ci_low", "val_top1_ci_high",
     "test_top1_mean", "test_top1_std", "test_top1_ci_low", "test_top1_ci_high", "test_top1_n",
     "delta_mean", "delta_std", "delta_ci_low", "delta_ci_high", "delta_n", "delta_equal_macs",
-    *COSTS, "epochs",
+    *COSTS, "epochs", "symmetry_gap", "symmetric",
 ]
 
 
@@ -122,7 +122,17 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], ref
            "epochs": pd.to_numeric(group["epochs"], errors="coerce").max() if "epochs" in group else math.nan}
     for cost in COSTS:
         row[cost] = pd.to_numeric(group[cost], errors="coerce").mean() if cost in group else math.nan
+    row.update(_symmetry(group))
     return row
+
+
+def _symmetry(group: pd.DataFrame) -> dict:
+    """The largest symmetry gap over a config's seeds, and whether every seed's model kept its logits."""
+    if "symmetry_gap" not in group or "symmetric" not in group or group["symmetric"].isna().all():
+        return {"symmetry_gap": math.nan, "symmetric": None}
+    known = group["symmetric"].dropna()
+    return {"symmetry_gap": pd.to_numeric(group["symmetry_gap"], errors="coerce").max(),
+            "symmetric": bool(known.astype(bool).all())}
 
 
 def _interval_columns(prefix: str, interval: Interval) -> dict[str, float]:

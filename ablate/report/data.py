@@ -27,7 +27,7 @@ SCHEMA = frozenset(
     "val_loss test_top1 delta_top1 params macs elementwise_ops activations latency_ms throughput trial_latency_ms "
     "train_seconds "
     "seed phase input_size batch_size device error traceback started finished logdir checkpoint hostname node_ip "
-    "experiment_tag trial_name".split()
+    "experiment_tag trial_name node symmetry_gap symmetric".split()
 )
 METRIC_ALIASES = {"top1": "val_top1", "val_top1": "val_top1", "accuracy": "val_top1", "macs": "macs",
                   "flops": "macs", "latency": "latency_ms", "latency_ms": "latency_ms", "params": "params",

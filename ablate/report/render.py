@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablate.models.symmetry import SYMMETRY_RTOL
 from ablate.report.data import COST_LABELS, MISSING, REFERENCE, Figure, Run
 from ablate.report.findings import findings
 from ablate.report.tables import leaderboard, published_table, unfinished_table
@@ -43,6 +44,11 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              f"top-1 minus the baselines' accuracy-vs-MACs front interpolated in log MACs (\"outside range\" beyond "
              f"it); ★ marks the Pareto front (max mean val top-1, min {COST_LABELS[run.cost]}) over "
              f"{len(run.summary)} configs ({len(run.completed)} completed rows).")
+    if "symmetric" in run.summary and run.summary["symmetric"].notna().any():
+        intro += (f" symmetric: the trained model kept its logits (max |Δlogits| ≤ {SYMMETRY_RTOL:g} × max |logit|, "
+                  "every seed) when each residual stream was rotated by a random orthogonal matrix with its "
+                  "neighbours counter-rotated, BN fused, in eval mode — QLNet's continuous symmetry; the gap is the "
+                  "largest |Δlogits| over the seeds.")
     return [("h2", "Leaderboard (measured in this run)"), ("p", intro), ("table", leaderboard(run)),
             ("h2", "Pruned and failed trials"),
             ("table", rest) if not rest.empty else ("p", "None: 0 trials were pruned or failed.")]

@@ -44,6 +44,9 @@ def leaderboard(run: Run) -> pd.DataFrame:
         "latency (ms)": done["latency_ms"].map(fmt),
         "throughput (img/s)": done["throughput"].map(lambda v: fmt(v, "{:.0f}")),
     })
+    if "symmetric" in done and done["symmetric"].notna().any():  # QLNet's property, measured on the trained weights
+        table["symmetric"] = done["symmetric"].map(lambda v: MISSING if v is None or v != v else ("yes" if v else "no"))
+        table["symmetry gap"] = done["symmetry_gap"].map(lambda v: fmt(v, "{:.1e}"))
     if done["trial_latency_ms"].notna().any():  # a latency objective's own number
         table.insert(table.columns.get_loc("latency (ms)") + 1, "in-trial latency (ms)",
                      done["trial_latency_ms"].map(fmt))

@@ -16,7 +16,7 @@ from ablate.training import read_epoch_log
 from ablate.tune.search import PHASE
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import classify
-from ablate.tune.trainables import COUNT_COLUMNS, TRIAL_LATENCY
+from ablate.tune.trainables import COUNT_COLUMNS, SYMMETRY_COLUMNS, TRIAL_LATENCY
 
 
 def identity_columns(block: BlockConfig, macro: str) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[s
     epoch = history[-1]["epoch"] if history else 0
     status = classify("ERROR" if error else "TERMINATED", {**metrics, "epoch": epoch}, settings.protocol.epochs)
     reason = (error if isinstance(error, str) else error_summary(error)) if error else metrics.get("reason", "")
-    measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, "node") if k in metrics}
+    measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, *SYMMETRY_COLUMNS, "node") if k in metrics}
     row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
                        status=status, phase=config.get(PHASE, "search"), reason=reason, history=history, measured=measured)
     return row, curve_frame(history, row) if history else None

@@ -16,7 +16,7 @@ from ablate.errors import error_summary
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.tune.collect import training_row
 from ablate.tune.settings import RunSettings
-from ablate.tune.trainables import cost_columns, node_id, prepare
+from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,8 +81,10 @@ def train_job(job: Job, settings: RunSettings) -> dict[str, Any]:
     """Train one job on this worker (resuming its checkpoint); returns its row and learning curve."""
     protocol, data, device = prepare(settings)
     measured = {**cost_columns(job.block, settings, data, device), "node": node_id()}
-    result = settings.train_fn(job.block, protocol, checkpoint_dir=settings.state_dir(job.block, job.seed, job.folder),
-                               seed=job.seed, data=data, device=device)
+    state_dir = settings.state_dir(job.block, job.seed, job.folder)
+    result = settings.train_fn(job.block, protocol, checkpoint_dir=state_dir, seed=job.seed, data=data, device=device)
+    if result.status == "completed":
+        measured.update(symmetry_of(job.block, settings, data, state_dir))
     row = job_row(job, settings, status=result.status, reason=result.reason, history=result.history, measured=measured)
     return {"row": row, "curves": result.history}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -12,11 +14,13 @@ from ablate.costs import measure
 from ablate.data import DatasetSplits
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol
-from ablate.training import default_device, load_protocol_data
+from ablate.models.symmetry import symmetry_columns
+from ablate.training import CHECKPOINT_NAME, default_device, load_protocol_data
 from ablate.tune.settings import RunSettings
 
 COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "activations")
 TRIAL_LATENCY = "trial_latency_ms"
+SYMMETRY_COLUMNS = ("symmetry_gap", "symmetric")
 
 
 def node_id() -> str:
@@ -46,6 +50,18 @@ def cost_columns(block: BlockConfig, settings: RunSettings, data: DatasetSplits,
     return {**columns, TRIAL_LATENCY: costs.latency_ms} if trial_latency else columns
 
 
+def symmetry_of(block: BlockConfig, settings: RunSettings, data: DatasetSplits, state_dir: Path) -> dict[str, Any]:
+    """The continuous-symmetry columns of the trained weights in ``state_dir``'s checkpoint (QLNet's headline
+    property: radial blocks keep their logits when each residual stream is rotated, ReLU blocks do not)."""
+    state = torch.load(state_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["model"]
+    model = build_model(block, settings.macro, data.num_classes)
+    model.load_state_dict(state)
+    try:
+        return symmetry_columns(model, data.input_size)
+    except ValueError:  # a macro with no stream to rotate: the property is undefined, not false
+        return {"symmetry_gap": math.nan, "symmetric": None}
+
+
 def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     """One Ray Tune trial: count costs, train, report every epoch.
 
@@ -65,7 +81,8 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
 
     def report(metrics: dict[str, Any]) -> None:
         reported.append(metrics["epoch"])
-        tune.report({**metrics, **constant, "status": "running", "reason": ""})
+        final = symmetry_of(block, settings, data, state_dir) if metrics["epoch"] == protocol.epochs else {}
+        tune.report({**metrics, **constant, **final, "status": "running", "reason": ""})
 
     result = settings.train_fn(block, protocol, report=report, checkpoint_dir=state_dir, seed=settings.seed,
                                data=data, device=device)

@@ -86,8 +86,9 @@ def list_spaces_text() -> str:
     lines = []
     for name in list_spaces():
         space = load_space(name)
-        axes = ", ".join(f"{a.name} ({len(a.choices)})" for a in space.axes)
-        lines.append(f"{name:10s} {space.size:4d} configs: {axes} — {space.description.strip()}")
+        axes = ", ".join([f"{a.name} ({len(a.choices)})" for a in space.axes]
+                         + ([f"width matched to {space.width_match}"] if space.width_match else []))
+        lines.append(f"{name:11s} {space.size:4d} configs, design {space.design}: {axes} — {space.description.strip()}")
     return "\n".join(lines)
 
 
@@ -182,14 +183,20 @@ def _objective_names(meta: dict) -> list[str]:
 
 
 def summary_lines(table) -> list[str]:
-    candidates = table[table["kind"] == "candidate"]
-    counts = candidates["status"].value_counts().to_dict()
-    lines = [f"{len(candidates)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
-             f"{counts.get('failed', 0)} failed; {int((table['kind'] == 'baseline').sum())} baselines"]
-    done = table[table["status"] == "completed"].sort_values("val_top1", ascending=False)
-    for _, row in done.head(8).iterrows():
-        lines.append(f"  {row['name']:24s} {row['kind']:9s} val top-1 {row['val_top1']:5.1f}%  Δ vs ResNet50 "
-                     f"{row['delta_top1']:+5.1f}  MACs {row['macs'] / 1e6:7.1f} M  params {row['params'] / 1e6:5.2f} M")
+    """The run in a few lines: trials by status, then the best configs with mean ± 95 % CI over their seeds."""
+    from ablate.analysis import summarize
+
+    trials = table[(table["kind"] == "candidate") & (table["phase"] != "confirm")]
+    counts = trials["status"].value_counts().to_dict()
+    confirmations = int(((table["kind"] == "candidate") & (table["phase"] == "confirm")).sum())
+    lines = [f"{len(trials)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
+             f"{counts.get('failed', 0)} failed; {confirmations} confirmation and "
+             f"{int((table['kind'] == 'baseline').sum())} baseline trainings"]
+    for row in summarize(table).head(8).itertuples():
+        ci = f"± {(row.val_top1_ci_high - row.val_top1_ci_low) / 2:4.1f}" if row.n > 1 else "(n=1)"
+        delta = f"{row.delta_mean:+5.1f}" if row.delta_mean == row.delta_mean else "    —"
+        lines.append(f"  {row.name:24s} {row.kind:9s} val top-1 {row.val_top1_mean:5.1f}% {ci:7s} over {row.n} seeds"
+                     f"  Δ vs ResNet50 {delta}  MACs {row.macs / 1e6:7.1f} M  params {row.params / 1e6:5.2f} M")
     return lines
 
 

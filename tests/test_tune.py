@@ -75,7 +75,7 @@ def study_of(run_dir: Path) -> optuna.Study:
 @pytest.mark.timeout(300)
 def test_end_to_end_on_a_tiny_budget(local_ray, tmp_path, capsys):
     run_dir = tmp_path / "results" / "e2e"
-    outcome = run_ablation(settings(space_file(tmp_path), run_dir, scheduler="none"))
+    outcome = run_ablation(settings(space_file(tmp_path), run_dir, scheduler="none", design="balanced"))
     table = pd.read_parquet(run_dir / "trials.parquet")
     assert (table["kind"] == "candidate").sum() == 4
     assert sorted(table.loc[table["kind"] == "baseline", "name"]) == ["R50-hybrid", "R50-max", "ResNet50"]
@@ -101,6 +101,10 @@ def test_end_to_end_on_a_tiny_budget(local_ray, tmp_path, capsys):
     assert "[ablate] trials 4/4 done" in capsys.readouterr().out
     assert len(outcome.table) == len(table)
     assert len(list((tmp_path / "results" / ".cache" / "baselines").glob("*.json"))) == 3
+    # QLNet's continuous symmetry, measured on the trained weights: radial blocks keep their logits, ReLU ones do not
+    assert set(completed["nonlinearity"]) == {"relu", "multiply", "hardball"}  # a balanced design has each
+    assert (completed["symmetric"] == (completed["nonlinearity"] != "relu")).all(), completed[["name", "symmetry_gap"]]
+    assert not table.loc[table["name"] == "ResNet50", "symmetric"].item()  # relu-conv3x3
 
 
 def diverge_or_crash(config, protocol, **kwargs):
@@ -255,6 +259,8 @@ def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
     live = pd.read_parquet(run_dir / "trials.parquet")  # written as the trial ended, before any resume
     assert list(live.loc[live["kind"] == "candidate", "status"]) == ["completed"]
     assert cli.main(["status", str(run_dir)]) == 0
+    assert cli.main(["report", str(run_dir)]) == 0  # a report of the unfinished run says so
+    assert "Status: IN PROGRESS" in (run_dir / "report.md").read_text()
 
     resumed = _cli(["--resume", "--name", "killed", "--no-dashboard", "--no-report"], results_dir, spawn)
     out, _ = resumed.communicate(timeout=300)

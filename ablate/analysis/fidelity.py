@@ -78,7 +78,8 @@ def compare_runs(a_trials: pd.DataFrame, b_trials: pd.DataFrame, k: int = 5,
 
 
 def rung_fidelity(curves: pd.DataFrame, trials: pd.DataFrame, rung: int = 1, k: int = 3) -> RankAgreement:
-    """τ between each completed candidate's val top-1 at epoch ``rung`` and its final val top-1.
+    """τ between each completed candidate trial's val top-1 at epoch ``rung`` and its final val top-1 (the
+    search's own trials: confirmation reruns are not what early stopping would have judged).
 
     Args:
         curves: ``curves.parquet`` (``trial_id``, ``epoch``, ``val_top1``).
@@ -90,7 +91,7 @@ def rung_fidelity(curves: pd.DataFrame, trials: pd.DataFrame, rung: int = 1, k: 
         The agreement over trials that have both numbers and ran past the rung (n = 0 when curves lack them).
     """
     done = completed_rows(trials)
-    done = done[(done["kind"] == "candidate") & done["val_top1"].notna()]
+    done = done[(done["kind"] == "candidate") & (done["phase"] != "confirm") & done["val_top1"].notna()]
     needed = {"trial_id", "epoch", "val_top1"}
     if curves.empty or not needed <= set(curves.columns) or "trial_id" not in done:
         return rank_agreement(pd.Series(dtype=float), pd.Series(dtype=float), k)

@@ -28,12 +28,13 @@ def findings(run: Run) -> list[str]:
     return _effect_sentences(run) + _best_sentences(run) + [_cheapest_sentence(run)] + _fidelity_sentences(run)
 
 
-def ci_text(interval: Interval, unit: str = " pp", what: str = "seed") -> str:
-    """``95 % CI [a, b], n = k seeds``; with one value, that n = 1 cannot give a CI."""
+def ci_text(interval: Interval, unit: str = " pp", what: str = "seed", signed: bool = True) -> str:
+    """``95 % CI [a, b], n = k seeds`` (signed for differences); with one value, that n = 1 cannot give a CI."""
     plural = "" if interval.n == 1 else "s"
     if not interval.has_ci:
         return f"n = {interval.n} {what}{plural}: {NO_CI}" if interval.n == 1 else f"n = {interval.n} {what}{plural}"
-    return f"95 % CI [{interval.low:+.2f}, {interval.high:+.2f}]{unit}, n = {interval.n} {what}{plural}"
+    spec = "{:+.2f}" if signed else "{:.2f}"
+    return f"95 % CI [{spec.format(interval.low)}, {spec.format(interval.high)}]{unit}, n = {interval.n} {what}{plural}"
 
 
 def verdict(interval: Interval, higher: str, lower: str) -> str:
@@ -75,8 +76,7 @@ def _best_sentences(run: Run) -> list[str]:
     top = cands.iloc[0]
     mean = Interval(top["val_top1_mean"], top["val_top1_std"], top["val_top1_ci_low"], top["val_top1_ci_high"],
                     int(top["n"]))
-    interval = (f"95 % CI [{mean.low:.2f}, {mean.high:.2f}], n = {mean.n} seeds" if mean.has_ci
-                else ci_text(mean))
+    interval = ci_text(mean, unit="", signed=False)
     sentences = [f"Best candidate `{top['name']}` reached {fmt(top['val_top1_mean'])} % val top-1 ({interval}); "
                  f"picked as the best of {len(cands)} completed candidate configs, so this estimate is optimistic."]
     for name in BASELINE_NAMES:
@@ -112,7 +112,8 @@ def _cheapest_sentence(run: Run) -> str:
     at_equal = (f"; Δ at equal MACs {equal:+.2f} pp" if math.isfinite(equal)
                 else "; Δ at equal MACs: outside the baselines' MACs range" if math.isfinite(cheap["macs"]) else "")
     return (f"Cheapest Pareto-optimal candidate: `{cheap['name']}` at {fmt(cheap[run.cost], scale=scale)} {unit} "
-            f"{label} with {fmt(cheap['val_top1_mean'])} % val top-1 ({ci_text(mean, unit='')}){versus}{at_equal}; "
+            f"{label} with {fmt(cheap['val_top1_mean'])} % val top-1 ({ci_text(mean, unit='', signed=False)})"
+            f"{versus}{at_equal}; "
             f"{len(front)} candidate{'s are' if len(front) != 1 else ' is'} on the front.")
 
 

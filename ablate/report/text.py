@@ -14,7 +14,10 @@ def header_items(run: Run) -> list[str]:
     protocol = protocol if isinstance(protocol, dict) else {"name": protocol}
     recipe = ", ".join(f"{k}={_compact(v)}" for k, v in protocol.items()
                        if k not in ("dataset", "epochs", "description", "expected"))
-    counts = run.trials[run.trials["kind"] == "candidate"]["status"].value_counts()
+    trials = run.trials[run.trials["kind"] == "candidate"]
+    if "phase" in trials:  # confirmation reruns are not trials of the search
+        trials = trials[trials["phase"].astype(str) != "confirm"]
+    counts = trials["status"].value_counts()
     statuses = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "pruned", "failed"))
     others = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in ("completed", "pruned", "failed"))
     objectives = meta.get("objectives") or []
@@ -31,7 +34,11 @@ def header_items(run: Run) -> list[str]:
         "throughput columns and the latency figure come from timing every model side by side on one idle worker "
         "at the end of the run."] if any(isinstance(o, dict) and o.get("metric") in ("latency", "trial_latency_ms")
                                         for o in objectives) else [])
-    return [
+    in_progress = ["Status: IN PROGRESS — built before the run finished (it is running, or was interrupted and "
+                   "`--resume` continues it); the tables hold the models finished so far, and "
+                   "`run_ablation.py status` shows how far it has got"
+                   ] if meta and "finished" in meta and not meta["finished"] else []
+    return in_progress + [
         f"Space: {_compact(space.get('name', space) if isinstance(space, dict) else space)}",
         f"Protocol: dataset {_compact(protocol.get('dataset'))}, {_compact(protocol.get('epochs'))} epochs; "
         f"recipe: {recipe or MISSING}",

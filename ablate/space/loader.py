@@ -1,0 +1,196 @@
+"""Search-space YAML files: validated as they load, every mistake one line with the file, the line and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ablate.errors import UsageError
+from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS
+from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Objective, objectives_problem
+from ablate.space.searchspace import DEFAULT_DESIGN, DESIGNS, WIDTH_MATCHES, Axis, SearchSpace
+
+SPACES_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces"
+DEFAULT_SPACE = "qlblock"
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class AxisKind:
+    """What values an axis accepts, and how to say so in an error."""
+
+    valid: Callable[[Any], bool]
+    expected: str
+
+
+AXIS_KINDS: dict[str, AxisKind] = {
+    "nonlinearity": AxisKind(lambda v: v in NONLINEARITIES, f"one of {', '.join(NONLINEARITIES)}"),
+    "spatial": AxisKind(lambda v: v in SPATIAL_OPS, f"one of {', '.join(SPATIAL_OPS)}"),
+    "width": AxisKind(_positive_number, "a positive number"),
+}
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader whose mappings remember the line of each key, for one-line errors that point at it."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping.lines = {loader.construct_object(k, deep=True): k.start_mark.line + 1 for k, _ in node.value}
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+class _Mapping(dict):
+    lines: dict[Any, int]
+    line: int
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_TOP_LEVEL_KEYS = {"name", "description", "axes", "fixed", "macro", "baselines", "objectives", "design"}
+
+
+class _SpaceFile:
+    """Validation of one file; every failure is a UsageError ``path:line: what is wrong``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, line: int, message: str) -> UsageError:
+        return UsageError(f"{self.path}:{line}: {message}")
+
+    def load(self) -> SearchSpace:
+        try:
+            data = yaml.load(self.path.read_text(), Loader=_LineLoader)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            raise self.fail(mark.line + 1 if mark else 1, f"invalid YAML: {err.problem or err.context}")
+        if not isinstance(data, _Mapping):
+            raise self.fail(1, "a search space must be a mapping with an 'axes' key")
+        for key in data:
+            if key not in _TOP_LEVEL_KEYS:
+                raise self.fail(data.lines[key], f"unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
+        if "axes" not in data:
+            raise self.fail(data.line, "missing 'axes': name at least one of " + ", ".join(AXIS_KINDS))
+        width_match = self._width_match(data["axes"])
+        axes = self._axes(data["axes"], data.lines["axes"])
+        searched = {a.name for a in axes} | ({"width"} if width_match else set())
+        fixed = self._fixed(data.get("fixed") or _Mapping(), data.lines.get("fixed", 1), searched)
+        return SearchSpace(
+            name=str(data.get("name", self.path.stem)), path=self.path, description=str(data.get("description", "")),
+            axes=axes, fixed=fixed, macros=self._macros(data.get("macro"), data.lines.get("macro", 1)),
+            baselines=self._baselines(data.get("baselines", list(BASELINE_IDS)), data.lines.get("baselines", 1)),
+            objectives=self._objectives(data.get("objectives"), data.lines.get("objectives", 1)),
+            design=self._design(data.get("design", DEFAULT_DESIGN), data.lines.get("design", 1)),
+            width_match=width_match,
+        )
+
+    def _check_value(self, axis: str, value: Any, line: int) -> Any:
+        kind = AXIS_KINDS[axis]
+        if not kind.valid(value):
+            raise self.fail(line, f"invalid value {value!r} for axis {axis!r}: expected {kind.expected}")
+        return float(value) if axis == "width" else value
+
+    def _width_match(self, node: Any) -> str | None:
+        """The cost named by ``width: {match: NAME}``, or None when the width (if any) lists choices."""
+        spec = node.get("width") if isinstance(node, _Mapping) else None
+        if not isinstance(spec, _Mapping) or "match" not in spec:
+            return None
+        at = spec.lines["match"]
+        if "choices" in spec:
+            raise self.fail(at, "axis 'width' has both choices and match: keep one")
+        if not isinstance(spec["match"], str) or spec["match"] not in WIDTH_MATCHES:
+            raise self.fail(at, f"unknown width match {spec['match']!r}: choose one of {', '.join(WIDTH_MATCHES)}")
+        return spec["match"]
+
+    def _axes(self, node: Any, line: int) -> tuple[Axis, ...]:
+        """The sampled axes (a matched width is not one)."""
+        if not isinstance(node, _Mapping) or not node:
+            raise self.fail(line, "'axes' must map axis names to their choices")
+        axes = []
+        for name, spec in node.items():
+            at = node.lines[name]
+            if name not in AXIS_KINDS:
+                raise self.fail(at, f"unknown axis {name!r} (known: {', '.join(AXIS_KINDS)})")
+            if isinstance(spec, _Mapping) and "match" in spec:
+                if name != "width":
+                    raise self.fail(spec.lines["match"], f"only the width can be matched, not {name!r}: give choices")
+                continue
+            choices = spec.get("choices") if isinstance(spec, dict) else spec
+            if not isinstance(choices, list) or not choices:
+                raise self.fail(at, f"axis {name!r} has no choices: give a non-empty list, e.g. choices: [...]")
+            values = tuple(self._check_value(name, v, at) for v in choices)
+            if len(set(values)) != len(values):
+                raise self.fail(at, f"axis {name!r} lists a choice twice")
+            axes.append(Axis(name, values))
+        return tuple(axes)
+
+    def _fixed(self, node: Any, line: int, searched: set[str]) -> dict[str, Any]:
+        if not isinstance(node, _Mapping):
+            raise self.fail(line, "'fixed' must map axis names to one value each")
+        for name, value in node.items():
+            if name not in AXIS_KINDS:
+                raise self.fail(node.lines[name], f"unknown axis {name!r} in 'fixed' (known: {', '.join(AXIS_KINDS)})")
+            if name in searched:
+                raise self.fail(node.lines[name], f"axis {name!r} is both searched and fixed")
+        return {name: self._check_value(name, value, node.lines[name]) for name, value in node.items()}
+
+    def _macros(self, node: Any, line: int) -> dict[str, str]:
+        macros = {"default": node} if isinstance(node, str) else (node or {})
+        if not isinstance(macros, dict):
+            raise self.fail(line, "'macro' must be a macro name or a mapping protocol → macro")
+        for protocol, macro in macros.items():
+            if macro not in MACROS:
+                at = macros.lines[protocol] if isinstance(macros, _Mapping) else line
+                raise self.fail(at, f"unknown macro {macro!r} (known: {', '.join(MACROS)})")
+        return dict(macros)
+
+    def _baselines(self, node: Any, line: int) -> tuple[str, ...]:
+        if not isinstance(node, list) or any(b not in BASELINE_IDS for b in node):
+            raise self.fail(line, f"'baselines' must list some of {', '.join(BASELINE_IDS)}")
+        return tuple(node)
+
+    def _design(self, node: Any, line: int) -> str:
+        if node not in DESIGNS:
+            raise self.fail(line, f"unknown design {node!r}: choose one of {', '.join(DESIGNS)}")
+        return node
+
+    def _objectives(self, node: Any, line: int) -> tuple[Objective, ...]:
+        if node is None:
+            return DEFAULT_OBJECTIVES
+        if not isinstance(node, list) or not node:
+            raise self.fail(line, "'objectives' must be a list like [{metric: top1, direction: maximize}]")
+        metrics = [item.get("metric") if isinstance(item, dict) else item for item in node]
+        problem = objectives_problem(metrics)
+        if problem:
+            raise self.fail(line, problem)
+        objectives = []
+        for item, metric in zip(node, metrics):
+            direction = item.get("direction", METRICS[metric].direction) if isinstance(item, dict) else METRICS[metric].direction
+            if direction not in ("maximize", "minimize"):
+                raise self.fail(getattr(item, "line", line), f"objective direction must be maximize or minimize, got {direction!r}")
+            objectives.append(Objective(metric, direction))
+        return tuple(objectives)
+
+
+def list_spaces() -> list[str]:
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path = DEFAULT_SPACE) -> SearchSpace:
+    """A shipped space by name (``qlblock``) or any YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UsageError(f"unknown search space {str(name_or_path)!r}: available: {', '.join(list_spaces())} (or pass a .yaml path)")
+    elif not path.is_file():
+        raise UsageError(f"search space file {path} does not exist")
+    return _SpaceFile(path).load()

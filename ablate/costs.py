@@ -16,9 +16,10 @@ import statistics
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from math import prod
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -84,6 +85,20 @@ class Costs:
         return row
 
 
+@contextmanager
+def _counting(model: nn.Module, input_size: Sequence[int]) -> Iterator[torch.Tensor]:
+    """One zero image on the model's device, the model in eval mode without grad and warnings while counting (its
+    mode restored after)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            yield torch.zeros(1, *input_size, device=next(model.parameters()).device)
+    finally:
+        model.train(was_training)
+
+
 def _flop_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
     """fvcore's analysis of one forward pass with ablate's element-wise handles, its warnings silenced."""
     flops = FlopCountAnalysis(model, x).set_op_handle(**ELEMENTWISE_HANDLES)
@@ -101,15 +116,8 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
     Returns:
         Multiply-accumulates of conv / linear / matmul ops for one image.
     """
-    was_training = model.training
-    model.eval()
-    x = torch.zeros(1, *input_size, device=next(model.parameters()).device)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            by_op = _flop_analysis(model, x).by_operator()
-    finally:
-        model.train(was_training)
+    with _counting(model, input_size) as x:
+        by_op = _flop_analysis(model, x).by_operator()
     return int(sum(v for k, v in by_op.items() if k in MAC_OPS))
 
 
@@ -118,20 +126,13 @@ def count_ops(model: nn.Module, input_size: Sequence[int]) -> tuple[int, dict[st
 
     fvcore's tracer warnings and unsupported-op warnings are captured (returned), not printed.
     """
-    was_training = model.training
-    model.eval()
-    x = torch.zeros(1, *input_size, device=next(model.parameters()).device)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            flops = _flop_analysis(model, x)
-            by_op = flops.by_operator()
-            unsupported = dict(flops.unsupported_ops())
-            acts = ActivationCountAnalysis(model, x)
-            acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-            activations = int(acts.total())
-    finally:
-        model.train(was_training)
+    with _counting(model, input_size) as x:
+        flops = _flop_analysis(model, x)
+        by_op = flops.by_operator()
+        unsupported = dict(flops.unsupported_ops())
+        acts = ActivationCountAnalysis(model, x)
+        acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+        activations = int(acts.total())
     macs = sum(v for k, v in by_op.items() if k in MAC_OPS)
     elementwise = {k: int(v) for k, v in by_op.items() if k not in MAC_OPS and v}
     return int(macs), elementwise, unsupported, activations

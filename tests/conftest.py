@@ -8,6 +8,48 @@ import pytest
 import torch
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+# The tiny search space the end-to-end tests train: 3 nonlinearities × 2 spatial ops at one width, the smallest
+# macro; each test appends its own name and baselines.
+TINY_AXES = """\
+axes:
+  nonlinearity:
+    choices: [relu, multiply, hardball]
+  spatial:
+    choices: [maxpool, dwconv]
+fixed:
+  width: 0.5
+macro: cifar-tiny
+"""
+
+
+def tiny_space_text(name: str, baselines: str | None = None) -> str:
+    """The tiny space as YAML, named, with ``baselines: [...]`` when given (all three otherwise)."""
+    return f"name: {name}\n" + TINY_AXES + (f"baselines: [{baselines}]\n" if baselines is not None else "")
+
+
+def load_bench_gpu():
+    """benchmarks/bench_gpu.py as a module (its synthetic data and reference loop)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module: small CPU models on 2 shared cores only oversubscribe them with more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every BN non-trivial statistics and affine terms (zero-init BNs would make checks vacuous)."""
     g = torch.Generator().manual_seed(seed)

@@ -1,6 +1,5 @@
 """The GPU benchmark's CPU smoke run: every section present, every number finite, no Ray/Optuna/scikit-learn."""
 
-import importlib.util
 import math
 import os
 import re
@@ -9,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_bench_gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLES = ("Matmul peak", "Trainer vs a plain reference loop", "torch.compile", "Model FLOP utilisation",
@@ -63,21 +63,13 @@ def test_smoke_numbers_are_finite_and_targets_stated(smoke):
     assert "published latency / R50" in markdown and "| False" not in markdown
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_gpu_setting_runs_on_cpu(monkeypatch, tmp_path):
     """bf16 autocast and channels_last (what the trainer picks on CUDA) forced on CPU through both paths."""
     import torch
 
     import ablate.training as training
 
-    bench = load_bench()
+    bench = load_bench_gpu()
 
     def bf16(protocol, device):
         return training.Precision(torch.bfloat16, torch.amp.GradScaler("cpu", enabled=False))

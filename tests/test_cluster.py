@@ -10,28 +10,19 @@ at the end, pass or fail.
 import os
 import secrets
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import stop_session, tiny_space_text
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
-SPACE = """\
-name: cluster
-axes:
-  nonlinearity:
-    choices: [relu, multiply, hardball]
-  spatial:
-    choices: [maxpool, dwconv]
-fixed:
-  width: 0.5
-macro: cifar-tiny
-baselines: [resnet50]
-"""
+SPACE = tiny_space_text("cluster", baselines="resnet50")
 
 
 def free_port() -> int:
@@ -51,11 +42,8 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, request):
-    """A head and a worker node, 1 CPU each, token-protected; yields (address, token, home without a token)."""
-    import subprocess
-
-    from conftest import stop_session  # module-scoped: the function-scoped spawn fixture cannot serve here
-
+    """A head and a worker node, 1 CPU each, token-protected; yields (address, token, home without a token).
+    Module-scoped, so it starts its processes itself rather than through the function-scoped ``spawn``."""
     root = tmp_path_factory.mktemp("cluster")
     token, port = secrets.token_hex(16), free_port()
     home = root / "home"
@@ -92,8 +80,6 @@ def _answers(port: int) -> bool:
 
 
 def _nodes(port: int, env: dict) -> int:
-    import subprocess
-
     code = ("import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
             "print(sum(n['Alive'] for n in ray.nodes()))" % port)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

@@ -1,8 +1,6 @@
 """What a GPU run would expose, checked on CPU: graph breaks under torch.compile, bf16 radial activations, host
 syncs and per-step launch overhead in the training step."""
 
-import importlib.util
-import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -15,6 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ablate.models import build_model
 from ablate.models.layers import Twist, coord_grids, hardball, softball
 from ablate.training import Precision, make_run, make_step, train_epoch
+from conftest import load_bench_gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 # every spatial op and every nonlinearity at least once, in the smallest macro
@@ -24,22 +23,12 @@ SYNC_OPS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "unique
                       "unique_consecutive", "equal", "is_nonzero"})  # aten ops that copy a device value to the host
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """benchmarks/bench_gpu.py as a module (its synthetic data and reference loop)."""
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_gpu()
 
 
 class AtenOps(TorchDispatchMode):

@@ -10,13 +10,7 @@ from ablate.training import CHECKPOINT_NAME, TrainResult, load_protocol_data, re
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds", "images_per_second"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The digits protocol is sized for one thread; more threads on 2 shared cores only oversubscribe them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the digits protocol is sized for one thread
 
 
 @pytest.fixture(scope="module")

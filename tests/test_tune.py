@@ -25,24 +25,14 @@ from ablate.protocols import load_protocol
 from ablate.space import load_space, parse_objectives
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, make_storage, run_ablation
-from conftest import kill_session, session_alive
+from conftest import kill_session, session_alive, tiny_space_text
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 2
 
-TINY_SPACE = """\
-name: tiny
-axes:
-  nonlinearity:
-    choices: [relu, multiply, hardball]
-  spatial:
-    choices: [maxpool, dwconv]
-fixed:
-  width: 0.5
-macro: cifar-tiny
-"""
-NO_BASELINES = TINY_SPACE + "baselines: []\n"
+TINY_SPACE = tiny_space_text("tiny")
+NO_BASELINES = tiny_space_text("tiny", baselines="")
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
 
@@ -181,7 +171,7 @@ def test_asha_prunes_weak_search_trials_never_design_ones_and_the_report_lists_t
 @pytest.mark.timeout(300)
 def test_balanced_design_with_confirmation_seeds(local_ray, tmp_path):
     """A balanced design of 4 full-budget configs, the best one retrained under a second seed, ResNet50 under both."""
-    space = space_file(tmp_path, TINY_SPACE + "baselines: [resnet50]\n")
+    space = space_file(tmp_path, tiny_space_text("tiny", baselines="resnet50"))
     run_dir = tmp_path / "results" / "confirm"
     run_ablation(settings(space, run_dir, trials=4, design="balanced", confirm=1, seeds=2))
     table = pd.read_parquet(run_dir / "trials.parquet")

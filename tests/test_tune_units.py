@@ -15,19 +15,9 @@ from ablate.results import trials_frame
 from ablate.space import load_space, parse_objectives
 from ablate.tune import (AblationSearch, RunSettings, baseline_cache_key, classify, code_version, error_summary,
                          make_storage, reconcile_study)
+from conftest import tiny_space_text
 
-SPACE = """\
-name: units
-axes:
-  nonlinearity:
-    choices: [relu, multiply, hardball]
-  spatial:
-    choices: [maxpool, dwconv]
-fixed:
-  width: 0.5
-macro: cifar-tiny
-baselines: []
-"""
+SPACE = tiny_space_text("units", baselines="")
 
 
 @pytest.fixture

@@ -85,10 +85,21 @@ def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataF
 
 
 def load(run: str | os.PathLike, summary: bool = False) -> pd.DataFrame:
-    """The trials table of a run (name under results/ or a path), or with ``summary=True`` its per-config summary.
+    """A run's results table: one row per trained model and seed, or with ``summary=True`` one row per config.
+
+    Args:
+        run: A run's name under ``results/`` or its folder's path; a running run's tables hold what has finished.
+        summary: Return ``summary.parquet`` (n seeds, mean / std / 95 % CI, paired Δ vs ResNet50, costs) instead of
+            ``trials.parquet``.
+
+    Returns:
+        The table, columns as in docs/ARCHITECTURE.md.
 
     Raises:
         UsageError: the run has no such table (one line naming the file).
+
+    Example:
+        >>> load("qlblock-digits-20261126-120000", summary=True)[["name", "n", "val_top1_mean"]]  # doctest: +SKIP
     """
     name = "summary.parquet" if summary else "trials.parquet"
     path = run_path(run) / name

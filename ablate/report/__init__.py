@@ -32,7 +32,20 @@ class ReportOutputs:
 
 
 def build_report(run_dir: str | Path) -> ReportOutputs:
-    """Write report.md, report.html and figures/*.png into ``run_dir``; raises UsageError on an unusable folder."""
+    """Build a run's comparison report: ``report.md``, a self-contained ``report.html`` and ``figures/*.png``.
+
+    Args:
+        run_dir: A run folder holding ``trials.parquet`` (a running run's too; its header then says so).
+
+    Returns:
+        Where the documents and figures landed.
+
+    Raises:
+        UsageError: The folder is missing, has no table, or no completed row to report.
+
+    Example:
+        >>> build_report("results/qlblock-digits-20261126-120000").html  # doctest: +SKIP
+    """
     run = load_run(run_dir)
     figures = make_figures(run, run.directory / "figures")
     doc = build_document(run, figures)

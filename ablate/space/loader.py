@@ -185,7 +185,24 @@ def list_spaces() -> list[str]:
 
 
 def load_space(name_or_path: str | Path = DEFAULT_SPACE) -> SearchSpace:
-    """A shipped space by name (``qlblock``) or any YAML file by path."""
+    """A shipped space by name, or any search-space YAML file by path, validated.
+
+    Args:
+        name_or_path: A name from :func:`list_spaces` (``qlblock``, ``qlblock-iso``, ``pflayer``, ``full``) or a
+            ``.yaml`` / ``.yml`` path.
+
+    Returns:
+        The SearchSpace; call ``resolved(macro, num_classes, input_size)`` on a space with ``width: {match: macs}``
+        before building configs.
+
+    Raises:
+        UsageError: An unknown name, a missing file, or a mistake in the file (``path:line: what is wrong``).
+
+    Example:
+        >>> space = load_space("qlblock")
+        >>> space.size, [a.name for a in space.axes]
+        (36, ['nonlinearity', 'spatial', 'width'])
+    """
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = SPACES_DIR / f"{name_or_path}.yaml"

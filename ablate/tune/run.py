@@ -100,6 +100,42 @@ def _finish_jobs(live: LiveRun) -> None:
     live.poll_jobs()
 
 
+def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, float], live: LiveRun) -> None:
+    """The design (and search) on Tune, the confirmations, and the side-by-side timing, all filed into ``live``."""
+    run_dir, jobs = settings.run_dir, live.jobs
+    tune_dir = str(run_dir / "tune")
+    if resume and tune.Tuner.can_restore(tune_dir):
+        tuner = tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
+                                   resume_errored=False)
+    else:
+        tuner = build_tuner(settings, resources, [RunProgress(settings)], study_name=run_dir.name)
+    timer = start_timer(resources, at_start=True)
+    outcomes = candidate_rows(tuner.fit(), settings)
+    for row, curve in outcomes:
+        live.add(row, curve)
+    rows = [row for row, _ in outcomes]
+    reconcile_study(settings, run_dir.name, rows)
+    confirmations = confirmation_jobs(settings, rows)
+    if confirmations:
+        print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} training seeds "
+              f"({len(confirmations)} more trainings) …", flush=True)
+        jobs.submit(confirmations, resources)
+    _finish_jobs(live)
+    rows = list(live.rows.values())
+    configs = sorted({r["config"] for r in rows})
+    print(f"[ablate] timing {len(configs)} models side by side …", flush=True)
+    timer = timer or start_timer(resources, at_start=False)
+    try:
+        timings = ray.get(timer.time.remote(configs, settings))
+    except Exception as err:  # the trained rows matter more than their timings: write them without
+        print(f"[ablate] timing failed, latency/throughput left empty: {error_summary(err)}", flush=True)
+        timings = {}
+    ray.kill(timer)
+    for row in rows:
+        row.update(timings.get(row["config"], {}))
+    live.write()
+
+
 def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     """Run (or resume) an ablation end to end and write its results tables; the caller builds the report.
 
@@ -137,38 +173,10 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     jobs.submit(baseline_jobs(settings), resources)
     live = LiveRun(settings, jobs, *(_previous_tables(run_dir) if resume else (None, None)))
     LIVE_RUNS[str(run_dir)] = live
-    tune_dir = str(run_dir / "tune")
-    if resume and tune.Tuner.can_restore(tune_dir):
-        tuner = tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
-                                   resume_errored=False)
-    else:
-        tuner = build_tuner(settings, resources, [RunProgress(settings)], study_name=run_dir.name)
-    timer = start_timer(resources, at_start=True)
-    outcomes = candidate_rows(tuner.fit(), settings)
-    for row, curve in outcomes:
-        live.add(row, curve)
-    rows = [row for row, _ in outcomes]
-    reconcile_study(settings, run_dir.name, rows)
-    confirmations = confirmation_jobs(settings, rows)
-    if confirmations:
-        print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} training seeds "
-              f"({len(confirmations)} more trainings) …", flush=True)
-        jobs.submit(confirmations, resources)
-    _finish_jobs(live)
-    rows = list(live.rows.values())
-    configs = sorted({r["config"] for r in rows})
-    print(f"[ablate] timing {len(configs)} models side by side …", flush=True)
-    timer = timer or start_timer(resources, at_start=False)
     try:
-        timings = ray.get(timer.time.remote(configs, settings))
-    except Exception as err:  # the trained rows matter more than their timings: write them without
-        print(f"[ablate] timing failed, latency/throughput left empty: {error_summary(err)}", flush=True)
-        timings = {}
-    ray.kill(timer)
-    for row in rows:
-        row.update(timings.get(row["config"], {}))
-    live.write()
-    LIVE_RUNS.pop(str(run_dir), None)
+        _train_everything(settings, resume, resources, live)
+    finally:
+        LIVE_RUNS.pop(str(run_dir), None)
     table = load(run_dir)
     wall = previous.get("wall_seconds", 0.0) + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,

@@ -61,8 +61,8 @@ def check_address(address: str) -> None:
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot reach a Ray cluster at {address!r} ({err}): start one with `ray start --head` "
                          "or pass --address auto on a cluster node") from None
-    if not scheme:  # HOST:PORT is the cluster's GCS, which answers an auth probe at once
-        use_token_auth()
+    use_token_auth()
+    if not scheme:  # HOST:PORT is the cluster's GCS, which answers an auth probe at once (ray:// is Ray Client's)
         check_token(hostport)
 
 

@@ -87,7 +87,7 @@ class RunProgress(tune.Callback):
         live = self.live
         best = live.best() if live is not None else None
         best_text = f"best val top-1 {best[0]:.1f}% ({best[1]})" if best else "best —"
-        jobs = f" | baselines {live.jobs.done_count()}/{len(live.jobs.jobs)}" if live is not None else ""
+        jobs = f" | baselines {live.jobs.done_count()}/{len(live.jobs.jobs)}" if live is not None and live.jobs.jobs else ""
         return (f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed; "
                 f"{counts['running']} running | {best_text}{jobs}")
 

@@ -185,10 +185,11 @@ def _objective_names(meta: dict) -> list[str]:
 def summary_lines(table) -> list[str]:
     """The run in a few lines: trials by status, then the best configs with mean ± 95 % CI over their seeds."""
     from ablate.analysis import summarize
+    from ablate.results import search_trials
 
-    trials = table[(table["kind"] == "candidate") & (table["phase"] != "confirm")]
+    trials = search_trials(table)
     counts = trials["status"].value_counts().to_dict()
-    confirmations = int(((table["kind"] == "candidate") & (table["phase"] == "confirm")).sum())
+    confirmations = int((table["kind"] == "candidate").sum()) - len(trials)
     lines = [f"{len(trials)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
              f"{counts.get('failed', 0)} failed; {confirmations} confirmation and "
              f"{int((table['kind'] == 'baseline').sum())} baseline trainings"]

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.errors import UsageError
+from ablate.results import search_trials
 
 STATUS_ORDER = ("completed", "pruned", "failed")
 
@@ -49,9 +50,8 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     table_path = run_dir / "trials.parquet"
     table = pd.read_parquet(table_path) if table_path.is_file() else pd.DataFrame(columns=["kind", "status", "phase"])
     finished = meta.get("finished")
-    candidates = table[(table["kind"] == "candidate") & (table.get("phase", "design") != "confirm")] \
-        if len(table) else table
-    counts = {s: int((candidates["status"] == s).sum()) if len(candidates) else 0 for s in STATUS_ORDER}
+    candidates = search_trials(table)
+    counts = {s: int((candidates["status"] == s).sum()) for s in STATUS_ORDER}
     live = progress.get("trials") or {}
     running = 0 if finished else int(live.get("running", 0))
     requested = meta.get("trials_requested", "?")

@@ -40,6 +40,14 @@ def run_path(run: str | os.PathLike) -> Path:
     return path if path.is_dir() or path.parent != Path(".") else RESULTS_DIR / path
 
 
+def search_trials(table: pd.DataFrame) -> pd.DataFrame:
+    """The run's own candidate trials (design and search): candidate rows other than confirmation reruns."""
+    if "kind" not in table:
+        return table.iloc[0:0]
+    trials = table[table["kind"] == "candidate"]
+    return trials[trials["phase"].astype(str) != "confirm"] if "phase" in trials else trials
+
+
 def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Rows → the table: schema columns first (extra axes after), Δtop-1 against the ResNet50 baseline.
 

@@ -225,12 +225,6 @@ def cost_unit(metric: str, values: pd.Series) -> tuple[float, str]:
     return (1e9, "G") if metric == "macs" and values.max(skipna=True) >= 1e9 else (1e6, "M")
 
 
-def delta_vs_reference(run: Run, value: float) -> float:
-    """Percentage points above the ResNet50 baseline of this run; NaN when the run has none."""
-    ref = run.baseline(REFERENCE)
-    return value - ref["val_top1"] if ref is not None else float("nan")
-
-
 def strip_urls(text: str) -> str:
     """Drop links from free text: the HTML report must name no URL at all."""
     return re.sub(r"\s{2,}", " ", URL.sub("", str(text))).strip(" ;,")
@@ -240,13 +234,3 @@ def varying_axes(run: Run) -> list[str]:
     """Axes with at least two choices among completed candidates; a single-valued axis says nothing."""
     cands = run.candidates
     return [a for a in run.axes if cands[a].nunique(dropna=True) >= 2]
-
-
-def axis_order(values: pd.Series) -> list:
-    """Choices in numeric order when they are numbers (width), else alphabetical."""
-    uniq = values.dropna().unique().tolist()
-    try:
-        return sorted(uniq, key=float)
-    except (TypeError, ValueError):
-        return sorted(uniq, key=str)
-

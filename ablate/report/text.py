@@ -6,6 +6,7 @@ import json
 
 from ablate.analysis import noise_floor
 from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
+from ablate.results import search_trials
 
 
 def header_items(run: Run) -> list[str]:
@@ -14,10 +15,7 @@ def header_items(run: Run) -> list[str]:
     protocol = protocol if isinstance(protocol, dict) else {"name": protocol}
     recipe = ", ".join(f"{k}={_compact(v)}" for k, v in protocol.items()
                        if k not in ("dataset", "epochs", "description", "expected"))
-    trials = run.trials[run.trials["kind"] == "candidate"]
-    if "phase" in trials:  # confirmation reruns are not trials of the search
-        trials = trials[trials["phase"].astype(str) != "confirm"]
-    counts = trials["status"].value_counts()
+    counts = search_trials(run.trials)["status"].value_counts()
     statuses = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "pruned", "failed"))
     others = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in ("completed", "pruned", "failed"))
     objectives = meta.get("objectives") or []

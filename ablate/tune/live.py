@@ -13,7 +13,7 @@ import pandas as pd
 
 from ablate.results import CURVE_COLUMNS, write_tables
 from ablate.tune.collect import curve_frame
-from ablate.tune.jobs import JobRunner
+from ablate.tune.jobs import Job, JobRunner
 from ablate.tune.settings import RunSettings
 
 PROGRESS_FILE = "progress.json"
@@ -40,7 +40,7 @@ class LiveRun:
                 self.curves[str(trial_id)] = curve
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
-        self.seen_jobs = 0
+        self.filed: set[Job] = set()  # jobs already filed into the rows
 
     def add(self, row: dict[str, Any], curve: pd.DataFrame | None) -> None:
         """Record (or replace) one finished model's row and curve."""
@@ -50,13 +50,12 @@ class LiveRun:
 
     def poll_jobs(self) -> bool:
         """Take in the jobs that finished since the last poll; True when there were any."""
-        results = self.jobs.collect(wait=False)
-        if len(results) == self.seen_jobs:
-            return False
-        for outcome in results.values():
+        new = [job for job in self.jobs.collect(wait=False) if job not in self.filed]
+        for job in new:
+            outcome = self.jobs.results[job]
             self.add(outcome["row"], curve_frame(outcome["curves"], outcome["row"]) if outcome["curves"] else None)
-        self.seen_jobs = len(results)
-        return True
+            self.filed.add(job)
+        return bool(new)
 
     def best(self) -> tuple[float, str] | None:
         """The best completed candidate so far (val top-1, name), interrupted runs' rows included."""

@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "full budget; search: the sampler with ASHA after a balanced start-up core; grid: every "
                              "config (default: the space file's design:)")
     design.add_argument("--confirm", type=int, default=3,
-                        help="retrain the best K candidates under every training seed (default: 3; 0: none)")
+                        help="retrain the best K candidates (by the run seed's val top-1) and the baselines under "
+                             "fresh training seeds; verdicts judge them there, on the test split (default: 3; 0: none)")
     design.add_argument("--seeds", type=int, default=3,
-                        help="training seeds per confirmed candidate and per baseline, in all (default: 3)")
+                        help="fresh training seeds per confirmed candidate and per baseline (default: 3)")
     search = parser.add_argument_group("search")
     search.add_argument("--sampler", choices=["tpe", "nsga2", "grid", "random"],
                         help="Optuna sampler (default: tpe; nsga2 with several objectives)")
@@ -182,8 +183,9 @@ def _objective_names(meta: dict) -> list[str]:
             for o in meta.get("objectives", [{"metric": "top1"}])]
 
 
-def summary_lines(table) -> list[str]:
-    """The run in a few lines: trials by status, then the best configs with mean ± 95 % CI over their seeds."""
+def summary_lines(table, predictions=None) -> list[str]:
+    """The run in a few lines: trials by status, then the configs with their evidence top-1 ± 95 % interval
+    (confirmed configs first: fresh seeds, test split) and their selection number."""
     from ablate.analysis import summarize
     from ablate.results import search_trials
 
@@ -193,11 +195,14 @@ def summary_lines(table) -> list[str]:
     lines = [f"{len(trials)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
              f"{counts.get('failed', 0)} failed; {confirmations} confirmation and "
              f"{int((table['kind'] == 'baseline').sum())} baseline trainings"]
-    for row in summarize(table).head(8).itertuples():
-        ci = f"± {(row.val_top1_ci_high - row.val_top1_ci_low) / 2:4.1f}" if row.n > 1 else "(n=1)"
+    for row in summarize(table, predictions).head(8).itertuples():
+        ci = f"± {(row.test_top1_ci_high - row.test_top1_ci_low) / 2:4.1f}" if row.test_top1_ci_high == \
+            row.test_top1_ci_high else "   (—)"
         delta = f"{row.delta_mean:+5.1f}" if row.delta_mean == row.delta_mean else "    —"
-        lines.append(f"  {row.name:24s} {row.kind:9s} val top-1 {row.val_top1_mean:5.1f}% {ci:7s} over {row.n} seeds"
-                     f"  Δ vs ResNet50 {delta}  MACs {row.macs / 1e6:7.1f} M  params {row.params / 1e6:5.2f} M")
+        seeds = f"{row.n_confirm} fresh seeds" if row.evidence == "confirm" else "run seed only"
+        lines.append(f"  {row.name:24s} {row.kind:9s} test top-1 {row.test_top1_mean:5.1f}% {ci:6s} ({seeds:13s})"
+                     f"  selection val {row.selection_val_top1:5.1f}%  Δ vs ResNet50 {delta}"
+                     f"  MACs {row.macs / 1e6:7.1f} M")
     return lines
 
 
@@ -228,14 +233,14 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(f"ablation {settings.run_dir.name}: space {settings.space.name} ({settings.space.size} configs), protocol "
           f"{settings.protocol.name} ({settings.protocol.dataset}, {settings.protocol.epochs} epochs, macro {settings.macro}), "
           f"design {settings.design} ({settings.trials} trials), sampler {settings.sampler}, confirm the best "
-          f"{settings.confirm} under {settings.seeds} seeds, objectives "
+          f"{settings.confirm} under {settings.seeds} fresh seeds, objectives "
           f"{','.join(o.metric for o in settings.objectives)} (from {settings.objectives_from})", flush=True)
     try:
         outcome = run_ablation(settings, resume=args.resume)
     except KeyboardInterrupt:
         print(f"\ninterrupted: continue with `python run_ablation.py --resume --name {settings.run_dir.name}`", file=sys.stderr)
         return 130
-    print("\n".join(summary_lines(outcome.table)))
+    print("\n".join(summary_lines(outcome.table, outcome.predictions)))
     print(f"results: {outcome.run_dir}/trials.parquet and trials.csv ({len(outcome.table)} rows)")
     if not args.no_report:
         from ablate.report import build_report

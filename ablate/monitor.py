@@ -63,10 +63,12 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     jobs = progress.get("jobs")
     if jobs:
         lines.append(f"baselines and confirmations: {jobs['done']}/{jobs['total']} done")
-    done = table[(table["kind"] == "candidate") & (table["status"] == "completed")] if len(table) else table
+    done = search_trials(table) if len(table) else table
+    done = done[done["status"] == "completed"] if len(done) else done
     if len(done) and done["val_top1"].notna().any():
         best = done.loc[done["val_top1"].idxmax()]
-        lines.append(f"best so far: {best['name']} at {best['val_top1']:.2f} % val top-1")
+        lines.append(f"best so far: {best['name']} at {best['val_top1']:.2f} % val top-1 (the run seed's: a selection "
+                     "number, not a verdict)")
     else:
         lines.append("best so far: — (no completed candidate yet)")
     elapsed = meta.get("wall_seconds", 0.0) if finished else (

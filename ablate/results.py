@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from ablate.errors import UsageError
@@ -32,6 +33,9 @@ TRIAL_COLUMNS = [
 AXIS_COLUMNS = ("nonlinearity", "spatial", "width")
 CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr",
                  "epoch_seconds", "images_per_second"]
+# One row per trained model, evaluation split and image: whether the final model's top-1 was right. Comparisons pair
+# two models image by image through it (``image`` is the index in the split's fixed order).
+PREDICTION_COLUMNS = ["trial_id", "kind", "name", "config", "seed", "phase", "split", "image", "correct"]
 
 
 def run_path(run: str | os.PathLike) -> Path:
@@ -46,6 +50,28 @@ def search_trials(table: pd.DataFrame) -> pd.DataFrame:
         return table.iloc[0:0]
     trials = table[table["kind"] == "candidate"]
     return trials[trials["phase"].astype(str) != "confirm"] if "phase" in trials else trials
+
+
+def encode_hits(hits) -> str:
+    """Per-image hits as a compact string of 0s and 1s (how a baseline's evidence sits in its JSON cache entry)."""
+    return "".join("1" if h else "0" for h in hits)
+
+
+def prediction_frame(correct: dict[str, Any], row: dict[str, Any]) -> pd.DataFrame:
+    """One trained model's per-image evidence (split → hits, as an array or :func:`encode_hits` text) as rows of
+    ``predictions.parquet``, labelled with the model's row (trial id, name, config, seed, phase)."""
+    parts = []
+    for split, hits in correct.items():
+        values = np.frombuffer(hits.encode(), dtype=np.uint8) == ord("1") if isinstance(hits, str) \
+            else np.asarray(hits, dtype=bool)
+        parts.append(pd.DataFrame({"split": split, "image": np.arange(len(values), dtype=np.int32),
+                                   "correct": values}))
+    if not parts:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    frame = pd.concat(parts, ignore_index=True)
+    for column in ("trial_id", "kind", "name", "config", "seed", "phase"):
+        frame[column] = row.get(column)
+    return frame[PREDICTION_COLUMNS]
 
 
 def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -67,52 +93,65 @@ def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return frame[TRIAL_COLUMNS + extra]
 
 
-def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
+def summary_frame(table: pd.DataFrame, predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The per-config summary of a trials table (:func:`ablate.analysis.summarize`), its axes carried over."""
     from ablate.analysis import summarize
 
     axes = [c for c in AXIS_COLUMNS if c in table] + [c for c in table.columns if c not in TRIAL_COLUMNS]
-    return summarize(table, axes=axes)
+    return summarize(table, predictions, axes=axes)
 
 
-def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataFrame) -> pd.DataFrame:
-    """Write trials.parquet/.csv, summary.parquet/.csv and curves.parquet, each atomically; return the trials.
+def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataFrame,
+                 predictions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Write trials.parquet/.csv, summary.parquet/.csv, curves.parquet and predictions.parquet, each atomically;
+    return the trials.
 
     Called again and again while a run is in progress: every file is replaced whole (write, then rename), so a
     reader never sees half a table.
     """
     table = trials_frame(rows)
-    summary = summary_frame(table)
+    predictions = pd.DataFrame(columns=PREDICTION_COLUMNS) if predictions is None else predictions
+    predictions = predictions[predictions["trial_id"].isin(table.loc[table["status"] == "completed", "trial_id"])]
+    summary = summary_frame(table, predictions)
     for name, frame, writer in (("trials.parquet", table, "parquet"), ("trials.csv", table, "csv"),
                                 ("summary.parquet", summary, "parquet"), ("summary.csv", summary, "csv"),
-                                ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS), "parquet")):
+                                ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS), "parquet"),
+                                ("predictions.parquet", predictions.reindex(columns=PREDICTION_COLUMNS), "parquet")):
         tmp = run_dir / f".{name}.tmp"
         frame.to_parquet(tmp, index=False) if writer == "parquet" else frame.to_csv(tmp, index=False)
         os.replace(tmp, run_dir / name)
     return table
 
 
-def load(run: str | os.PathLike, summary: bool = False) -> pd.DataFrame:
-    """A run's results table: one row per trained model and seed, or with ``summary=True`` one row per config.
+TABLES = {"trials": ("trials.parquet", "results table"), "summary": ("summary.parquet", "summary table"),
+          "predictions": ("predictions.parquet", "per-image predictions table")}
+
+
+def load(run: str | os.PathLike, summary: bool = False, predictions: bool = False) -> pd.DataFrame:
+    """A run's results table: one row per trained model and seed, with ``summary=True`` one row per config, with
+    ``predictions=True`` one row per trained model, evaluation split and image.
 
     Args:
         run: A run's name under ``results/`` or its folder's path; a running run's tables hold what has finished.
-        summary: Return ``summary.parquet`` (n seeds, mean / std / 95 % CI, paired Δ vs ResNet50, costs) instead of
-            ``trials.parquet``.
+        summary: Return ``summary.parquet`` (selection numbers, confirmed test means with 95 % intervals, paired Δ
+            vs ResNet50 and at equal MACs, costs) instead of ``trials.parquet``.
+        predictions: Return ``predictions.parquet`` (``PREDICTION_COLUMNS``: which val and test images each
+            completed model got right).
 
     Returns:
         The table, columns as in docs/ARCHITECTURE.md.
 
     Raises:
-        UsageError: the run has no such table (one line naming the file).
+        UsageError: the run has no such table (one line naming the file), or both flags were given.
 
     Example:
-        >>> load("qlblock-digits-20261126-120000", summary=True)[["name", "n", "val_top1_mean"]]  # doctest: +SKIP
+        >>> load("qlblock-digits-20261126-120000", summary=True)[["name", "n_confirm", "test_top1_mean"]]  # doctest: +SKIP
     """
-    name = "summary.parquet" if summary else "trials.parquet"
-    path = run_path(run) / name
+    if summary and predictions:
+        raise UsageError("load(): pass summary=True or predictions=True, not both")
+    file, what = TABLES["summary" if summary else "predictions" if predictions else "trials"]
+    path = run_path(run) / file
     if not path.is_file():
-        what = "summary table" if summary else "results table"
         raise UsageError(f"no {what} at {path}: run an ablation first, or pass its results/<run> folder")
     return pd.read_parquet(path)
 

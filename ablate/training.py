@@ -30,6 +30,7 @@ from ablate.protocols import OPTIMIZERS, Protocol, load_protocol, lr_factor
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EPOCH_LOG_NAME = "epochs.jsonl"
+PREDICTIONS_NAME = "predictions.npz"
 EVAL_BATCH_SIZE = 512
 
 Report = Callable[[dict[str, Any]], Any]
@@ -51,6 +52,7 @@ class TrainResult:
     test_top1: float = math.nan
     train_seconds: float = 0.0
     seed: int = 0
+    correct: dict[str, np.ndarray] = field(default_factory=dict)  # split → per-image top-1 hit (completed only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,34 +219,67 @@ def make_step(run: Run, criterion: nn.Module, forward: nn.Module, device: torch.
 
 @torch.no_grad()
 def evaluate(forward: nn.Module, run: Run, data: DatasetSplits, split: str, device: torch.device,
-             channels_last: bool) -> dict[str, float]:
-    """Loss and top-1/top-5 (percent) over a split, accumulated on the device with one sync."""
+             channels_last: bool, per_image: bool = False) -> dict[str, Any]:
+    """Loss and top-1/top-5 (percent) over a split, accumulated on the device with one sync; with ``per_image``
+    also ``correct``, each image's top-1 hit in the split's stored order (a bool numpy array)."""
     run.model.eval()
     totals = torch.zeros(3, device=device, dtype=torch.float64)
     k = min(5, data.num_classes)
+    correct = []
     for images, labels in data.loader(split, EVAL_BATCH_SIZE, channels_last=channels_last):
         with run.precision.autocast(device):
             logits = forward(images).float()
-        hits = (logits.topk(k, dim=1).indices == labels[:, None]).double()
+        hits = logits.topk(k, dim=1).indices == labels[:, None]
+        if per_image:
+            correct.append(hits[:, 0])
+        hits = hits.double()
         loss = nn.functional.cross_entropy(logits, labels, reduction="sum").double()
         totals += torch.stack([loss, hits[:, 0].sum(), hits.amax(dim=1).sum()])
     loss, top1, top5 = (totals / max(1, data.size(split))).tolist()
-    return {"loss": loss, "top1": 100 * top1, "top5": 100 * top5}
+    metrics: dict[str, Any] = {"loss": loss, "top1": 100 * top1, "top5": 100 * top5}
+    if per_image:
+        metrics["correct"] = torch.cat(correct).cpu().numpy() if correct else np.zeros(0, dtype=bool)
+    return metrics
+
+
+def save_predictions(directory: Path, correct: dict[str, np.ndarray]) -> None:
+    """Each evaluation split's per-image top-1 hits of the final model, written atomically beside the checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{PREDICTIONS_NAME}.tmp.npz"
+    np.savez_compressed(tmp, **{split: np.asarray(hits, dtype=bool) for split, hits in correct.items()})
+    os.replace(tmp, directory / PREDICTIONS_NAME)
+
+
+def read_predictions(directory: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The per-image hits a completed training left in ``directory`` ({} when it left none)."""
+    path = Path(directory) / PREDICTIONS_NAME
+    if not path.is_file():
+        return {}
+    with np.load(path) as stored:
+        return {split: stored[split].astype(bool) for split in stored.files}
 
 
 def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protocol, data: DatasetSplits,
-              device: torch.device) -> dict[str, Any]:
-    """Train one epoch, then validate; the metric dict the orchestrator receives."""
+              device: torch.device, final: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Train one epoch, then validate: the metric dict the orchestrator receives and, for the ``final`` epoch, the
+    per-image evidence of every evaluation split (the test split is evaluated only then; ``test_top1`` joins the
+    metrics)."""
     start = time.perf_counter()
     train_loss, seen = train_epoch(run, step_fn, protocol, data, device)
     train_time = time.perf_counter() - start
     lr = run.optimizer.param_groups[0]["lr"]
-    val = evaluate(forward, run, data, "val", device, uses_channels_last(protocol, device))
-    return {
+    channels_last = uses_channels_last(protocol, device)
+    val = evaluate(forward, run, data, "val", device, channels_last, per_image=final)
+    metrics = {
         "epoch": run.epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_top1": val["top1"],
         "val_top5": val["top5"], "lr": lr, "epoch_seconds": time.perf_counter() - start,
         "images_per_second": seen / max(train_time, 1e-9),
     }
+    if not final:
+        return metrics, {}
+    test = evaluate(forward, run, data, "test", device, channels_last, per_image=True)
+    metrics["test_top1"] = test["top1"]
+    return metrics, {"val": val["correct"], "test": test["correct"]}
 
 
 def load_protocol_data(protocol: Protocol | str, *, data_dir: str | os.PathLike | None = None,
@@ -345,19 +380,25 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
     forward = torch.compile(run.model) if protocol.compile and device.type == "cuda" else run.model
     step_fn = make_step(run, nn.CrossEntropyLoss(label_smoothing=protocol.label_smoothing), forward, device)
 
-    def result(status: str, reason: str = "", test_top1: float = math.nan) -> TrainResult:
+    def result(status: str, reason: str = "", test_top1: float = math.nan,
+               correct: dict[str, np.ndarray] | None = None) -> TrainResult:
         last = run.history[-1] if run.history else {}
         return TrainResult(str(config), protocol.name, status, reason, run.epoch, run.history,
                            last.get("val_top1", math.nan), last.get("val_top5", math.nan),
-                           last.get("val_loss", math.nan), test_top1, run.train_seconds, seed)
+                           last.get("val_loss", math.nan), test_top1, run.train_seconds, seed, correct or {})
 
+    correct = read_predictions(directory) if directory is not None else {}
     while run.epoch < protocol.epochs:
-        metrics = run_epoch(run, step_fn, forward, protocol, data, device)
+        # the test split and the per-image evidence in the last report: a scheduler may stop the trial right after it
+        metrics, evidence = run_epoch(run, step_fn, forward, protocol, data, device,
+                                      final=run.epoch + 1 == protocol.epochs)
         if not math.isfinite(metrics["train_loss"]):
             return result("failed", f"non-finite loss at epoch {run.epoch + 1}")
         run.epoch += 1
-        if run.epoch == protocol.epochs:  # in the last report: a scheduler may stop the trial right after it
-            metrics["test_top1"] = evaluate(forward, run, data, "test", device, uses_channels_last(protocol, device))["top1"]
+        if evidence:
+            correct = evidence
+            if directory is not None:  # before the checkpoint: a completed checkpoint always has its evidence
+                save_predictions(directory, correct)
         run.history.append(metrics)
         run.train_seconds += metrics["epoch_seconds"]
         if directory is not None:
@@ -365,7 +406,7 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
             append_epoch_log(directory, metrics)
         if report is not None:
             report(metrics)
-    return result("completed", test_top1=run.history[-1]["test_top1"])
+    return result("completed", test_top1=run.history[-1]["test_top1"], correct=correct)
 
 
-__all__ = ["TrainResult", "load_protocol_data", "read_epoch_log", "train"]
+__all__ = ["TrainResult", "load_protocol_data", "read_epoch_log", "read_predictions", "train"]

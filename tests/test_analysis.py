@@ -16,9 +16,11 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from ablate.analysis import (
-    baseline_front, compare_runs, complexity_weights, delta_at_equal_macs, effects, error_edf, noise_floor,
-    paired_delta, rung_fidelity, summarize, t_interval,
+    Evidence, baseline_front, compare_runs, complexity_weights, cost_matched_baseline, effects, error_edf,
+    noise_floor, rung_fidelity, summarize, t_interval,
 )
+from ablate.analysis.edf import normalisable
+from ablate.analysis.evidence import pooled_seed_variance, seed_component
 from ablate.analysis.noise import binomial_se
 
 AXES = ("nonlinearity", "spatial", "width")
@@ -60,63 +62,136 @@ def test_t_interval_matches_scipy_and_refuses_n_1():
 
 # ------------------------------------------------------------------------------------------------------------ summary
 
-def _replicated() -> pd.DataFrame:
-    rows = [row("relu-dwconv-w1", v, s, nonlinearity="relu", spatial="dwconv", width=1.0, macs=20e6,
-                phase="design" if s == 0 else "confirm") for s, v in enumerate([80.0, 81.0, 79.0])]
-    rows += [row("ResNet50", v, s, kind="baseline", macs=40e6) for s, v in enumerate([77.0, 77.5])]  # seed 2 missing
-    rows += [row("R50-max", v, s, kind="baseline", macs=10e6) for s, v in enumerate([75.0, 75.5, 74.5])]
-    rows += [row("multiply-twist-w4", 70.0, 0, nonlinearity="multiply", spatial="twist", width=4.0, macs=100e6),
-             row("relu-twist-w2", 60.0, 0, status="pruned", nonlinearity="relu", spatial="twist", width=2.0)]
-    return pd.DataFrame(rows)
+N_IMAGES = 200
 
 
-def test_summary_one_row_per_config_with_cis_and_paired_delta():
-    summary = summarize(_replicated()).set_index("name")
-    assert list(summary.index) == ["relu-dwconv-w1", "ResNet50", "R50-max", "multiply-twist-w4"]  # best first
+def hits(rng, top1: float) -> np.ndarray:
+    """A model's per-image test hits: exactly round(top1 %) of N_IMAGES right, the rest wrong, in random order."""
+    out = np.zeros(N_IMAGES, dtype=bool)
+    out[rng.choice(N_IMAGES, int(round(top1 / 100 * N_IMAGES)), replace=False)] = True
+    return out
+
+
+def _replicated() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """relu-dwconv-w1 selected and confirmed under fresh seeds 1–3; ResNet50 and R50-max beside it; a config seen
+    under the run seed only; a pruned one. Test top-1 equals the per-image hits' mean."""
+    rng = np.random.default_rng(0)
+    spec = [("relu-dwconv-w1", "candidate", 20e6, {0: 81.0, 1: 80.0, 2: 81.5, 3: 79.0}),
+            ("ResNet50", "baseline", 40e6, {0: 77.0, 1: 77.5, 2: 76.0, 3: 78.0}),
+            ("R50-max", "baseline", 10e6, {0: 75.0, 1: 75.5, 2: 74.5, 3: 76.0}),
+            ("multiply-twist-w4", "candidate", 100e6, {0: 70.0})]
+    rows, preds = [], []
+    for name, kind, macs, by_seed in spec:
+        nl, sp, w = ("relu", "conv3x3", "w0.25") if kind == "baseline" else name.split("-")
+        for seed, top1 in by_seed.items():
+            h = hits(rng, top1)
+            phase = "design" if seed == 0 else "confirm"
+            rows.append(row(name, top1 + 2.0 if seed == 0 else top1 - 1.0, seed, kind=kind, macs=macs, phase=phase,
+                            nonlinearity=nl, spatial=sp, width=float(w[1:])) | {"test_top1": 100 * h.mean()})
+            preds.append(pd.DataFrame({"trial_id": f"{name}-{seed}", "kind": kind, "name": name, "config": name,
+                                       "seed": seed, "phase": phase, "split": "test", "image": np.arange(N_IMAGES),
+                                       "correct": h}))
+    rows.append(row("relu-twist-w2", 60.0, 0, status="pruned", nonlinearity="relu", spatial="twist", width=2.0))
+    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
+
+
+def test_summary_keeps_selection_apart_from_the_evidence():
+    trials, preds = _replicated()
+    summary = summarize(trials, preds).set_index("name")
+    # confirmed configs first (by evidence top-1), then the run-seed-only one; pruned rows never summarised
+    assert list(summary.index) == ["relu-dwconv-w1", "ResNet50", "R50-max", "multiply-twist-w4"]
     cand = summary.loc["relu-dwconv-w1"]
-    assert (cand["n"], cand["seeds"], cand["phases"], cand["kind"]) == (3, "0,1,2", "design+confirm", "candidate")
-    expected = t_interval([80.0, 81.0, 79.0])
-    assert (cand["val_top1_mean"], cand["val_top1_ci_low"], cand["val_top1_ci_high"]) == \
-        (80.0, pytest.approx(expected.low), pytest.approx(expected.high))
-    assert cand["test_top1_mean"] == 79.0 and cand["test_top1_n"] == 3
-    # paired with ResNet50 over seeds 0 and 1 only (its seed 2 did not complete): Δ = 3.0, 3.5
-    paired = t_interval([3.0, 3.5])
-    assert (cand["delta_n"], cand["delta_mean"], cand["delta_ci_low"]) == (2, 3.25, pytest.approx(paired.low))
-    assert paired_delta(_replicated(), "relu-dwconv-w1", "R50-max").mean == pytest.approx(5.0)
+    assert (cand["n"], cand["seeds"], cand["phases"], cand["n_confirm"], cand["evidence"]) == \
+        (4, "0,1,2,3", "design+confirm", 3, "confirm")
+    assert cand["selection_val_top1"] == 83.0 and cand["selection_rank"] == 1  # the run seed's val top-1 only
+    evidence = Evidence(preds)
+    # the evidence top-1 is the fresh seeds' test mean, never the selecting seed's
+    assert cand["test_top1_mean"] == pytest.approx(np.mean([80.0, 81.5, 79.0]))
+    assert cand["test_top1_ci_low"] < cand["test_top1_mean"] < cand["test_top1_ci_high"]
+    delta = evidence.difference("relu-dwconv-w1", "ResNet50", "confirm")
+    assert cand["delta_mean"] == pytest.approx(np.mean([80.0, 81.5, 79.0]) - np.mean([77.5, 76.0, 78.0]))
+    assert (cand["delta_ci_low"], cand["delta_p"]) == (pytest.approx(delta.low), pytest.approx(delta.p_value))
     single = summary.loc["multiply-twist-w4"]
-    assert single["n"] == 1 and math.isnan(single["val_top1_ci_low"]) and math.isnan(single["delta_ci_high"])
-    assert single["delta_mean"] == -7.0 and "relu-twist-w2" not in summary.index  # pruned rows never summarised
-    # Δ at equal MACs: front R50-max (10 M, 75.0) → ResNet50 (40 M, 77.25); at 20 M, halfway in log MACs
-    assert cand["delta_equal_macs"] == pytest.approx(80.0 - (75.0 + 77.25) / 2)
-    assert math.isnan(single["delta_equal_macs"])  # 100 M: beyond the front
+    assert (single["evidence"], single["n_confirm"], single["test_top1_mean"]) == ("design", 0, 70.0)
+    # one seed still gets an interval: the seed variance pooled over the confirmed configs
+    assert single["test_top1_ci_low"] < 70.0 < single["test_top1_ci_high"]
+    assert single["delta_mean"] == pytest.approx(70.0 - 77.0)  # vs ResNet50's run-seed model
+    # Δ at equal MACs: the best baseline (by the run seed's val top-1) costing no more
+    assert cand["equal_macs_baseline"] == "R50-max" and single["equal_macs_baseline"] == "ResNet50"
+    assert cand["delta_equal_macs"] == pytest.approx(np.mean([80.0, 81.5, 79.0]) - np.mean([75.5, 74.5, 76.0]))
+    assert summary.loc["R50-max", "kind"] == "baseline" and math.isnan(summary.loc["R50-max", "delta_equal_macs"])
 
 
-def test_summary_of_an_old_style_table_and_of_nothing():
-    old = _replicated().drop(columns=["seed", "phase", "kind"]).query("name != 'relu-dwconv-w1'")
-    summary = summarize(old).set_index("name")
-    assert (summary["n"] == 1).all() and summary["val_top1_ci_low"].isna().all()
-    assert summary.loc["R50-max", "kind"] == "baseline" and summary.loc["R50-max", "seeds"] == ""
-    assert summarize(_replicated().query("status == 'pruned'")).empty
+def test_summary_without_per_image_evidence_gives_no_interval():
+    trials, _ = _replicated()
+    summary = summarize(trials).set_index("name")
+    assert summary["test_top1_ci_low"].isna().all() and summary["delta_ci_low"].isna().all()
+    assert summary.loc["relu-dwconv-w1", "test_top1_mean"] == pytest.approx(np.mean([80.0, 81.5, 79.0]))
+    old = trials.drop(columns=["seed", "phase", "kind"]).query("name != 'relu-dwconv-w1'")
+    assert summarize(old).set_index("name").loc["R50-max", "kind"] == "baseline"
+    assert summarize(trials.query("status == 'pruned'")).empty
+
+
+def test_cost_matched_baseline_is_the_best_one_costing_no_more():
+    base = pd.DataFrame({"kind": ["baseline"] * 3 + ["candidate"], "name": ["ResNet50", "R50-max", "R50-hybrid", "c"],
+                         "selection_val_top1": [77.0, 75.0, 78.5, 99.0], "macs": [40e6, 15e6, 22e6, 1e6]})
+    front = baseline_front(base)
+    assert front["name"].tolist() == ["R50-max", "R50-hybrid"]  # ResNet50 (40 M, 77) costs more for less
+    assert [cost_matched_baseline(m, front) for m in (10e6, 15e6, 21e6, 22e6, 1e9, float("nan"))] == \
+        [None, "R50-max", "R50-max", "R50-hybrid", "R50-hybrid", None]
+
+
+# ---------------------------------------------------------------------------------------------------- evidence
+
+def test_seed_component_by_hand_and_intervals_never_zero_width():
+    # 2 seeds × 4 images: row means 0.75, 0.25, column means 0.5 each: MS_seed = 4·(2·0.25²)/1 = 0.5, residuals ±0.25
+    # in every cell: MS_resid = 8·0.0625 / (1·3) = 1/6; σ²_seed = (0.5 − 1/6) / 4 = 1/12
+    table = np.array([[1, 1, 1, 0], [0, 0, 1, 0]], dtype=float)
+    assert seed_component(table) == pytest.approx((0.5 - 1 / 6) / 4)
+    same = np.tile((np.arange(N_IMAGES) % 10 != 0).astype(float), (3, 1))  # three seeds, identical hits: 90 %
+    pooled = pooled_seed_variance([same, same])
+    assert pooled.df == 4 and pooled.var == 0.0  # clamped: identical seeds have no seed variance
+    preds = pd.concat(pd.DataFrame({"trial_id": f"{n}{s}", "kind": "candidate", "name": n, "config": n, "seed": s,
+                                    "phase": "confirm", "split": "test", "image": np.arange(N_IMAGES),
+                                    "correct": same[0].astype(bool)}) for n in "ab" for s in (1, 2, 3))
+    evidence = Evidence(preds)
+    mean, diff = evidence.accuracy("a", "confirm"), evidence.difference("a", "b", "confirm")
+    assert mean.estimate == pytest.approx(90.0) and mean.high - mean.low > 0.5  # the finite test set still counts
+    assert diff.estimate == 0.0 and diff.low < 0 < diff.high and diff.high - diff.low > 0.3  # two models that agree
+    assert diff.n_seeds == (3, 3) and diff.n_images == N_IMAGES
 
 
 # ------------------------------------------------------------------------------------------------------------ effects
 
 def test_effects_recover_known_effects_and_match_statsmodels():
-    table = effects(simulated(np.random.default_rng(1), seeds=(0, 1), noise=0.3), AXES, reference=ORDER)
+    data = simulated(np.random.default_rng(1), seeds=(0, 1), noise=0.3)  # two run-seed rows per config: their mean
+    table = effects(data, AXES, reference=ORDER)
     assert table["estimable"].all() and (table["reason"] == "").all()
     assert table.attrs["formula"] == ("val_top1 ~ C(nonlinearity, Treatment('relu')) + C(spatial, "
                                       "Treatment('dwconv')) + C(width, Treatment('1'))")
     for r in table.itertuples():
         truth = TRUE[r.axis][float(r.choice) if r.axis == "width" else r.choice]
-        assert abs(r.estimate - truth) < 0.3 and r.ci_low < truth < r.ci_high
-        assert r.n == 24 if r.axis != "spatial" else r.n == 18
-    # the same numbers as statsmodels' own treatment-coded formula
-    data = simulated(np.random.default_rng(1), seeds=(0, 1), noise=0.3)
+        assert abs(r.estimate - truth) < 0.5 and r.ci_low < truth < r.ci_high
+        assert r.n == 12 if r.axis != "spatial" else r.n == 9
+    # the same numbers as statsmodels' own treatment-coded formula on the per-config means
+    data = data.groupby("name").agg({"val_top1": "mean", **{a: "first" for a in AXES}})
     fit = smf.ols("val_top1 ~ C(nonlinearity, Treatment('relu')) + C(spatial, Treatment('dwconv')) + C(width)",
                   data=data).fit()
     multiply = table.set_index("choice").loc["multiply"]
     assert multiply["estimate"] == pytest.approx(fit.params["C(nonlinearity, Treatment('relu'))[T.multiply]"])
-    assert multiply["df_resid"] == fit.df_resid == 72 - 8
+    assert multiply["se"] == pytest.approx(fit.bse["C(nonlinearity, Treatment('relu'))[T.multiply]"])
+    assert multiply["df_resid"] == fit.df_resid == 36 - 8
+
+
+def test_effects_take_one_observation_per_config():
+    # the best configs retrained under more seeds: their replicates must not count as evidence about the axes
+    data = simulated(np.random.default_rng(1), noise=0.3)
+    reruns = pd.DataFrame([row(r.name, r.val_top1 + 5.0, s, phase="confirm", nonlinearity=r.nonlinearity,
+                               spatial=r.spatial, width=r.width) for r in data.head(3).itertuples() for s in (1, 2, 3)])
+    alone, with_reruns = (effects(t, AXES, reference=ORDER) for t in (data, pd.concat([data, reruns])))
+    assert with_reruns.attrs["n_model"] == 36
+    assert with_reruns["estimate"].tolist() == pytest.approx(alone["estimate"].tolist())
+    assert with_reruns["ci_low"].tolist() == pytest.approx(alone["ci_low"].tolist())
 
 
 def test_effect_cis_cover_the_truth_in_at_least_90_percent_of_50_tables():
@@ -135,7 +210,7 @@ def test_not_estimable_choices_say_why():
     few = data[~((data["width"] == 4.0) & (data["name"] != "relu-dwconv-w4"))]  # width 4 in one row only
     row4 = effects(few, AXES, reference=ORDER).set_index("choice").loc["4"]
     assert not row4["estimable"] and math.isnan(row4["estimate"]) and row4["n"] == 1
-    assert row4["reason"] == "only 1 full-budget row with this choice (needs ≥ 2)"
+    assert row4["reason"] == "only 1 full-budget config with this choice (needs ≥ 2)"
     # width follows spatial one-to-one (as when a width is solved per pair): aliased, never a number
     tied = data[data["width"] == data["spatial"].map({"dwconv": 1.0, "maxpool": 2.0, "avgpool": 4.0, "twist": 1.0})]
     table = effects(tied, AXES, reference=ORDER).set_index(["axis", "choice"])
@@ -146,13 +221,13 @@ def test_not_estimable_choices_say_why():
     tiny = data[data["name"].isin(["relu-dwconv-w1", "multiply-dwconv-w1", "relu-maxpool-w2", "multiply-maxpool-w2",
                                    "relu-dwconv-w2"])]
     table = effects(tiny, AXES, reference=ORDER)
-    assert (table.loc[table["n"] == 0, "reason"] == "no full-budget rows with this choice").all()
+    assert (table.loc[table["n"] == 0, "reason"] == "no full-budget config with this choice").all()
     assert table.loc[table["n"] >= 2, "reason"].str.fullmatch(
-        r"too few residual degrees of freedom \(1 from 5 rows; needs ≥ 2\)").all()
+        r"too few residual degrees of freedom \(1 from 5 configs; needs ≥ 2\)").all()
     # the reference is the space file's first choice with ≥ 2 rows, else the most common one
     assert effects(data, AXES)["reference"].tolist()[:2] == ["hardball", "hardball"]  # 12 each: natural order
     no_ref = effects(data.head(1), ["nonlinearity"], reference={"nonlinearity": ["relu", "multiply"]})
-    assert no_ref["reason"].str.contains("no choice of nonlinearity has ≥ 2 full-budget rows").all()
+    assert no_ref["reason"].str.contains("no choice of nonlinearity has ≥ 2 full-budget configs").all()
 
 
 # ---------------------------------------------------------------------------------------------------------------- EDF
@@ -183,28 +258,31 @@ def test_error_edf_weighted_and_plain():
     assert plain[plain["choice"] == "multiply"]["edf"].tolist() == pytest.approx([0.25, 0.5, 0.75, 1.0])
 
 
-# ---------------------------------------------------------------------------------------------------- equal MACs
-
-def test_delta_at_equal_macs_interpolates_in_log_macs():
-    got = delta_at_equal_macs([78, 75, 80, 70, 77], [20e6, 10e6, 40e6, 5e6, np.nan], [10e6, 40e6], [70.0, 80.0])
-    assert got[:3] == pytest.approx([3.0, 5.0, 0.0]) and np.isnan(got[3:]).all()
-    assert np.isnan(delta_at_equal_macs([80], [10e6], [], [])).all()
-    base = pd.DataFrame({"kind": ["baseline"] * 3 + ["candidate"], "val_top1_mean": [77.0, 75.0, 78.5, 99.0],
-                         "macs": [40e6, 15e6, 22e6, 1e6]})
-    assert baseline_front(base)["macs"].tolist() == [15e6, 22e6]  # ResNet50 (40 M, 77) is dominated
+def test_edfs_normalise_only_over_the_macs_every_choice_occupies_and_never_over_width():
+    # relu spans 1–8 M, multiply only 4–8 M: the normalised EDFs keep the models at 4–8 M
+    rows = [row(f"r{i}", 90 - i, macs=m, nonlinearity="relu", width=1.0) for i, m in enumerate([1e6, 2e6, 4e6, 8e6])]
+    rows += [row(f"m{i}", 80 - i, macs=m, nonlinearity="multiply", width=2.0) for i, m in enumerate([4e6, 6e6, 8e6])]
+    edf = error_edf(pd.DataFrame(rows), "nonlinearity", bins=2)
+    assert sorted(edf["macs"].tolist()) == [4e6, 4e6, 6e6, 8e6, 8e6]
+    assert normalisable(pd.DataFrame(rows), "nonlinearity", min_rows=2) == (True, "")
+    ok, why = normalisable(pd.DataFrame(rows), "nonlinearity", min_rows=3)
+    assert not ok and "holds fewer than 3 models of relu" in why
+    ok, why = normalisable(pd.DataFrame(rows), "width", min_rows=1)
+    assert not ok and why == "width sets the MACs itself, so equalising them would be meaningless"
 
 
 # ---------------------------------------------------------------------------------------------------- noise floor
 
-def test_noise_floor_binomial_and_seed_std():
+def test_noise_floor_binomial_and_seed_std_of_the_fresh_seeds():
     assert binomial_se(90.0, 144) == pytest.approx(100 * math.sqrt(0.9 * 0.1 / 144)) == pytest.approx(2.5)
     assert math.isnan(binomial_se(90.0, 0))
-    noise = noise_floor(_replicated(), n_val=300)
-    groups = [[80.0, 81.0, 79.0], [77.0, 77.5], [75.0, 75.5, 74.5]]
+    trials, _ = _replicated()
+    noise = noise_floor(trials, n_images=300)
+    groups = [[80.0, 81.5, 79.0], [77.5, 76.0, 78.0], [75.5, 74.5, 76.0]]  # the confirmation seeds only
     pooled = math.sqrt(sum(np.var(g, ddof=1) * (len(g) - 1) for g in groups) / sum(len(g) - 1 for g in groups))
-    assert (noise.seed_std, noise.seed_configs, noise.seed_rows, noise.seed_df) == (pytest.approx(pooled), 3, 8, 5)
-    assert noise.n_val == 300 and noise.binomial_se == pytest.approx(binomial_se(noise.accuracy, 300))
-    bare = noise_floor(_replicated().query("seed == 0"), n_val=None)
+    assert (noise.seed_std, noise.seed_configs, noise.seed_rows, noise.seed_df) == (pytest.approx(pooled), 3, 9, 6)
+    assert noise.n_images == 300 and noise.binomial_se == pytest.approx(binomial_se(noise.accuracy, 300))
+    bare = noise_floor(trials.query("seed == 0"), n_images=None)
     assert bare.seed_configs == 0 and math.isnan(bare.seed_std) and math.isnan(bare.binomial_se)
 
 
@@ -222,11 +300,20 @@ def test_compare_runs_identical_reversed_and_top_k():
     assert compare_runs(a.head(2), a).n == 2 and math.isnan(compare_runs(a.head(2), a).kendall_tau)
 
 
-def test_rung_fidelity_from_curves():
-    trials = pd.DataFrame([row(f"c{i}", final, trial_id=f"t{i}") for i, final in enumerate([70.0, 80.0, 90.0, 60.0])])
+def test_rung_fidelity_from_curves_over_design_trials_only_with_a_bootstrap_ci():
+    finals = [70.0, 80.0, 90.0, 60.0, 85.0, 75.0]
+    trials = pd.DataFrame([row(f"c{i}", final, trial_id=f"t{i}") for i, final in enumerate(finals)]
+                          + [row("s", 99.0, trial_id="ts", phase="search")])  # a search trial ASHA let through
+    firsts = [50.0, 40.0, 60.0, 30.0, 55.0, 52.0]
     curves = pd.DataFrame([{"trial_id": f"t{i}", "epoch": e, "val_top1": v}
-                           for i, first in enumerate([50.0, 40.0, 60.0, 30.0]) for e, v in ((1, first), (5, 0.0))])
+                           for i, first in enumerate(firsts) for e, v in ((1, first), (5, 0.0))]
+                          + [{"trial_id": "ts", "epoch": e, "val_top1": 10.0} for e in (1, 5)])
     agreement = rung_fidelity(curves, trials)
-    assert agreement.n == 4
-    assert agreement.kendall_tau == pytest.approx(stats.kendalltau([50, 40, 60, 30], [70, 80, 90, 60])[0])
+    assert agreement.n == 6
+    assert agreement.kendall_tau == pytest.approx(stats.kendalltau(firsts, finals)[0])
+    low, high = agreement.tau_ci_low, agreement.tau_ci_high
+    boot = stats.bootstrap((np.array(firsts), np.array(finals)), lambda a, b, axis=-1: stats.kendalltau(a, b)[0],
+                           paired=True, vectorized=False, n_resamples=999, method="percentile",
+                           random_state=np.random.default_rng(0)).confidence_interval
+    assert (low, high) == (pytest.approx(boot.low), pytest.approx(boot.high)) and low < agreement.kendall_tau <= high
     assert rung_fidelity(pd.DataFrame(), trials).n == 0

@@ -41,7 +41,9 @@ def test_identical_runs_agree_perfectly(runs, capsys, tmp_path):
     a, b = runs("A", values), runs("B", values)
     code, out, _ = _cli(capsys, a, b)
     assert code == 0
-    assert "Kendall τ  = +1.000 (p = " in out and "Spearman ρ = +1.000 (p = " in out and "n = 6" in out
+    assert "Kendall τ (all configs) = +1.000 (p = " in out and "Spearman ρ (all configs) = +1.000 (p = " in out
+    assert "Kendall τ (all configs) = +1.000 (p = 0.00278), bootstrap 95 % CI [+1.00, +1.00], n = 6" in out
+    assert "Kendall τ (candidates only) = +1.000 (p = 0.0833), n = 4" in out  # 4 items: too few for a bootstrap
     assert "top-5 overlap: 5 of 5" in out
     folder = tmp_path / "results" / "compare-A-vs-B"
     assert (folder / "scatter.png").read_bytes()[:4] == b"\x89PNG"
@@ -53,7 +55,7 @@ def test_reversed_runs_disagree_perfectly(runs, capsys, tmp_path):
     values = np.array([80.0, 85.0, 78.0, 70.0, 75.0, 72.0])
     a, b = runs("A", list(values)), runs("B", list(200 - values))
     code, out, _ = _cli(capsys, a, b, "--out", tmp_path / "cmp", "--top-k", "2")
-    assert code == 0 and "Kendall τ  = -1.000" in out and "Spearman ρ = -1.000" in out
+    assert code == 0 and "Kendall τ (all configs) = -1.000" in out and "Spearman ρ (all configs) = -1.000" in out
     assert "top-2 overlap: 0 of 2" in out and (tmp_path / "cmp" / "scatter.png").is_file()
 
 

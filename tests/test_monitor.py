@@ -30,7 +30,8 @@ def test_a_running_run(tmp_path):
     assert lines[0] == f"run {tmp_path.name}: in progress (tables updated 0 min 3 s ago)"
     assert lines[1] == "trials 3/12 done: 2 completed, 1 pruned, 0 failed; 2 running"  # confirmations are not trials
     assert lines[2] == "baselines and confirmations: 4/9 done"
-    assert lines[3] == "best so far: multiply-dwconv-w1 at 93.00 % val top-1"
+    assert lines[3] == ("best so far: multiply-dwconv-w1 at 93.00 % val top-1 (the run seed's: a selection number, "
+                        "not a verdict)")
     assert lines[4] == "elapsed: 2 min 15 s"  # 60 s of an earlier session + 75 s of this one
 
 

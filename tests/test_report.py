@@ -16,7 +16,8 @@ from ablate.report import ReportOutputs, build_report, main, pareto_mask
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("Run", "Leaderboard (measured in this run)", "Pruned and failed trials",
-            "Published reference numbers (ImageNet, from the papers — not measured here)", "Figures", "Findings")
+            "Published reference numbers (ImageNet, from the papers — not measured here)", "Figures", "Findings",
+            "Verdicts")
 
 # name, kind, status, val_top1, macs (M), latency (ms), reason, epochs
 ROWS = [
@@ -105,10 +106,20 @@ def _section(markdown: str, heading: str) -> str:
     return markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
+def _tables(section: str) -> list[pd.DataFrame]:
+    """Every markdown table of a section, in order."""
+    tables, block = [], []
+    for line in section.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif block:
+            tables.append(pd.DataFrame(block[2:], columns=block[0]))
+            block = []
+    return tables
+
+
 def _table(section: str) -> pd.DataFrame:
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
-    cells = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
-    return pd.DataFrame(cells[2:], columns=cells[0])
+    return _tables(section)[0]
 
 
 def test_documents_carry_every_section(report):
@@ -116,19 +127,26 @@ def test_documents_carry_every_section(report):
     for heading in SECTIONS:
         assert f"## {heading}\n" in md
         assert f"<h2>{heading}</h2>" in page
+    assert md.index("## Verdicts\n") < md.index("## Run\n")  # verdicts right under the title
     assert "python run_ablation.py --space qlblock --trials 8 --seed 0" in md
     assert "12 completed, 1 pruned, 1 failed" in md and "digits" in md and "10 min 0 s" in md
 
 
 def test_leaderboard_rows_match_the_table(report):
-    board = _table(_section(report.markdown.read_text(), SECTIONS[1]))
-    done = _trials(REPORT_ROWS).query("status == 'completed'").sort_values("val_top1", ascending=False)
-    assert board["name"].tolist() == done["name"].tolist()
+    board, costs = _tables(_section(report.markdown.read_text(), SECTIONS[1]))
+    done = _trials(REPORT_ROWS).query("status == 'completed'").sort_values("test_top1", ascending=False)
+    assert board["name"].tolist() == done["name"].tolist() == costs["name"].tolist()
     top = board.iloc[0]
-    assert (top["val top-1 (%)"], top["test top-1 (%)"], top["Δtop-1 vs ResNet50 (pp)"]) == ("80.50", "80.10", "+3.50")
-    assert (top["MACs (M)"], top["params (M)"], top["latency (ms)"], top["throughput (img/s)"]) == \
+    # one run seed and no per-image record: the plain numbers, no interval (nothing to judge them with)
+    assert (top["selection: val top-1 (%)"], top["test top-1 (%)"], top["test 95 % CI"], top["seeds"]) == \
+        ("80.50", "80.10", "—", "1 (run seed)")
+    assert top["Δ vs ResNet50 (pp)"] == "+3.50"
+    assert top["Δ at equal MACs (pp)"] == "+2.00 vs R50-hybrid"  # 30 M: R50-hybrid (22 M) is the best affordable
+    assert board.set_index("name").loc["relu-avgpool-w0.25", "Δ at equal MACs (pp)"] == "cheaper than every baseline"
+    cost = costs.iloc[0]
+    assert (cost["MACs (M)"], cost["params (M)"], cost["latency (ms)"], cost["throughput (img/s)"]) == \
         ("30.00", "1.20", "2.60", "385")
-    assert board.set_index("name").loc["R50-max", "Δtop-1 vs ResNet50 (pp)"] == "-2.00"
+    assert board.set_index("name").loc["R50-max", "Δ vs ResNet50 (pp)"] == "-2.00"
     assert set(board.loc[board["pareto"] == "★", "name"]) == PARETO_MACS
     assert set(board["kind"]) == {"candidate", "baseline"}
 
@@ -180,17 +198,25 @@ def test_published_table_is_labelled_and_separate(report):
     assert "qlnet-10m" not in _section(md, SECTIONS[1]) and "80.50" not in published
 
 
-def test_findings_each_hold_a_number(report):
-    findings = [ln[2:] for ln in _section(report.markdown.read_text(), "Findings").splitlines() if ln.startswith("- ")]
-    assert len(findings) >= 5
-    assert all(re.search(r"\d", sentence) for sentence in findings)
-    text = " ".join(findings)
-    # per-axis effects from the additive OLS against the space file's first choice (qlblock: relu, dwconv, 1)
+def _items(markdown: str, heading: str) -> list[str]:
+    return [ln[2:] for ln in _section(markdown, heading).splitlines() if ln.startswith("- ")]
+
+
+def test_verdicts_and_findings_each_hold_a_number(report):
+    md = report.markdown.read_text()
+    verdicts, findings = _items(md, "Verdicts"), _items(md, "Findings")
+    assert all(re.search(r"\d", sentence) for sentence in verdicts + findings)
+    text = " ".join(verdicts)
+    # per-axis effects from the additive OLS against the space file's first choice (qlblock: relu, dwconv, 1), one
+    # family with Holm's adjustment; no candidate was confirmed, so the effects are the whole family
     number, ci = r"[+-]\d+\.\d\d", r"\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]"
-    assert re.search(rf"nonlinearity: `multiply` vs `relu` \(reference\), additive OLS over 12 full-budget candidate "
-                     rf"rows: {number} pp val top-1 \(95 % CI {ci}, n = 4 vs 4 rows\) — no clear difference\.", text)
-    assert re.search(rf"width: `0.25` vs `1` \(reference\), .*\(95 % CI {ci}, n = 2 vs 4 rows\)", text)
-    assert "Best candidate `multiply-dwconv-w4` reached 80.50 %" in text
+    assert re.search(rf"nonlinearity: `multiply` vs `relu` \(reference; additive OLS over one run-seed model per "
+                     rf"config, n = 4 vs 4 configs\): {number} pp test top-1, 95 % CI {ci}, Holm-adjusted p", text)
+    assert re.search(rf"width: `0.25` vs `1` \(reference; .* n = 2 vs 4 configs\): {number} pp test top-1", text)
+    assert re.search(r"Family: \d+ comparisons \(\d+ axis effects\), adjusted together with Holm's", text)
+    text = " ".join(findings)
+    assert "`multiply-dwconv-w4` came first at 80.50 %" in text and "judges nothing" in text
+    assert "No candidate was retrained under fresh seeds" in text
     assert "Cheapest Pareto-optimal candidate: `relu-avgpool-w0.25` at 5.00 M MACs" in text
 
 
@@ -200,6 +226,7 @@ def test_single_completed_trial_builds(tmp_path):
     md = out.markdown.read_text()
     assert [p.name for p in out.figures] == ["learning_curves.png"]
     assert md.count("Skipped:") == 5 and all(h in md for h in SECTIONS)  # 2 scatters, effects, EDF, importance
+    assert "No verdict-bearing comparison" in _section(md, "Verdicts")
     assert "http" not in out.html.read_text()
 
 
@@ -216,7 +243,7 @@ def test_multi_objective_run(tmp_path):
     md = out.markdown.read_text()
     assert "maximize top1; minimize latency_ms (multi-objective)" in md
     done = trials[trials["status"] == "completed"]
-    expected = set(done.loc[pareto_mask(done, "val_top1", "latency_ms"), "name"])
+    expected = set(done.loc[pareto_mask(done, "test_top1", "latency_ms"), "name"])
     board = _table(_section(md, SECTIONS[1]))
     assert set(board.loc[board["pareto"] == "★", "name"]) == expected != PARETO_MACS
 
@@ -245,6 +272,6 @@ def test_extra_axis_and_urls_stay_out_of_html(tmp_path):
     meta = _run_json(command="python run_ablation.py --storage http://db.local:5432/optuna")
     out = build_report(_write_run(tmp_path / "extra", trials, meta))
     md, page = out.markdown.read_text(), out.html.read_text()
-    assert re.search(r"^- post_act: `\w+` vs `\w+` \(reference\)", md, flags=re.M)
+    assert re.search(r"^- post_act: `\w+` vs `\w+`: not estimable — ", md, flags=re.M)  # an axis of its own
     assert "--storage http://db.local:5432/optuna" in md and "example.org" not in md
     assert "http://" not in page and "https://" not in page and "--storage http:" in page

@@ -1,148 +1,125 @@
-"""The report on a designed, replicated run: CIs in the leaderboard, OLS effects with verdicts, the noise floor,
-the error EDFs, and the report of an old-style table (one seed, no phase) that cannot give CIs."""
+"""The report on a designed, replicated run (simulated through ``tests/simulated_runs.py`` and written by the real
+``write_tables``): verdicts first, each with its Holm-adjusted p and the family size; no zero-width interval; a
+"Δ at equal MACs" with an interval for every candidate dearer than the cheapest baseline; the noise floor stated as
+noise; EDFs normalised only where the axis allows."""
 
 from __future__ import annotations
 
-import itertools
-import math
+import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_report import SECTIONS, _run_json, _section, _table, _trials, _write_run
+from simulated_runs import BASELINES, N_TEST, Population, run_meta, simulate_run
+from test_report import SECTIONS, _section, _tables, _trials, _run_json, _write_run
 
 from ablate.report import build_report
+from ablate.results import write_tables
 
-# True additive effects (pp of val top-1) against relu / dwconv / width 1, the qlblock file's first choices.
-EFFECTS = {"nonlinearity": {"relu": 0.0, "multiply": 3.0, "hardball": 0.0},
-           "spatial": {"dwconv": 0.0, "maxpool": -2.0, "avgpool": -2.0, "twist": 0.0},
-           "width": {1.0: 0.0, 2.0: 1.0, 4.0: 2.0}}
-SPATIAL_MACS = {"dwconv": 4.0, "maxpool": 3.0, "avgpool": 3.0, "twist": 4.5}  # M MACs at width 1
-BASELINES = {"ResNet50": ("relu-conv3x3-w0.25", 82.0, 10.0), "R50-max": ("relu-maxpool-w0.25", 78.0, 4.0),
-             "R50-hybrid": ("relu-hybrid-w0.25", 85.5, 6.0)}
-SEEDS, NOISE = (0, 1, 2), 0.4
+INTERVAL = re.compile(r"\[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]")
 
 
-def designed_trials(rng_seed: int = 7) -> pd.DataFrame:
-    """The full 36-config grid once (seed 0, phase design), the best 3 again under seeds 1 and 2 (confirm), and
-    the baselines under all 3 seeds: what a `--design grid --confirm 3 --seeds 3` run tabulates."""
-    rng = np.random.default_rng(rng_seed)
-    shift = {s: rng.normal(0, NOISE) for s in SEEDS}  # a seed's data order moves every model of that seed a bit
-
-    def row(name, kind, config, top1, macs, seed, phase, axes):
-        value = top1 + shift[seed] + rng.normal(0, NOISE)
-        return {"kind": kind, "trial_id": f"{name}-s{seed}", "name": name, "config": config, **axes,
-                "status": "completed", "reason": "", "epochs": 5, "val_top1": value, "test_top1": value - 0.3,
-                "params": macs * 4e4, "macs": macs * 1e6, "elementwise_ops": macs * 1e4, "latency_ms": macs / 5,
-                "throughput": 5000.0 / macs, "seed": seed, "phase": phase}
-
-    rows = []
-    for nl, sp, w in itertools.product(*(list(v) for v in EFFECTS.values())):
-        top1 = 80.0 + EFFECTS["nonlinearity"][nl] + EFFECTS["spatial"][sp] + EFFECTS["width"][w]
-        name = f"{nl}-{sp}-w{w:g}"
-        rows.append(row(name, "candidate", name, top1, SPATIAL_MACS[sp] * w, 0, "design",
-                        {"nonlinearity": nl, "spatial": sp, "width": w}))
-    top3 = sorted(rows, key=lambda r: -r["val_top1"])[:3]
-    for best, seed in itertools.product(top3, SEEDS[1:]):
-        top1 = best["val_top1"] - shift[0]
-        rows.append(row(best["name"], "candidate", best["config"], top1, best["macs"] / 1e6, seed, "confirm",
-                        {a: best[a] for a in EFFECTS}))
-    for (name, (config, top1, macs)), seed in itertools.product(BASELINES.items(), SEEDS):
-        nl, sp, w = config.split("-")
-        rows.append(row(name, "baseline", config, top1, macs, seed, "design" if seed == 0 else "confirm",
-                        {"nonlinearity": nl, "spatial": sp, "width": float(w[1:])}))
-    return pd.DataFrame(rows)
+def _write(folder, trials, predictions, meta):
+    folder.mkdir(parents=True)
+    write_tables(folder, trials.to_dict("records"), pd.DataFrame(), predictions)
+    (folder / "run.json").write_text(json.dumps(meta))
+    return folder
 
 
 @pytest.fixture(scope="module")
 def designed(tmp_path_factory):
-    meta = _run_json(space={"name": "qlblock", "axes": ["nonlinearity", "spatial", "width"]}, design="grid",
-                     confirm=3, seeds=3, data={"train": 1000, "val": 300, "test": 360})
-    out = build_report(_write_run(tmp_path_factory.mktemp("run") / "designed", designed_trials(), meta))
-    return out, out.markdown.read_text()
+    """The full 36-config grid under the run seed, twist 12 pp worse in the population, the best 3 and the baselines
+    retrained under 3 fresh seeds: a `--design grid --confirm 3 --seeds 3` run."""
+    population = Population()
+    population.effects[("spatial", "twist")] = population.shift_for(-12.0)
+    trials, predictions = simulate_run(np.random.default_rng(4), population, configs=36)
+    out = build_report(_write(tmp_path_factory.mktemp("run") / "designed", trials, predictions,
+                              run_meta(design="grid")))
+    return out, out.markdown.read_text(), trials
 
 
-def _findings(markdown: str) -> list[str]:
-    return [ln[2:] for ln in _section(markdown, "Findings").splitlines() if ln.startswith("- ")]
+def _items(markdown: str, heading: str) -> list[str]:
+    return [ln[2:] for ln in _section(markdown, heading).splitlines() if ln.startswith("- ")]
 
 
-def test_leaderboard_has_one_row_per_config_with_cis(designed):
-    _, md = designed
-    board = _table(_section(md, SECTIONS[1])).set_index("name")
-    assert len(board) == 36 + 3 and board.index.is_unique
-    confirmed = board[board["n seeds"] == "3"]
-    assert len(confirmed) == 6 and set(BASELINES) <= set(confirmed.index)
-    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]", ci) for ci in confirmed["val 95 % CI"])
-    assert all(re.fullmatch(r"\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", ci)
-               for ci in confirmed.drop(index="ResNet50")["Δ 95 % CI"])
-    assert (board.loc[board["n seeds"] == "1", "val 95 % CI"] == "—").all()
-    assert set(confirmed["phase"]) == {"design+confirm"}
-    # Δ at equal MACs: the baselines' front spans 4–6 M MACs (ResNet50 at 10 M is dominated by R50-hybrid)
-    assert board.loc["relu-dwconv-w1", "Δ at equal MACs (pp)"] != "outside range"
-    assert board.loc["relu-dwconv-w4", "Δ at equal MACs (pp)"] == "outside range"
+def test_verdicts_come_first_and_each_quotes_its_adjusted_p_and_the_family(designed):
+    _, md, _ = designed
+    assert md.index("## Verdicts") < min(md.index(f"## {h}") for h in SECTIONS if h != "Verdicts")
+    verdicts = _items(md, "Verdicts")
+    family = next(v for v in verdicts if v.startswith("Family: "))
+    m = int(re.match(r"Family: (\d+) comparisons", family).group(1))
+    at_equal_macs = sum("the best baseline costing no more MACs" in v for v in verdicts)
+    assert m == 7 + 3 + at_equal_macs and at_equal_macs >= 1  # 7 effects, the best vs 3 baselines, equal MACs
+    assert verdicts[0] == f"{sum(' is better than ' in v for v in verdicts)} of {m} comparisons show a clear difference."
+    comparisons = [v for v in verdicts if " is better than " in v or v.startswith("No clear difference")]
+    assert len(comparisons) == m
+    assert all(re.search(r"Holm-adjusted p [=<] [\d.e-]+", v) for v in comparisons)
+    assert all("detectable with 80 % power" in v for v in comparisons if v.startswith("No clear difference"))
+    # the real effect: twist costs 12 pp, and the report says so against the reference choice
+    assert any(v.startswith("`dwconv` is better than `twist` — spatial: `twist` vs `dwconv`") for v in verdicts)
+    assert re.search(r"Smallest difference this run could detect \(80 % power, two-sided, α = 0.05/\d+ per "
+                     r"comparison.*axis effect ≈ \d+\.\d pp; best candidate vs baseline ≈ \d+\.\d pp", md)
 
 
-def test_findings_name_the_winner_or_say_no_clear_difference(designed):
-    _, md = designed
-    text = " ".join(_findings(md))
-    assert re.search(r"nonlinearity: `multiply` vs `relu` \(reference\), additive OLS over 42 full-budget "
-                     r"candidate rows: \+[23]\.\d\d pp val top-1 \(95 % CI \[\+\d\.\d\d, \+\d\.\d\d\], "
-                     r"n = \d+ vs \d+ rows\) — `multiply` is better\.", text)
-    assert re.search(r"nonlinearity: `hardball` vs `relu` \(reference\), .*? \(95 % CI \[-\d\.\d\d, \+\d\.\d\d\], "
-                     r"n = 12 vs \d+ rows\) — no clear difference\.", text)
-    assert re.search(r"spatial: `maxpool` vs `dwconv` \(reference\), .*? — `dwconv` is better\.", text)
-    best = re.search(r"Best candidate `([\w.-]+)` reached", text).group(1)
-    assert best.startswith("multiply-")
-    assert re.search(rf"`{best}` vs R50-max: paired Δ \+\d\.\d\d pp val top-1 \(95 % CI \[\+\d\.\d\d, \+\d\.\d\d\] pp, "
-                     rf"n = 3 paired seeds\) — `{best}` is better\.", text)
-    assert re.search(rf"`{best}` vs R50-hybrid: paired Δ .*? — no clear difference\.", text)
+def test_no_interval_anywhere_is_zero_width(designed):
+    _, md, _ = designed
+    intervals = [(float(a), float(b)) for a, b in INTERVAL.findall(md)]
+    assert len(intervals) > 60 and all(low < high for low, high in intervals)
 
 
-def test_every_finding_carries_estimate_ci_and_n(designed):
-    _, md = designed
-    for sentence in _findings(md):
-        assert re.search(r"n = \d+", sentence), sentence
-        assert "95 % CI" in sentence or "cannot give a CI" in sentence or "p < 0.001" in sentence \
-            or "p = " in sentence, sentence
+def test_every_candidate_dearer_than_the_cheapest_baseline_has_a_delta_at_equal_macs(designed):
+    _, md, trials = designed
+    board = _tables(_section(md, SECTIONS[1]))[0].set_index("name")
+    cheapest = min(macs for _, macs in BASELINES.values())
+    dearer = trials.query("kind == 'candidate' and macs > @cheapest")["name"].unique()
+    assert len(dearer) == 36
+    for name in dearer:
+        assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] vs (ResNet50|R50-max|R50-hybrid)",
+                            board.loc[name, "Δ at equal MACs (pp)"]), name
 
 
-def test_noise_floor_in_the_header(designed):
-    _, md = designed
-    run = _section(md, "Run")
-    trials = designed_trials()
-    p = trials["val_top1"].mean() / 100
-    se = 100 * math.sqrt(p * (1 - p) / 300)
-    assert f"over n_val = 300 validation images: {se:.2f} pp" in run
-    within = trials.groupby("name")["val_top1"].agg(["var", "size"])
-    within = within[within["size"] >= 2]
-    pooled = math.sqrt((within["var"] * (within["size"] - 1)).sum() / (within["size"] - 1).sum())
-    assert f"{pooled:.2f} pp (pooled over 6 configs with ≥ 2 seeds, n = 18 rows, 12 df)" in run
-    assert "Design: grid; confirmation: best 3 candidates and the baselines under 3 training seeds" in run
+def test_leaderboard_keeps_selection_and_evidence_apart(designed):
+    _, md, _ = designed
+    board = _tables(_section(md, SECTIONS[1]))[0]
+    confirmed = board[board["seeds"] == "3 fresh"]
+    assert len(confirmed) == 6 and set(BASELINES) <= set(confirmed["name"])
+    assert confirmed.index.tolist() == list(range(6))  # confirmed configs first
+    assert (board.loc[board["seeds"] != "3 fresh", "seeds"] == "1 (run seed)").all()
+    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]", ci) for ci in board["test 95 % CI"])
+    assert all(re.fullmatch(r"\d+\.\d\d", v) for v in board["selection: val top-1 (%)"])
+
+
+def test_noise_floor_is_stated_as_noise(designed):
+    _, md, trials = designed
+    noise = next(v for v in _items(md, "Verdicts") if v.startswith("Noise floor: "))
+    p = trials["test_top1"].mean() / 100
+    assert f"over {N_TEST} test images: {100 * np.sqrt(p * (1 - p) / N_TEST):.2f} pp" in noise
+    fresh = trials[trials["phase"] == "confirm"].groupby("name")["test_top1"].agg(["var", "size"])
+    pooled = np.sqrt((fresh["var"] * (fresh["size"] - 1)).sum() / (fresh["size"] - 1).sum())
+    assert f"{pooled:.2f} pp (pooled over 6 configs, n = 18 models, 12 df)" in noise
+    assert "not evidence" not in md and "indistinguishable from noise" in noise
 
 
 def test_effects_and_edf_figures(designed):
-    out, md = designed
+    out, md, _ = designed
     names = {p.name for p in out.figures}
-    assert {"axis_effects.png", "error_edf.png"} <= names
-    assert "from one additive OLS over 42 full-budget candidate rows" in md
-    assert "each model weighted by 1 / (its choice's density of log MACs" in md
-    assert "Not drawn where" not in md
+    assert {"axis_effects.png", "error_edf.png", "accuracy_vs_macs.png"} <= names
+    assert "from one additive OLS over 36 configs, one run-seed model each" in md
+    assert "width: plain, not normalised — width sets the MACs itself" in md
+    assert re.search(r"(nonlinearity|spatial): normalised over the MACs every choice occupies \(\d+ configs\)", md)
     page = out.html.read_text()
-    assert "http" not in page and page.count('src="data:image/png;base64,') == len(out.figures) == 6
+    assert "http" not in page and page.count('src="data:image/png;base64,') == len(out.figures) == 5  # no curves
 
 
-def test_old_style_table_gives_no_cis(tmp_path):
+def test_an_unreplicated_run_draws_no_candidate_verdict(tmp_path):
     trials = _trials().drop(columns=["seed"])
     md = build_report(_write_run(tmp_path / "old", trials, _run_json())).markdown.read_text()
-    board = _table(_section(md, SECTIONS[1]))
-    assert (board["n seeds"] == "1").all() and (board["val 95 % CI"] == "—").all()
-    assert (board["Δ 95 % CI"] == "—").all() and (board["phase"] == "—").all()
-    assert board.set_index("name").loc["R50-max", "Δtop-1 vs ResNet50 (pp)"] == "-2.00"
-    findings = _findings(md)
-    assert "`multiply-dwconv-w4` vs ResNet50: paired Δ +3.50 pp val top-1 (n = 1 paired seed: n = 1 cannot give a " \
-           "CI) — no verdict without a CI." in findings
-    assert "seed-to-seed std: not measured" in _section(md, "Run")
-    assert "binomial SE of val top-1: unknown" in _section(md, "Run")
-    assert re.search(r"Skipped: an error EDF per axis needs at least 8 full-budget rows for every choice; rows per "
-                     r"choice: nonlinearity: (\w+ \d, ){2}\w+ \d; spatial", md)
+    board = _tables(_section(md, SECTIONS[1]))[0]
+    assert (board["seeds"] == "1 (run seed)").all() and (board["test 95 % CI"] == "—").all()
+    assert board.set_index("name").loc["R50-max", "Δ vs ResNet50 (pp)"] == "-2.00"
+    verdicts = " ".join(_items(md, "Verdicts"))
+    assert "best candidate" not in verdicts and "seed-to-seed std: not measured" in verdicts
+    assert "binomial SE of test top-1: unknown" in verdicts
+    assert re.search(r"Skipped: an error EDF per axis needs at least 8 full-budget configs for every choice; configs "
+                     r"per choice: nonlinearity: (\w+ \d, ){2}\w+ \d; spatial", md)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ablate.analysis import SUMMARY_COLUMNS
 from ablate.errors import UsageError
-from ablate.results import TRIAL_COLUMNS, load, write_tables
+from ablate.results import PREDICTION_COLUMNS, TRIAL_COLUMNS, encode_hits, load, prediction_frame, write_tables
 
 
 def _rows() -> list[dict]:
@@ -16,9 +17,10 @@ def _rows() -> list[dict]:
         phase = "design" if seed == 0 else "confirm"
         rows += [{"kind": "candidate", "trial_id": f"c{seed}", "name": "relu-dwconv-w1", "config": "relu-dwconv-w1",
                   "nonlinearity": "relu", "spatial": "dwconv", "width": 1.0, "post_act": "bn", "status": "completed",
-                  "val_top1": cand, "seed": seed, "phase": phase, "macs": 2e6},
+                  "val_top1": cand, "test_top1": cand - 1, "seed": seed, "phase": phase, "macs": 2e6},
                  {"kind": "baseline", "trial_id": f"b{seed}", "name": "ResNet50", "config": "relu-conv3x3-w0.25",
-                  "status": "completed", "val_top1": ref, "seed": seed, "phase": phase, "macs": 4e6}]
+                  "status": "completed", "val_top1": ref, "test_top1": ref - 1, "seed": seed, "phase": phase,
+                  "macs": 4e6}]
     rows.append({"kind": "candidate", "trial_id": "p", "name": "relu-twist-w2", "status": "pruned", "val_top1": 50.0,
                  "seed": 0, "phase": "search"})
     return rows
@@ -28,13 +30,16 @@ def test_write_tables_adds_the_summary_and_load_returns_it(tmp_path):
     table = write_tables(tmp_path, _rows(), pd.DataFrame())
     assert TRIAL_COLUMNS.index("phase") == TRIAL_COLUMNS.index("seed") + 1 and list(table.columns)[-1] == "post_act"
     assert table["delta_top1"].tolist()[:4] == [3.0, 0.0, 3.0, 0.0]  # paired with ResNet50 of the same seed
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.parquet", "summary.csv", "summary.parquet",
-                                                          "trials.csv", "trials.parquet"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.parquet", "predictions.parquet", "summary.csv",
+                                                          "summary.parquet", "trials.csv", "trials.parquet"]
+    # (no temp file left)
     summary = load(tmp_path, summary=True)
     assert summary["name"].tolist() == ["relu-dwconv-w1", "ResNet50"]
     assert set(SUMMARY_COLUMNS) | {"nonlinearity", "spatial", "width", "post_act"} == set(summary.columns)
     cand = summary.iloc[0]
-    assert (cand["n"], cand["delta_mean"], cand["delta_n"], cand["post_act"]) == (2, 3.0, 2, "bn")
+    # no per-image record here: the evidence is the confirmation seed's plain number, Δ its plain difference
+    assert (cand["n"], cand["n_confirm"], cand["delta_mean"], cand["post_act"]) == (2, 1, 3.0, "bn")
+    assert cand["selection_val_top1"] == 80.0
     assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2, 2]
     assert len(load(tmp_path)) == 5
 
@@ -48,3 +53,18 @@ def test_a_missing_summary_is_a_one_line_usage_error(tmp_path):
 def test_in_progress_tables_summarise_what_is_there(tmp_path):
     write_tables(tmp_path, [_rows()[-1]], pd.DataFrame())  # only a pruned trial so far: an empty summary
     assert load(tmp_path, summary=True).empty
+
+
+def test_per_image_evidence_is_written_with_its_rows_and_loaded_back(tmp_path):
+    rows = _rows()
+    hits = np.array([True, False, True, True])
+    predictions = pd.concat([prediction_frame({"val": hits, "test": encode_hits(~hits)}, row) for row in rows])
+    write_tables(tmp_path, rows, pd.DataFrame(), predictions)
+    loaded = load(tmp_path, predictions=True)
+    assert list(loaded.columns) == PREDICTION_COLUMNS
+    assert set(loaded["trial_id"]) == {"c0", "b0", "c1", "b1"}  # the pruned trial's evidence is not kept
+    one = loaded[(loaded["trial_id"] == "c1") & (loaded["split"] == "test")]
+    assert one["correct"].tolist() == [False, True, False, False] and one["image"].tolist() == [0, 1, 2, 3]
+    assert (one["seed"].iloc[0], one["phase"].iloc[0], one["name"].iloc[0]) == (1, "confirm", "relu-dwconv-w1")
+    with pytest.raises(UsageError, match="not both"):
+        load(tmp_path, summary=True, predictions=True)

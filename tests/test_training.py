@@ -5,7 +5,11 @@ import torch
 
 from ablate.errors import UsageError
 from ablate.protocols import load_protocol
-from ablate.training import CHECKPOINT_NAME, TrainResult, load_protocol_data, read_epoch_log, train
+import numpy as np
+
+from ablate.training import (
+    CHECKPOINT_NAME, PREDICTIONS_NAME, TrainResult, load_protocol_data, read_epoch_log, read_predictions, train,
+)
 
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds", "images_per_second"}
 
@@ -66,6 +70,26 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny, tmp_path):
     for a, b in zip(resumed.history, reference.history):
         assert (a["train_loss"], a["val_loss"], a["lr"]) == pytest.approx((b["train_loss"], b["val_loss"], b["lr"]),
                                                                           abs=1e-6)
+    for split in ("val", "test"):  # the same per-image evidence as the uninterrupted run
+        assert np.array_equal(resumed.correct[split], reference.correct[split])
+
+
+def test_a_completed_training_records_which_images_it_got_right(tiny, tmp_path):
+    protocol, data = tiny
+    result = train("relu-dwconv-w1", protocol, data=data, seed=1, checkpoint_dir=tmp_path)
+    assert set(result.correct) == {"val", "test"}
+    for split, metric in (("val", result.val_top1), ("test", result.test_top1)):
+        hits = result.correct[split]
+        assert hits.dtype == bool and len(hits) == data.size(split)
+        assert 100 * hits.mean() == pytest.approx(metric)  # the top-1 is the mean of the hits, image by image
+    stored = read_predictions(tmp_path)
+    assert (tmp_path / PREDICTIONS_NAME).is_file() and not list(tmp_path.glob("*.tmp*"))
+    assert all(np.array_equal(stored[s], result.correct[s]) for s in ("val", "test"))
+    again = train("relu-dwconv-w1", protocol, data=data, seed=1, checkpoint_dir=tmp_path)  # already complete
+    assert again.epochs == 3 and np.array_equal(again.correct["test"], result.correct["test"])
+    other = train("relu-dwconv-w1", protocol, data=data, seed=2)  # another seed: other images right or wrong
+    assert not np.array_equal(other.correct["val"], result.correct["val"])
+    assert read_predictions(tmp_path / "nothing") == {}
 
 
 def test_checkpoint_of_another_run_is_refused(tiny, tmp_path):

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ from optuna.trial import TrialState
 from ablate import cli
 from ablate.pareto import pareto_mask
 from ablate.protocols import load_protocol
+from ablate.results import load
 from ablate.space import load_space, parse_objectives
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, make_storage, run_ablation
@@ -170,7 +172,8 @@ def test_asha_prunes_weak_search_trials_never_design_ones_and_the_report_lists_t
 
 @pytest.mark.timeout(300)
 def test_balanced_design_with_confirmation_seeds(local_ray, tmp_path):
-    """A balanced design of 4 full-budget configs, the best one retrained under a second seed, ResNet50 under both."""
+    """A balanced design of 4 full-budget configs; the best one retrained under 2 fresh seeds, ResNet50 under the run
+    seed and the same fresh seeds; every model's per-image evidence in predictions.parquet."""
     space = space_file(tmp_path, tiny_space_text("tiny", baselines="resnet50"))
     run_dir = tmp_path / "results" / "confirm"
     run_ablation(settings(space, run_dir, trials=4, design="balanced", confirm=1, seeds=2))
@@ -180,15 +183,26 @@ def test_balanced_design_with_confirmation_seeds(local_ray, tmp_path):
     assert design["nonlinearity"].value_counts().max() - design["nonlinearity"].value_counts().min() <= 1
     best = design.loc[design["val_top1"].idxmax(), "config"]
     confirm = table[(table["kind"] == "candidate") & (table["phase"] == "confirm")]
-    assert list(confirm["config"]) == [best] and list(confirm["seed"]) == [1]
+    assert list(confirm["config"]) == [best] * 2 and sorted(confirm["seed"]) == [1, 2]  # fresh: not the run's 0
     baselines = table[table["kind"] == "baseline"].sort_values("seed")
-    assert list(baselines["seed"]) == [0, 1] and list(baselines["phase"]) == ["design", "confirm"]
+    assert list(baselines["seed"]) == [0, 1, 2] and list(baselines["phase"]) == ["design", "confirm", "confirm"]
     assert table["trial_id"].is_unique and (table["status"] == "completed").all()
     seeds = {row.seed: row.val_top1 for row in table[table["config"] == best].itertuples()}
-    assert len(seeds) == 2  # the same block under two training seeds: two trainings, same data split
+    assert len(seeds) == 3  # the same block under three training seeds: three trainings, same data split
     meta = json.loads((run_dir / "run.json").read_text())
     assert (meta["design"], meta["confirm"], meta["seeds"]) == ("balanced", 1, 2)
     assert set(meta["data"]) == {"train", "val", "test"} and meta["data"]["val"] > 0
+    # which val and test images every model got right, one row per model, split and image
+    evidence = load(run_dir, predictions=True)
+    assert set(evidence["trial_id"]) == set(table["trial_id"])
+    sizes = evidence.groupby(["trial_id", "split"]).size().unstack()
+    assert (sizes["val"] == meta["data"]["val"]).all() and (sizes["test"] == meta["data"]["test"]).all()
+    hits = evidence[evidence["split"] == "test"].groupby("trial_id")["correct"].mean() * 100
+    assert np.allclose(hits[table["trial_id"]].to_numpy(), table["test_top1"].to_numpy())
+    summary = load(run_dir, summary=True).set_index("name")
+    assert summary.loc[best, "evidence"] == "confirm" and summary.loc[best, "n_confirm"] == 2
+    assert summary.loc[best, "test_top1_ci_low"] < summary.loc[best, "test_top1_mean"] < \
+        summary.loc[best, "test_top1_ci_high"]
 
 
 @pytest.mark.timeout(300)

@@ -1,5 +1,7 @@
-"""Statistics for trustworthy comparisons (DESIGN.md §7): per-config summaries with CIs, controlled per-axis
-effects, complexity-normalised error EDFs, "Δ at equal MACs", the noise floor, and rank fidelity between runs.
+"""Statistics for trustworthy comparisons: per-config summaries that keep selection apart from evidence, intervals
+over seeds and images from per-image records, controlled per-axis effects, one Holm-adjusted family of verdicts,
+"Δ at equal MACs" against the baselines' step front, complexity-normalised error EDFs, the noise floor, and rank
+fidelity between runs.
 
 Every statistic comes from scipy / statsmodels; this package only decides which rows go in and what is reported.
 ``python run_ablation.py compare results/A results/B`` is :func:`ablate.analysis.compare.main`.
@@ -7,14 +9,17 @@ Every statistic comes from scipy / statsmodels; this package only decides which 
 
 from ablate.analysis.edf import complexity_weights, edf_counts, error_edf
 from ablate.analysis.effects import effects
-from ablate.analysis.equal_cost import baseline_front, delta_at_equal_macs
+from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_baseline
+from ablate.analysis.evidence import Estimate, Evidence
 from ablate.analysis.fidelity import RankAgreement, compare_runs, rung_fidelity
 from ablate.analysis.intervals import Interval, t_interval
 from ablate.analysis.noise import NoiseFloor, noise_floor
-from ablate.analysis.summary import SUMMARY_COLUMNS, paired_delta, summarize
+from ablate.analysis.summary import SUMMARY_COLUMNS, summarize
+from ablate.analysis.verdicts import best_candidate, detectable_difference, verdict_family
 
 __all__ = [
-    "Interval", "NoiseFloor", "RankAgreement", "SUMMARY_COLUMNS", "baseline_front", "compare_runs",
-    "complexity_weights", "delta_at_equal_macs", "edf_counts", "effects", "error_edf", "noise_floor",
-    "paired_delta", "rung_fidelity", "summarize", "t_interval",
+    "CHEAPER", "Estimate", "Evidence", "Interval", "NoiseFloor", "RankAgreement", "SUMMARY_COLUMNS",
+    "baseline_front", "best_candidate", "compare_runs", "complexity_weights", "cost_matched_baseline",
+    "detectable_difference", "edf_counts", "effects", "error_edf", "noise_floor", "rung_fidelity", "summarize",
+    "t_interval", "verdict_family",
 ]

@@ -1,7 +1,8 @@
 """``python run_ablation.py compare results/A results/B``: do two runs rank their shared configs the same way?
 
-Prints Kendall τ and Spearman ρ (with n and p-values) of the shared configs' mean val top-1 and the top-k overlap,
-and writes a scatter figure and the paired table into ``--out`` (default: ``compare-A-vs-B/`` beside run A).
+Prints Kendall τ (with a bootstrap 95 % CI) and Spearman ρ (with n and p-values) of the shared configs' mean val
+top-1 — over every shared config and over the candidates alone (baselines differ a lot and can carry τ by
+themselves) — and the top-k overlap, and writes a scatter figure and the paired table into ``--out`` (default: ``compare-A-vs-B/`` beside run A).
 Bad input (a missing run, fewer than 3 shared configs) is one line on stderr and exit code 2.
 """
 
@@ -33,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
-            k: int = 5) -> tuple[RankAgreement, Path]:
-    """Compare two run folders; write ``scatter.png`` and ``shared.csv``; return the agreement and the folder.
+            k: int = 5) -> tuple[RankAgreement, RankAgreement, Path]:
+    """Compare two run folders; write ``scatter.png`` and ``shared.csv``; return the agreement over every shared
+    config, the agreement over the shared candidates, and the folder.
 
     Raises:
         UsageError: a run folder without a results table, or fewer than 3 shared completed configs.
@@ -44,7 +46,9 @@ def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
     path_a, path_b = run_path(run_a), run_path(run_b)
     if k < 1:
         raise UsageError(f"--top-k must be at least 1, got {k}")
-    agreement = compare_runs(load(path_a), load(path_b), k=k)
+    trials_a, trials_b = load(path_a), load(path_b)
+    agreement = compare_runs(trials_a, trials_b, k=k)
+    candidates = compare_runs(trials_a, trials_b, k=k, kind="candidate")
     if agreement.n < MIN_SHARED:
         raise UsageError(f"{path_a.name} and {path_b.name} share {agreement.n} completed config"
                          f"{'' if agreement.n == 1 else 's'}; a rank correlation needs at least {MIN_SHARED}")
@@ -53,19 +57,32 @@ def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
     table = agreement.pairs.rename(columns={"a": f"val_top1_{path_a.name}", "b": f"val_top1_{path_b.name}"})
     table.rename_axis("name").to_csv(folder / "shared.csv")
     _scatter(agreement, path_a.name, path_b.name, folder / "scatter.png")
-    return agreement, folder
+    return agreement, candidates, folder
 
 
-def report_lines(agreement: RankAgreement, name_a: str, name_b: str) -> list[str]:
-    """What ``compare`` prints: the correlations with n and p-values, then the top-k overlap."""
-    def stat(value: float, p: float) -> str:
-        if not math.isfinite(value):
-            return "undefined (one run gives every shared config the same val top-1)"
-        return f"{value:+.3f} (p = {p:.3g})"
-    return [f"{name_a} vs {name_b}: {agreement.n} shared completed configs, mean val top-1 over seeds",
-            f"Kendall τ  = {stat(agreement.kendall_tau, agreement.kendall_p)}, n = {agreement.n}",
-            f"Spearman ρ = {stat(agreement.spearman_rho, agreement.spearman_p)}, n = {agreement.n}",
-            f"top-{agreement.top_k} overlap: {agreement.top_k_overlap} of {agreement.top_k}"]
+def _stat(value: float, p: float) -> str:
+    if not math.isfinite(value):
+        return "undefined (fewer than 3 shared, or one run gives them all the same val top-1)"
+    return f"{value:+.3f} (p = {p:.3g})"
+
+
+def _tau_line(agreement: RankAgreement, what: str) -> str:
+    ci = (f", bootstrap 95 % CI [{agreement.tau_ci_low:+.2f}, {agreement.tau_ci_high:+.2f}]"
+          if math.isfinite(agreement.tau_ci_low) and math.isfinite(agreement.tau_ci_high) else "")
+    return f"Kendall τ ({what}) = {_stat(agreement.kendall_tau, agreement.kendall_p)}{ci}, n = {agreement.n}"
+
+
+def report_lines(agreement: RankAgreement, name_a: str, name_b: str,
+                 candidates: RankAgreement | None = None) -> list[str]:
+    """What ``compare`` prints: τ with its bootstrap CI over all shared configs and over the candidates alone,
+    ρ with its p-value, then the top-k overlap."""
+    lines = [f"{name_a} vs {name_b}: {agreement.n} shared completed configs, mean val top-1 over seeds",
+             _tau_line(agreement, "all configs")]
+    if candidates is not None:
+        lines.append(_tau_line(candidates, "candidates only"))
+    return lines + [f"Spearman ρ (all configs) = {_stat(agreement.spearman_rho, agreement.spearman_p)}, "
+                    f"n = {agreement.n}",
+                    f"top-{agreement.top_k} overlap: {agreement.top_k_overlap} of {agreement.top_k}"]
 
 
 def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> None:
@@ -98,11 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``compare A B [--out DIR] [--top-k K]``: 0 on success, 2 on bad input (one line on stderr)."""
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        agreement, folder = compare(args.run_a, args.run_b, args.out, args.top_k)
+        agreement, candidates, folder = compare(args.run_a, args.run_b, args.out, args.top_k)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print("\n".join(report_lines(agreement, Path(args.run_a).name, Path(args.run_b).name)))
+    print("\n".join(report_lines(agreement, Path(args.run_a).name, Path(args.run_b).name, candidates)))
     print(f"wrote {folder / 'scatter.png'} and {folder / 'shared.csv'}")
     return 0
 

@@ -4,6 +4,11 @@ The error EDF of a choice is F(e) = fraction of its models with error ≤ e. Cho
 comparable after each model is weighted by 1 / (its choice's histogram density of log MACs at that model), with bins
 shared by all choices, so every choice carries the same (uniform) MACs distribution:
 F(e) = Σ wᵢ·1[errᵢ ≤ e] / Σ wᵢ.
+
+That only means something where every choice has models: the weighting is applied over the log-MACs range that all
+choices of the axis occupy (the largest minimum to the smallest maximum), models outside it are left out, and an
+axis whose overlap holds too few models per choice is not normalised at all (:func:`normalisable`). An axis that
+sets the MACs itself (``width``) is never normalised: equalising its MACs would compare each width with itself.
 """
 
 from __future__ import annotations
@@ -12,18 +17,44 @@ import numpy as np
 import pandas as pd
 
 from ablate.analysis.effects import choice_label
-from ablate.analysis.summary import completed_rows
+from ablate.analysis.summary import search_rows
 
 MIN_ROWS_PER_CHOICE = 8
+COST_AXES = frozenset({"width"})  # axes that set the MACs: their EDFs are plain, never MACs-normalised
 
 
 def edf_rows(trials: pd.DataFrame, metric: str = "val_top1") -> pd.DataFrame:
     """The models an EDF counts: completed candidates with finite MACs and metric, confirmation replicates left
     out (they repeat the best configs and would tilt the distribution towards them)."""
-    rows = completed_rows(trials)
-    rows = rows[(rows["kind"] == "candidate") & (rows["phase"] != "confirm")]
+    rows = search_rows(trials)
+    rows = rows[rows["kind"] == "candidate"]
     macs = pd.to_numeric(rows["macs"], errors="coerce") if "macs" in rows else pd.Series(np.nan, index=rows.index)
     return rows[np.isfinite(rows[metric]) & np.isfinite(macs) & (macs > 0)]
+
+
+def overlap(macs, choices) -> tuple[float, float]:
+    """The MACs range every choice occupies: (largest per-choice minimum, smallest per-choice maximum)."""
+    frame = pd.DataFrame({"macs": np.asarray(macs, dtype=float), "choice": np.asarray(choices)})
+    by_choice = frame.groupby("choice")["macs"].agg(["min", "max"])
+    return float(by_choice["min"].max()), float(by_choice["max"].min())
+
+
+def normalisable(trials: pd.DataFrame, axis: str, metric: str = "val_top1",
+                 min_rows: int = MIN_ROWS_PER_CHOICE) -> tuple[bool, str]:
+    """Whether an axis's EDFs can be MACs-normalised, and why not when they cannot."""
+    if axis in COST_AXES:
+        return False, f"{axis} sets the MACs itself, so equalising them would be meaningless"
+    rows = edf_rows(trials, metric).dropna(subset=[axis])
+    if rows.empty:
+        return False, "no models"
+    choice = rows[axis].map(choice_label)
+    low, high = overlap(rows["macs"], choice)
+    inside = choice[(rows["macs"] >= low) & (rows["macs"] <= high)].value_counts()
+    thin = [c for c in choice.unique() if inside.get(c, 0) < min_rows]
+    if high <= low or thin:
+        return False, (f"the MACs range every choice occupies ({low / 1e6:.3g}–{high / 1e6:.3g} M) holds fewer than "
+                       f"{min_rows} models of {', '.join(map(str, thin)) or 'every choice'}")
+    return True, ""
 
 
 def complexity_weights(macs, choices, bins: int = 10) -> np.ndarray:
@@ -59,13 +90,18 @@ def error_edf(trials: pd.DataFrame, axis: str, metric: str = "val_top1", bins: i
         axis: The axis column whose choices are compared.
         metric: Accuracy in percent; the error is ``100 − metric``.
         bins: Histogram bins of log MACs for the weights.
-        normalise: Weight by :func:`complexity_weights`; False gives the plain EDF (equal weights).
+        normalise: Keep the models inside the log-MACs range every choice occupies and weight them by
+            :func:`complexity_weights`; False gives the plain EDF of every model (equal weights). Check
+            :func:`normalisable` first.
 
     Returns:
         One row per model sorted by choice and error: ``choice``, ``error`` (%), ``macs``, ``weight`` (sums to 1
         per choice) and ``edf`` = Σ weights of the choice's models with error ≤ this error.
     """
     rows = edf_rows(trials, metric).dropna(subset=[axis])
+    if normalise and len(rows):
+        low, high = overlap(rows["macs"], rows[axis].map(choice_label))
+        rows = rows[(rows["macs"] >= low) & (rows["macs"] <= high)]
     choice = rows[axis].map(choice_label).to_numpy()
     macs = pd.to_numeric(rows["macs"]).to_numpy(dtype=float)
     if normalise and len(rows):

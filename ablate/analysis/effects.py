@@ -1,9 +1,11 @@
 """Per-axis effects, controlled for the other axes: an additive OLS with treatment coding (statsmodels).
 
-``val_top1 ~ C(nonlinearity, Treatment(ref)) + C(spatial, Treatment(ref)) + C(width, Treatment(ref))`` over the
-full-budget candidate rows, seeds as replicates. Each coefficient is one choice against its axis's reference choice,
-with the fitted model's 95 % CI. A choice the data cannot pin down gets ``estimable = False`` and a one-line reason
-instead of a number: too few rows, confounded with other axes (its design-matrix column lies in the span of the
+``top1 ~ C(nonlinearity, Treatment(ref)) + C(spatial, Treatment(ref)) + C(width, Treatment(ref))`` over one
+observation per config: the full-budget candidate rows of the run's own seed (design and search phases). The
+confirmation reruns of the selected configs are left out: replicate seeds of a few configs are evidence about those
+configs' noise, not about the axes, and counting them as independent rows would narrow the intervals falsely.
+Each coefficient is one choice against its axis's reference choice, with the fitted model's 95 % CI. A choice the
+data cannot pin down gets ``estimable = False`` and a one-line reason instead of a number: too few configs, confounded with other axes (its design-matrix column lies in the span of the
 others), or too few residual degrees of freedom to estimate the noise.
 """
 
@@ -18,9 +20,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from ablate.analysis.summary import completed_rows
+from ablate.analysis.summary import search_rows
 
-EFFECT_COLUMNS = ["axis", "choice", "reference", "estimate", "ci_low", "ci_high", "p_value", "n", "n_reference",
+EFFECT_COLUMNS = ["axis", "choice", "reference", "estimate", "se", "ci_low", "ci_high", "p_value", "n", "n_reference",
                   "estimable", "reason", "n_model", "df_resid"]
 
 
@@ -37,24 +39,27 @@ def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
     """Each non-reference choice of each axis against the reference choice, from one additive OLS fit.
 
     Args:
-        trials: The trials table; completed candidate rows with a finite ``metric`` are used.
+        trials: The trials table; completed candidate rows of the run's own seed with a finite ``metric`` are used
+            (one per config).
         axes: Axis columns to put in the model (axes with one observed choice add nothing and are left out).
         metric: The response column (percent).
         reference: Per axis, either the reference choice or the choices in the space file's order (the first one
             with at least ``min_rows`` rows is the reference). Axes not given: the most common choice.
-        min_rows: Fewest rows a choice needs to be estimated.
+        min_rows: Fewest configs a choice needs to be estimated.
         min_resid_df: Fewest residual degrees of freedom for a noise estimate (and so a CI).
         confidence: Coverage of the intervals.
 
     Returns:
-        ``EFFECT_COLUMNS``: ``estimate`` (pp vs the reference), ``ci_low``/``ci_high``, ``p_value`` (t-test of 0),
-        ``n``/``n_reference`` (rows with the choice / the reference), ``estimable`` and ``reason`` ("" when
-        estimable), ``n_model`` rows and ``df_resid`` of the fit. ``attrs["formula"]`` holds the model as text.
+        ``EFFECT_COLUMNS``: ``estimate`` (pp vs the reference), ``se``, ``ci_low``/``ci_high``, ``p_value``
+        (t-test of 0), ``n``/``n_reference`` (configs with the choice / the reference), ``estimable`` and
+        ``reason`` ("" when estimable), ``n_model`` configs and ``df_resid`` of the fit. ``attrs["formula"]`` holds the model as text.
     """
-    rows = completed_rows(trials)
+    rows = search_rows(trials)
     rows = rows[(rows["kind"] == "candidate") & np.isfinite(pd.to_numeric(rows[metric], errors="coerce"))]
     axes = [a for a in axes if a in rows.columns]
     rows = rows.dropna(subset=axes)
+    if len(rows):  # one observation per config (a table with several run-seed rows of a config: their mean)
+        rows = rows.groupby("name", sort=False).agg({metric: "mean", **{a: "first" for a in axes}}).reset_index()
     reference = dict(reference or {})
     coded, orders, refs = {}, {}, {}
     for axis in axes:
@@ -133,25 +138,25 @@ def _codes(axis, refs, orders) -> dict[str, str]:
 def _effect_row(axis, choice, ref, n, counts, fit, name, aliased, min_rows, min_resid_df, confidence, n_rows):
     n_ref = int(counts.get(ref, 0)) if ref is not None else 0
     df_resid = float(fit.df_resid) if fit is not None else math.nan
-    row = {"axis": axis, "choice": choice, "reference": ref, "estimate": math.nan, "ci_low": math.nan,
+    row = {"axis": axis, "choice": choice, "reference": ref, "estimate": math.nan, "se": math.nan, "ci_low": math.nan,
            "ci_high": math.nan, "p_value": math.nan, "n": n, "n_reference": n_ref, "estimable": False,
            "reason": "", "n_model": n_rows, "df_resid": df_resid}
     if ref is None:
-        row["reason"] = f"no choice of {axis} has ≥ {min_rows} full-budget rows to serve as the reference"
+        row["reason"] = f"no choice of {axis} has ≥ {min_rows} full-budget configs to serve as the reference"
     elif n == 0:
-        row["reason"] = "no full-budget rows with this choice"
+        row["reason"] = "no full-budget config with this choice"
     elif n < min_rows:
-        row["reason"] = f"only {n} full-budget row{'' if n == 1 else 's'} with this choice (needs ≥ {min_rows})"
+        row["reason"] = f"only {n} full-budget config{'' if n == 1 else 's'} with this choice (needs ≥ {min_rows})"
     elif fit is None or name is None:
         row["reason"] = "no model could be fitted"
     else:
         if aliased.get(name, True):
             row["reason"] = "confounded with other axes' choices in this design (rank-deficient design matrix)"
         elif df_resid < min_resid_df:
-            row["reason"] = (f"too few residual degrees of freedom ({df_resid:.0f} from {n_rows} rows; "
+            row["reason"] = (f"too few residual degrees of freedom ({df_resid:.0f} from {n_rows} configs; "
                              f"needs ≥ {min_resid_df})")
         else:
             low, high = fit.conf_int(alpha=1 - confidence).loc[name]
-            row.update(estimate=float(fit.params[name]), ci_low=float(low), ci_high=float(high),
+            row.update(estimate=float(fit.params[name]), se=float(fit.bse[name]), ci_low=float(low), ci_high=float(high),
                        p_value=float(fit.pvalues[name]), estimable=True)
     return row

@@ -1,67 +1,48 @@
-""""Δ at equal MACs": a model's top-1 against the baselines' accuracy-vs-MACs front, interpolated in log MACs.
+""""Δ at equal MACs": a candidate against the best baseline that costs no more than it does.
 
-The baselines (ResNet50, R50-max, R50-hybrid) trace a cost/accuracy trade-off; a candidate is only better "per
-FLOP" when it lies above that line at its own MACs. Beyond the front's MACs range there is nothing to compare with,
-so the gap is NaN ("outside range"), never an extrapolation.
+The baselines (ResNet50, R50-max, R50-hybrid) trace a cost/accuracy step front: at any cost, the best baseline one
+can have for that much is the most accurate baseline whose MACs do not exceed it. A candidate is only better "per
+FLOP" when it beats that baseline. "Best" is decided on the run seed's validation top-1 — the selection data — so the
+yardstick is never picked on the numbers that then judge the comparison. A candidate cheaper than every baseline
+has no yardstick: it is "cheaper than every baseline".
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from ablate.pareto import pareto_front
+CHEAPER = "cheaper than every baseline"
 
 
-def baseline_front(summary: pd.DataFrame, metric: str = "val_top1_mean", cost: str = "macs") -> pd.DataFrame:
-    """The baselines' Pareto front (max ``metric``, min ``cost``) sorted by cost, one point per cost value.
-
-    Args:
-        summary: A table with ``kind``, ``metric`` and ``cost`` columns (e.g. :func:`ablate.analysis.summarize`).
-        metric: Accuracy column to maximise.
-        cost: Cost column to minimise; rows with a missing or non-positive cost are left out (no log).
-
-    Returns:
-        The front's rows (possibly empty), increasing in cost and in accuracy.
-    """
-    base = summary[summary["kind"] == "baseline"].dropna(subset=[metric, cost])
-    base = base[base[cost] > 0]
-    front = pareto_front(base, metric, cost)
-    return front.drop_duplicates(subset=[cost], keep="last")
-
-
-def delta_at_equal_macs(top1, macs, front_macs, front_top1) -> np.ndarray:
-    """Top-1 minus the front interpolated linearly in log MACs at each model's MACs (numpy.interp).
+def baseline_front(summary: pd.DataFrame, score: str = "selection_val_top1", cost: str = "macs") -> pd.DataFrame:
+    """The baselines' step front: each baseline that is the best one affordable at its own cost, by cost.
 
     Args:
-        top1: Accuracies of the models (percent).
-        macs: Their MACs.
-        front_macs: MACs of the front's points, increasing.
-        front_top1: Accuracies of the front's points.
+        summary: A per-config table with ``kind``, ``name``, ``score`` and ``cost`` columns
+            (:func:`ablate.analysis.summarize`).
+        score: What "best" means (higher is better): the run seed's val top-1 by default.
+        cost: The cost column; rows without a positive cost are left out.
 
     Returns:
-        Percentage points per model; NaN outside ``[min(front_macs), max(front_macs)]``, for a missing MACs value,
-        or when the front is empty.
+        The front's rows, increasing in cost and in score.
     """
-    top1 = np.atleast_1d(np.asarray(top1, dtype=float))
-    macs = np.atleast_1d(np.asarray(macs, dtype=float))
-    fx = np.asarray(front_macs, dtype=float)
-    fy = np.asarray(front_top1, dtype=float)
-    if fx.size == 0:
-        return np.full(top1.shape, np.nan)
-    order = np.argsort(fx)
-    xp, yp = np.log(fx[order]), fy[order]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.log(macs)
-    inside = np.isfinite(x) & (x >= xp[0]) & (x <= xp[-1])
-    line = np.interp(np.where(inside, x, xp[0]), xp, yp)
-    return np.where(inside, top1 - line, np.nan)
+    base = summary[summary["kind"] == "baseline"].dropna(subset=[score, cost])
+    base = base[base[cost] > 0].sort_values([cost, score], ascending=[True, False], kind="stable")
+    best, keep = -math.inf, []
+    for index, value in base[score].items():
+        if value > best:
+            keep.append(index)
+            best = value
+    return base.loc[keep]
 
 
-def in_front_range(macs, front_macs) -> np.ndarray:
-    """True where a MACs value lies inside the front's MACs range (where "Δ at equal MACs" is defined)."""
-    macs = np.atleast_1d(np.asarray(macs, dtype=float))
-    fx = np.asarray(front_macs, dtype=float)
-    if fx.size == 0:
-        return np.zeros(macs.shape, dtype=bool)
-    return np.isfinite(macs) & (macs >= fx.min()) & (macs <= fx.max())
+def cost_matched_baseline(cost: float, front: pd.DataFrame, cost_column: str = "macs") -> str | None:
+    """The name of the best baseline costing no more than ``cost`` (the front's last point at or below it); None
+    when every baseline costs more (or the cost is unknown)."""
+    if not (isinstance(cost, (int, float, np.floating)) and math.isfinite(cost)) or front.empty:
+        return None
+    affordable = front[front[cost_column] <= cost * (1 + 1e-9)]
+    return None if affordable.empty else str(affordable["name"].iloc[-1])

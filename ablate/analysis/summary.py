@@ -1,7 +1,12 @@
-"""One row per config: seeds, mean / std / 95 % CI of val and test top-1, paired Δ vs ResNet50, costs.
+"""One row per config: what selected it, what judges it, Δ vs ResNet50 and at equal MACs, costs.
 
-Rows with equal ``seed`` of different configs share the data split (fixed by the run seed) and differ only in the
-training seed's model, so differences are taken per seed ("paired") and only over seeds where both completed.
+Two kinds of numbers, never mixed:
+- **selection** — the run seed's validation top-1 (``selection_val_top1``): the number the design ranks configs by
+  and that picks the ones to confirm. It is optimistic for the configs it picked (winner's curse) and judges nothing.
+- **evidence** — top-1 on the **test** split, which nothing selects on, from the fresh confirmation seeds for a
+  confirmed config (``evidence == "confirm"``), else from the run seed's model (``"design"``, one seed). Intervals
+  include the seed and the finite test set (:mod:`ablate.analysis.evidence`); Δs pair two configs image by image
+  on the same evidence group.
 """
 
 from __future__ import annotations
@@ -11,20 +16,21 @@ import math
 import numpy as np
 import pandas as pd
 
-from ablate.analysis.equal_cost import baseline_front, delta_at_equal_macs
-from ablate.analysis.intervals import Interval, t_interval
+from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_baseline
+from ablate.analysis.evidence import MISSING, Estimate, Evidence
 from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
 
 DEFAULT_AXES = ("nonlinearity", "spatial", "width")
 PHASES = ("design", "search", "confirm")
+SEARCH_PHASES = ("design", "search")  # the run's own seed: the trials that select
 NO_SEED = -1  # old tables without a seed column: every row is one (the same) seed
 COSTS = ("params", "macs", "elementwise_ops", "activations", "latency_ms", "throughput", "trial_latency_ms")
 SUMMARY_COLUMNS = [
-    "kind", "name", "config", "phases", "n", "seeds",
-    "val_top1_mean", "val_top1_std", "val_top1_ci_low", "val_top1_ci_high",
-    "test_top1_mean", "test_top1_std", "test_top1_ci_low", "test_top1_ci_high", "test_top1_n",
-    "delta_mean", "delta_std", "delta_ci_low", "delta_ci_high", "delta_n", "delta_equal_macs",
-    *COSTS, "epochs", "symmetry_gap", "symmetric",
+    "kind", "name", "config", "phases", "n", "seeds", "selection_val_top1", "selection_rank", "n_confirm", "evidence",
+    "test_top1_mean", "test_top1_se", "test_top1_ci_low", "test_top1_ci_high", "val_top1_mean",
+    "delta_mean", "delta_ci_low", "delta_ci_high", "delta_p",
+    "equal_macs_baseline", "delta_equal_macs", "delta_equal_macs_ci_low", "delta_equal_macs_ci_high",
+    "delta_equal_macs_p", *COSTS, "epochs", "symmetry_gap", "symmetric",
 ]
 
 
@@ -37,10 +43,16 @@ def completed_rows(trials: pd.DataFrame) -> pd.DataFrame:
         df["kind"] = np.where(df["name"].isin(BASELINE_NAMES), "baseline", "candidate")
     seed = pd.to_numeric(df["seed"], errors="coerce") if "seed" in df else pd.Series(np.nan, index=df.index)
     df["seed"] = seed.fillna(NO_SEED).astype(int)
-    df["phase"] = df["phase"].astype("string").fillna("") if "phase" in df else ""
+    df["phase"] = df["phase"].astype("string").fillna("design") if "phase" in df else "design"
     for column in ("val_top1", "test_top1"):
         df[column] = pd.to_numeric(df[column], errors="coerce") if column in df else np.nan
     return df
+
+
+def search_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """Completed rows of the run's own seed (design and search phases): one per config, what selection sees."""
+    done = completed_rows(trials)
+    return done[done["phase"].isin(SEARCH_PHASES)]
 
 
 def per_seed(done: pd.DataFrame, name: str, metric: str = "val_top1") -> pd.Series:
@@ -49,44 +61,26 @@ def per_seed(done: pd.DataFrame, name: str, metric: str = "val_top1") -> pd.Seri
     return rows.groupby("seed")[metric].mean().dropna()
 
 
-def paired(values: pd.Series, reference: pd.Series) -> Interval:
-    """Mean and 95 % t-interval of ``values − reference`` over the seeds both hold."""
-    both = pd.concat([values.rename("a"), reference.rename("b")], axis=1, join="inner").dropna()
-    return t_interval(both["a"] - both["b"])
-
-
-def paired_delta(trials: pd.DataFrame, name: str, against: str = REFERENCE_BASELINE,
-                 metric: str = "val_top1") -> Interval:
-    """Paired Δ of config ``name`` vs config ``against`` over the seeds where both completed.
-
-    Args:
-        trials: The trials table (any statuses; only completed rows are used).
-        name: The ``name`` of the config compared (candidate config string or baseline name).
-        against: The ``name`` it is compared with, ResNet50 by default.
-        metric: The column compared, in percent.
-
-    Returns:
-        Interval of Δ_s = metric(name, s) − metric(against, s); ``n`` is the number of paired seeds.
-    """
-    done = completed_rows(trials)
-    return paired(per_seed(done, name, metric), per_seed(done, against, metric))
-
-
-def summarize(trials: pd.DataFrame, axes: tuple[str, ...] | list[str] | None = None,
-              reference: str = REFERENCE_BASELINE) -> pd.DataFrame:
+def summarize(trials: pd.DataFrame, predictions: pd.DataFrame | Evidence | None = None,
+              axes: tuple[str, ...] | list[str] | None = None, reference: str = REFERENCE_BASELINE,
+              split: str = "test") -> pd.DataFrame:
     """One row per config (candidates and baselines) over its completed rows.
 
     Args:
         trials: The trials table (docs/ARCHITECTURE.md): ``kind``, ``name``, ``config``, axes, ``status``,
-            ``val_top1``, ``test_top1``, costs, ``seed`` and optionally ``phase``.
+            ``val_top1``, ``test_top1``, costs, ``seed`` and ``phase``.
+        predictions: The per-image evidence (``predictions.parquet``, or its :class:`Evidence` of ``split``);
+            without it the evidence columns hold the rows' plain test means and no interval.
         axes: Axis columns to carry over (default: nonlinearity, spatial, width where present).
         reference: The baseline the paired Δ is taken against.
+        split: The evaluation split of the evidence columns.
 
     Returns:
-        Columns ``SUMMARY_COLUMNS`` with the axes after ``config``, sorted by mean val top-1 (best first).
-        ``n`` is the number of seeds with a val top-1, CIs are 95 % t-intervals (NaN with n < 2),
-        ``delta_*`` is the paired Δ val top-1 vs ``reference`` (``delta_n`` paired seeds), ``delta_equal_macs``
-        is mean val top-1 minus the baselines' front at the config's MACs (NaN outside the front's range), and
+        Columns ``SUMMARY_COLUMNS`` (axes after ``config``), confirmed configs first, then by evidence top-1.
+        ``selection_val_top1`` / ``selection_rank`` are the run seed's val top-1 and the candidates' rank by it;
+        ``n_confirm`` counts fresh seeds; ``test_top1_*`` is the evidence top-1 with its 95 % interval;
+        ``delta_*`` is the paired Δ vs ``reference``; ``equal_macs_baseline`` names the best baseline costing no
+        more (or says the config is cheaper than every baseline) and ``delta_equal_macs_*`` is the Δ against it;
         costs are means over the config's rows.
     """
     axes = [a for a in (axes if axes is not None else DEFAULT_AXES) if a in trials.columns]
@@ -94,36 +88,76 @@ def summarize(trials: pd.DataFrame, axes: tuple[str, ...] | list[str] | None = N
     done = completed_rows(trials)
     if done.empty:
         return pd.DataFrame(columns=columns)
-    ref_seeds = per_seed(done, reference)
-    rows = [_summary_row(kind, name, group, axes, ref_seeds)
+    evidence = predictions if isinstance(predictions, Evidence) else Evidence(predictions, split)
+    rows = [_summary_row(kind, name, group, axes, evidence, split)
             for (kind, name), group in done.groupby(["kind", "name"], sort=False)]
+    ranked = pd.DataFrame(rows)
+    ranks = ranked.loc[ranked["kind"] == "candidate", "selection_val_top1"].rank(ascending=False, method="first")
+    front = baseline_front(ranked)
+    means = {r["name"]: (r["test_top1_mean"], r["evidence"]) for r in rows if r["kind"] == "baseline"}
+    for index, row in enumerate(rows):
+        row["selection_rank"] = ranks.get(index, math.nan)
+        row.update(_comparisons(row, means, evidence, reference, front))
     summary = pd.DataFrame(rows).reindex(columns=columns)
-    front = baseline_front(summary)
-    summary["delta_equal_macs"] = delta_at_equal_macs(summary["val_top1_mean"], summary["macs"], front["macs"],
-                                                      front["val_top1_mean"])
-    summary = summary.sort_values(["val_top1_mean", "name"], ascending=[False, True], na_position="last",
-                                  kind="stable")
-    return summary.reset_index(drop=True)
+    summary = summary.assign(_confirmed=summary["evidence"] == "confirm").sort_values(
+        ["_confirmed", "test_top1_mean", "name"], ascending=[False, False, True], na_position="last", kind="stable")
+    return summary.drop(columns="_confirmed").reset_index(drop=True)
 
 
-def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], ref_seeds: pd.Series) -> dict:
-    by_seed = group.groupby("seed")[["val_top1", "test_top1"]].mean()
-    val, test = t_interval(by_seed["val_top1"]), t_interval(by_seed["test_top1"])
-    delta = paired(by_seed["val_top1"].dropna(), ref_seeds)
+def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evidence: Evidence,
+                 split: str) -> dict:
     first = group.iloc[0]
     phases = set(group["phase"].astype(str))
-    seeds = sorted(s for s in by_seed.index[by_seed["val_top1"].notna()] if s != NO_SEED)
-    row = {"kind": kind, "name": name, "config": first.get("config", name),
-           **{a: first[a] for a in axes},
-           "phases": "+".join(p for p in PHASES if p in phases) or "+".join(sorted(phases - {""})),
-           "n": val.n, "seeds": ",".join(str(s) for s in seeds),
-           **_interval_columns("val_top1", val), **_interval_columns("test_top1", test), "test_top1_n": test.n,
-           **_interval_columns("delta", delta), "delta_n": delta.n,
+    seeds = sorted(s for s in group["seed"].unique() if s != NO_SEED)
+    own = group[group["phase"].isin(SEARCH_PHASES)]
+    confirm = group[group["phase"] == "confirm"]
+    where = "confirm" if len(confirm) else "design"
+    accuracy = evidence.accuracy(name, where)
+    if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
+        metric = f"{split}_top1" if f"{split}_top1" in group else "test_top1"
+        accuracy = Estimate(float((confirm if len(confirm) else own if len(own) else group)[metric].mean()),
+                            math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
+    row = {"kind": kind, "name": name, "config": first.get("config", name), **{a: first[a] for a in axes},
+           "phases": "+".join(p for p in PHASES if p in phases), "n": len(group["seed"].unique()),
+           "seeds": ",".join(str(s) for s in seeds),
+           "selection_val_top1": float(own["val_top1"].mean()) if len(own) else math.nan,
+           "n_confirm": int(confirm["seed"].nunique()), "evidence": where,
+           "test_top1_mean": accuracy.estimate, "test_top1_se": accuracy.se, "test_top1_ci_low": accuracy.low,
+           "test_top1_ci_high": accuracy.high, "val_top1_mean": float(group["val_top1"].mean()),
            "epochs": pd.to_numeric(group["epochs"], errors="coerce").max() if "epochs" in group else math.nan}
     for cost in COSTS:
         row[cost] = pd.to_numeric(group[cost], errors="coerce").mean() if cost in group else math.nan
     row.update(_symmetry(group))
     return row
+
+
+def _comparisons(row: dict, means: dict, evidence: Evidence, reference: str, front: pd.DataFrame) -> dict:
+    """Δ vs the reference baseline and vs the best baseline costing no more, on the config's evidence group."""
+    out = _columns("delta", paired(evidence, means, row, reference)) if row["name"] != reference else {}
+    if row["kind"] == "candidate":
+        matched = cost_matched_baseline(row["macs"], front)
+        out["equal_macs_baseline"] = matched if matched else (CHEAPER if len(front) else None)
+        if matched:
+            out.update(_columns("delta_equal_macs", paired(evidence, means, row, matched)))
+    return out
+
+
+def paired(evidence: Evidence, means: dict, row: dict, b: str) -> Estimate:
+    """Δ top-1 of ``row``'s config − ``b`` on the config's evidence group (both sides' confirmation seeds, or both
+    run-seed models), paired by image; without a per-image record for both, the plain difference of the evidence
+    means and no interval."""
+    group = row["evidence"]
+    if evidence.has(row["name"], group) and evidence.has(b, group):
+        return evidence.difference(row["name"], b, group)
+    if b not in means or (group == "confirm") != (means[b][1] == "confirm"):
+        return MISSING
+    return Estimate(row["test_top1_mean"] - means[b][0], math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
+
+
+def _columns(prefix: str, estimate: Estimate) -> dict[str, float]:
+    mean = prefix if prefix == "delta_equal_macs" else f"{prefix}_mean"
+    return {mean: estimate.estimate, f"{prefix}_ci_low": estimate.low, f"{prefix}_ci_high": estimate.high,
+            f"{prefix}_p": estimate.p_value}
 
 
 def _symmetry(group: pd.DataFrame) -> dict:
@@ -134,7 +168,3 @@ def _symmetry(group: pd.DataFrame) -> dict:
     return {"symmetry_gap": pd.to_numeric(group["symmetry_gap"], errors="coerce").max(),
             "symmetric": bool(known.astype(bool).all())}
 
-
-def _interval_columns(prefix: str, interval: Interval) -> dict[str, float]:
-    return {f"{prefix}_mean": interval.mean, f"{prefix}_std": interval.std, f"{prefix}_ci_low": interval.low,
-            f"{prefix}_ci_high": interval.high}

@@ -33,6 +33,7 @@ METRIC_ALIASES = {"top1": "val_top1", "val_top1": "val_top1", "accuracy": "val_t
                   "flops": "macs", "latency": "latency_ms", "latency_ms": "latency_ms", "params": "params",
                   "elementwise_ops": "elementwise_ops"}
 COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
+EVIDENCE_SPLIT = "test"  # what judges: nothing selects on it
 URL = re.compile(r"(?:https?:)?//\S+|www\.\S+")
 MISSING = "—"
 
@@ -47,6 +48,7 @@ class Run:
     meta: dict
     axes: tuple[str, ...]
     cost: str
+    predictions: pd.DataFrame | None = None
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -62,11 +64,26 @@ class Run:
         return None if rows.empty else rows.iloc[0]
 
     @cached_property
+    def evidence(self):
+        """The test split's per-image evidence (:class:`ablate.analysis.Evidence`): what every verdict pairs."""
+        from ablate.analysis import Evidence
+
+        return Evidence(self.predictions, EVIDENCE_SPLIT)
+
+    @cached_property
     def summary(self) -> pd.DataFrame:
-        """One row per config with n seeds, means, 95 % CIs and paired Δ (:func:`ablate.analysis.summarize`)."""
+        """One row per config: selection numbers, evidence top-1 with intervals, paired Δs
+        (:func:`ablate.analysis.summarize`)."""
         from ablate.analysis import summarize
 
-        return summarize(self.trials, axes=self.axes)
+        return summarize(self.trials, self.evidence, axes=self.axes)
+
+    @cached_property
+    def verdicts(self) -> pd.DataFrame:
+        """The report's family of verdict-bearing comparisons, Holm-adjusted (:func:`ablate.analysis.verdict_family`)."""
+        from ablate.analysis import verdict_family
+
+        return verdict_family(self.summary, self.effects, self.evidence)
 
     @cached_property
     def choice_orders(self) -> dict[str, list]:
@@ -87,10 +104,11 @@ class Run:
 
     @cached_property
     def effects(self) -> pd.DataFrame:
-        """Per-axis effects from the additive OLS over full-budget candidate rows (:func:`ablate.analysis.effects`)."""
+        """Per-axis effects on test top-1 from the additive OLS over one run-seed row per config
+        (:func:`ablate.analysis.effects`)."""
         from ablate.analysis import effects
 
-        return effects(self.trials, self.design_axes, reference=self.choice_orders)
+        return effects(self.trials, self.design_axes, metric=f"{EVIDENCE_SPLIT}_top1", reference=self.choice_orders)
 
     @property
     def design_axes(self) -> list[str]:
@@ -102,12 +120,11 @@ class Run:
         axes = varying_axes(self)
         return [a for a in axes if a in declared] if isinstance(declared, list) and declared else axes
 
-    @property
-    def n_val(self) -> int | None:
-        """Validation-split size from run.json ``data.val``; None when the run does not say."""
+    def split_size(self, split: str = EVIDENCE_SPLIT) -> int | None:
+        """A data split's size from run.json ``data``; None when the run does not say."""
         data = self.meta.get("data")
         try:
-            return int(data["val"]) if isinstance(data, dict) and data.get("val") else None
+            return int(data[split]) if isinstance(data, dict) and data.get(split) else None
         except (TypeError, ValueError):
             return None
 
@@ -130,18 +147,20 @@ def load_run(run_dir: str | Path) -> Run:
     if not table.is_file():
         raise UsageError(f"{table} not found; run an ablation first (python run_ablation.py) or pass its results folder")
     try:
-        trials = _normalise(pd.read_parquet(table))
+        trials = normalise_trials(pd.read_parquet(table))
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read {table}: {exc}".splitlines()[0]) from exc
     if (trials["status"] == "completed").sum() == 0:
         raise UsageError(f"nothing to report in {directory}: no completed trials in trials.parquet "
                          f"({len(trials)} rows); let a run finish at least one trial")
     meta = _read_json(directory / "run.json")
-    curves = _read_curves(directory / "curves.parquet")
-    return Run(directory, trials, curves, meta, _detect_axes(trials, meta), _cost_metric(meta))
+    curves = _read_optional(directory / "curves.parquet")
+    predictions = _read_optional(directory / "predictions.parquet")
+    return Run(directory, trials, curves, meta, _detect_axes(trials, meta), _cost_metric(meta),
+               predictions if len(predictions) else None)
 
 
-def _normalise(trials: pd.DataFrame) -> pd.DataFrame:
+def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """Fill the columns a partial table may lack so later code needs no guards."""
     df = trials.copy().reset_index(drop=True)
     for col in ("val_top1", "test_top1", "delta_top1", "params", "macs", "elementwise_ops", "latency_ms",
@@ -156,6 +175,7 @@ def _normalise(trials: pd.DataFrame) -> pd.DataFrame:
     df["reason"] = df["reason"].fillna("").astype(str) if "reason" in df else ""
     df["config"] = df["config"].fillna("").astype(str) if "config" in df else ""
     df["trial_id"] = df["trial_id"].astype(str) if "trial_id" in df else df["name"]
+    df["phase"] = df["phase"].fillna("design").astype(str) if "phase" in df else "design"  # one seed: the run's own
     return df
 
 
@@ -168,8 +188,9 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _read_curves(path: Path) -> pd.DataFrame:
-    """curves.parquet is optional: the learning-curve figure is skipped without it."""
+def _read_optional(path: Path) -> pd.DataFrame:
+    """curves.parquet and predictions.parquet are optional: the learning-curve figure is skipped without the first,
+    intervals and verdicts without the second."""
     try:
         return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
     except (OSError, ValueError):

@@ -14,10 +14,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf  # noqa: E402
+from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, normalisable  # noqa: E402
 from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
-from ablate.pareto import pareto_front  # noqa: E402
-from ablate.report.data import COST_LABELS, Figure, Run, choice_label, cost_unit, varying_axes  # noqa: E402
+from ablate.analysis.equal_cost import baseline_front  # noqa: E402
+from ablate.results import search_trials  # noqa: E402
+from ablate.report.data import (COST_LABELS, EVIDENCE_SPLIT, Figure, Run, choice_label, cost_unit,  # noqa: E402
+                                varying_axes)
 
 BASELINE_STYLE = dict(zip(BASELINE_NAMES, (("s", "#d62728"), ("D", "#1f77b4"), ("^", "#2ca02c"))))
 
@@ -49,49 +51,73 @@ def _save(fig, path: Path) -> Path:
 
 
 def _scatter(run: Run, cost: str, path: Path) -> Figure:
-    """Accuracy against a cost with the Pareto front as a step line and the baselines labelled."""
+    """Evidence top-1 against a cost: one marker per config with its 95 % interval, its models as faint dots, and
+    the baselines' step front (the best baseline costing no more: the yardstick of "Δ at equal MACs")."""
     label = COST_LABELS[cost]
-    title = f"Validation top-1 vs {label}"
-    rows = run.completed.dropna(subset=["val_top1", cost])
-    if len(rows) < 2:
-        return Figure(title, f"Skipped: needs at least 2 completed rows with {label} measured, found {len(rows)}.")
-    scale, unit = cost_unit(cost, rows[cost])
-    rows = rows.assign(x=rows[cost] / scale)
+    title = f"Test top-1 vs {label}"
+    configs = run.summary.dropna(subset=["test_top1_mean", cost])
+    configs = configs[configs[cost] > 0]
+    if len(configs) < 2:
+        return Figure(title, f"Skipped: needs at least 2 configs with {label} measured and an evidence top-1, "
+                             f"found {len(configs)}.")
+    scale, unit = cost_unit(cost, configs[cost])
+    configs = configs.assign(x=configs[cost] / scale)
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
-    cands = rows[rows["kind"] != "baseline"]
-    hue = "spatial" if "spatial" in cands else None
-    style = "nonlinearity" if "nonlinearity" in cands else None
+    models = run.completed.merge(configs[["name", "evidence", "x"]], on="name")
+    models = models[np.where(models["evidence"] == "confirm", models["phase"] == "confirm",
+                             models["phase"] != "confirm")]
+    ax.scatter(models["x"], models[f"{EVIDENCE_SPLIT}_top1"], s=10, color="0.55", alpha=0.35, linewidths=0,
+               zorder=1, label="one model (training seed)")
+    low = (configs["test_top1_mean"] - configs["test_top1_ci_low"]).fillna(0).clip(lower=0)
+    high = (configs["test_top1_ci_high"] - configs["test_top1_mean"]).fillna(0).clip(lower=0)
+    ax.errorbar(configs["x"], configs["test_top1_mean"], yerr=[low, high], fmt="none", ecolor="0.35",
+                elinewidth=0.8, capsize=2, zorder=2)
+    cands = configs[configs["kind"] != "baseline"]
     if not cands.empty:
-        sns.scatterplot(data=cands, x="x", y="val_top1", hue=hue, style=style, s=50, ax=ax)
-    for _, base in rows[rows["kind"] == "baseline"].iterrows():
+        sns.scatterplot(data=cands, x="x", y="test_top1_mean", hue="spatial" if "spatial" in cands else None,
+                        style="nonlinearity" if "nonlinearity" in cands else None, s=55, ax=ax, zorder=3)
+    bases = configs[configs["kind"] == "baseline"]
+    for _, base in bases.iterrows():
         marker, color = BASELINE_STYLE.get(base["name"], ("P", "#7f7f7f"))
-        ax.scatter(base["x"], base["val_top1"], marker=marker, s=130, color=color, edgecolor="black", zorder=4,
-                   label=f"baseline {base['name']}")
-        ax.annotate(base["name"], (base["x"], base["val_top1"]), xytext=(6, 6), textcoords="offset points",
+        ax.scatter(base["x"], base["test_top1_mean"], marker=marker, s=130, color=color, edgecolor="black",
+                   zorder=4, label=f"baseline {base['name']}")
+        ax.annotate(base["name"], (base["x"], base["test_top1_mean"]), xytext=(6, 6), textcoords="offset points",
                     fontsize=8, fontweight="bold", color=color)
-    front = pareto_front(rows, "val_top1", "x")
-    ax.step(front["x"], front["val_top1"], where="post", color="black", linestyle="--", linewidth=1,
-            label="Pareto front", zorder=3)
-    if rows["x"].min() > 0 and rows["x"].max() / rows["x"].min() > 20:
+    front = baseline_front(run.summary, cost=cost)
+    if cost == "macs" and len(front):
+        steps = front[["name", cost]].assign(x=front[cost] / scale).merge(configs[["name", "test_top1_mean"]],
+                                                                         on="name")
+        right = max(configs["x"].max(), steps["x"].max()) * 1.05
+        ax.step(list(steps["x"]) + [right], list(steps["test_top1_mean"]) + [steps["test_top1_mean"].iloc[-1]],
+                where="post", color="black", linestyle="--", linewidth=1, zorder=3,
+                label="best baseline costing no more")
+    if configs["x"].max() / configs["x"].min() > 20:
         ax.set_xscale("log")
     what = "multiply-accumulates per image" if cost == "macs" else "batch-1"
     ax.set_xlabel(f"{label} ({unit}, {what})")
-    ax.set_ylabel("validation top-1 (%)")
+    ax.set_ylabel(f"{EVIDENCE_SPLIT} top-1 (%)")
     ax.margins(x=0.12, y=0.08)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    caption = (f"Validation top-1 (%) against {label} ({unit}) for {len(rows)} completed rows; the dashed step line "
-               f"is the Pareto front (max top-1, min {label}, {len(front)} rows); baselines are the large labelled "
-               "markers.")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # one entry per label
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False)
+    confirmed = int((configs["evidence"] == "confirm").sum())
+    caption = (f"{EVIDENCE_SPLIT.capitalize()} top-1 (%) against {label} ({unit}) for {len(configs)} configs, one "
+               f"marker each at its evidence mean with its 95 % interval (seeds and test images): {confirmed} over "
+               "their fresh confirmation seeds, the rest over the run seed's model; faint dots are the single "
+               "models. Baselines are the large labelled markers"
+               + ("; the dashed step is the best baseline costing no more MACs (chosen on the selection numbers), "
+                  "the yardstick of \"Δ at equal MACs\"." if cost == "macs" and len(front) else "."))
     return Figure(title, caption, _save(fig, path))
 
 
 def _axis_effects(run: Run, path: Path) -> Figure:
     """The additive OLS's estimate of each choice against its axis's reference choice, with 95 % CIs."""
-    title = "Per-axis effects on validation top-1 (additive OLS, vs a reference choice)"
+    title = f"Per-axis effects on {EVIDENCE_SPLIT} top-1 (additive OLS, vs a reference choice)"
     table, axes = run.effects, run.design_axes
     n_model = table.attrs.get("n_model", len(run.candidates))
     if table.empty or not table["estimable"].any():
-        return Figure(title, f"Skipped: no effect is estimable from {n_model} full-budget candidate rows over "
+        return Figure(title, f"Skipped: no effect is estimable from {n_model} candidate configs over "
                              f"{len(axes)} varying axes (the reasons are in Findings).")
     axes = list(dict.fromkeys(table["axis"]))
     fig, subplots = plt.subplots(1, len(axes), figsize=(3.2 * len(axes), 3.8), sharey=True, squeeze=False)
@@ -110,37 +136,44 @@ def _axis_effects(run: Run, path: Path) -> Figure:
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_xlabel(axis)
-        ax.set_ylabel("Δ val top-1 vs reference (pp)")
+        ax.set_ylabel(f"Δ {EVIDENCE_SPLIT} top-1 vs reference (pp)")
     formula = table.attrs.get("formula", "")
-    caption = (f"Estimates (pp of validation top-1) of each choice against its axis's reference choice (0, hollow "
-               f"dot), with 95% CIs, from one additive OLS over {n_model} full-budget candidate rows, seeds as "
-               f"replicates ({formula}); n/e = not estimable, reason in Findings.")
+    caption = (f"Estimates (pp of {EVIDENCE_SPLIT} top-1) of each choice against its axis's reference choice (0, "
+               f"hollow dot), with unadjusted 95 % CIs, from one additive OLS over {n_model} configs, one run-seed "
+               f"model each ({formula}); n/e = not estimable, reason in Findings; verdicts (Holm-adjusted) in "
+               "Verdicts.")
     return Figure(title, caption, _save(fig, path))
 
 
 def _error_edf(run: Run, path: Path) -> Figure:
-    """Complexity-normalised error EDFs per axis, for axes where every choice has enough full-budget rows."""
-    title = "Complexity-normalised error EDFs"
-    counts = {axis: edf_counts(run.trials, axis) for axis in run.design_axes}
+    """Error EDFs per axis, MACs-normalised over the range every choice occupies where that range holds enough
+    models (plain otherwise, and always for width), for axes where every choice has enough full-budget models."""
+    title = "Error EDFs (complexity-normalised where the axis allows)"
+    metric = f"{EVIDENCE_SPLIT}_top1"
+    counts = {axis: edf_counts(run.trials, axis, metric) for axis in run.design_axes}
     ready = [a for a, c in counts.items() if len(c) >= 2 and c.min() >= MIN_ROWS_PER_CHOICE]
     text = "; ".join(f"{a}: " + ", ".join(f"{k} {v}" for k, v in c.items())
                      for a, c in counts.items() if a not in ready)
     if not ready:
-        return Figure(title, f"Skipped: an error EDF per axis needs at least {MIN_ROWS_PER_CHOICE} full-budget rows "
-                             f"for every choice; rows per choice: {text or 'no varying axis'}.")
+        return Figure(title, f"Skipped: an error EDF per axis needs at least {MIN_ROWS_PER_CHOICE} full-budget configs "
+                             f"for every choice; configs per choice: {text or 'no varying axis'}.")
     fig, subplots = plt.subplots(1, len(ready), figsize=(3.6 * len(ready), 3.6), sharey=True, squeeze=False)
+    notes = []
     for ax, axis in zip(subplots[0], ready):
-        edf = error_edf(run.trials, axis)
+        normalise, why = normalisable(run.trials, axis, metric)
+        edf = error_edf(run.trials, axis, metric, normalise=normalise)
         given = [choice_label(c) for c in run.choice_orders.get(axis, [])]
         order = [c for c in given if c in set(edf["choice"])] + sorted(set(edf["choice"]) - set(given))
         sns.ecdfplot(data=edf, x="error", hue="choice", hue_order=order, weights="weight", ax=ax)  # per choice
-        ax.set_xlabel(f"{axis}: val error (%)")
-        ax.set_ylabel("cumulative fraction (MACs-normalised)")
-    rows = len(error_edf(run.trials, ready[0]))
-    caption = (f"Error EDF (error = 100 − val top-1, %) of each choice over {rows} full-budget candidate rows "
-               "(confirmation replicates left out), each model weighted by 1 / (its choice's density of log MACs, "
-               "10 shared bins) so every choice has the same MACs distribution; higher and further left is better."
-               + (f" Not drawn where a choice has fewer than {MIN_ROWS_PER_CHOICE} rows: {text}." if text else ""))
+        ax.set_xlabel(f"{axis}: {EVIDENCE_SPLIT} error (%)")
+        ax.set_ylabel("cumulative fraction" + (" (MACs-normalised)" if normalise else ""))
+        notes.append(f"{axis}: normalised over the MACs every choice occupies ({len(edf)} configs)" if normalise
+                     else f"{axis}: plain, not normalised — {why}")
+    caption = (f"Error EDF (error = 100 − {EVIDENCE_SPLIT} top-1, %) of each choice over the run seed's full-budget "
+               "candidates (confirmation reruns left out); where normalised, each model is weighted by 1 / (its "
+               "choice's density of log MACs, 10 shared bins) inside the log-MACs range all choices occupy, so there "
+               "every choice has the same MACs distribution; higher and further left is better. " + "; ".join(notes)
+               + "." + (f" Not drawn where a choice has fewer than {MIN_ROWS_PER_CHOICE} configs: {text}." if text else ""))
     return Figure(title, caption, _save(fig, path))
 
 
@@ -177,7 +210,7 @@ def parameter_importance(run: Run) -> pd.Series | None:
     """
     import optuna
 
-    cands, axes = run.candidates.dropna(subset=["val_top1"]), varying_axes(run)
+    cands, axes = search_trials(run.candidates).dropna(subset=["val_top1"]), varying_axes(run)
     if len(cands) < 4 or not axes or cands["val_top1"].nunique() < 2:
         return None
     params = [{a: _plain(v) if pd.notna(v) else "n/a" for a, v in row.items()} for row in cands[axes].to_dict("records")]

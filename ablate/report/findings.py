@@ -1,137 +1,175 @@
-"""The report's findings: every sentence names the comparison, the estimate, its 95 % CI and n.
+"""The report's words: the Verdicts section (one Holm-adjusted family) and the descriptive Findings.
 
-A difference whose CI covers 0 is stated as "no clear difference"; with n = 1 there is no CI and the sentence says
-so instead of a verdict. Per-axis effects come from the additive OLS (:func:`ablate.analysis.effects`), the best
-candidate against each baseline from paired Δs over shared training seeds.
+A verdict — "`X` is better than `Y`" — is only ever said of a comparison in the family
+(:func:`ablate.analysis.verdict_family`) whose adjusted p is below α; every other comparison of the family is listed
+as "no clear difference" with the smallest difference it could have detected. Findings describe what the verdicts do
+not judge (the selection, configs seen under one seed, early-stopping fidelity) and never say "better".
 """
 
 from __future__ import annotations
 
 import math
 
-from ablate.analysis import paired_delta, rung_fidelity
-from ablate.analysis.intervals import Interval
+import numpy as np
+
+from ablate.analysis import CHEAPER, best_candidate, noise_floor, rung_fidelity
+from ablate.analysis.evidence import METHOD as INTERVAL_METHOD
+from ablate.analysis.verdicts import KINDS
 from ablate.pareto import pareto_mask
-from ablate.report.data import BASELINE_NAMES, COST_LABELS, REFERENCE, Run, cost_unit, fmt
+from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, REFERENCE, Run, cost_unit, fmt
 
-NO_CI = "n = 1 cannot give a CI"
+POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
+                "split (every comparison)")
 
 
-def p_text(p: float) -> str:
+def p_text(p: float, what: str = "p") -> str:
     """A p-value for a sentence: two significant digits, or "p < 0.001"."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    return f"{what} < 0.001" if p < 0.001 else f"{what} = {p:.2g}"
+
+
+def interval_text(low: float, high: float, signed: bool = True) -> str:
+    spec = "{:+.2f}" if signed else "{:.2f}"
+    return f"95 % CI [{spec.format(low)}, {spec.format(high)}]"
+
+
+def _subject(row) -> str:
+    """What a family comparison is, in words."""
+    if row.kind == "effect":
+        return (f"{row.axis}: `{row.a}` vs `{row.b}` (reference; additive OLS over one run-seed model per config, "
+                f"n = {row.n_a} vs {row.n_b} configs)")
+    seeds = f"{row.n_a} vs {row.n_b} fresh seeds × {int(row.n_images)} {EVIDENCE_SPLIT} images"
+    if row.kind == "equal_macs":
+        return f"`{row.a}` vs {row.b}, the best baseline costing no more MACs ({seeds})"
+    return f"best candidate `{row.a}` vs {row.b} ({seeds})"
+
+
+def verdict_lines(run: Run) -> list[str]:
+    """The Verdicts section: each verdict, then each comparison with no clear difference, then the family, the
+    noise floor and the smallest detectable differences."""
+    family = run.verdicts
+    m = family.attrs.get("family_size", 0)
+    if not m:
+        return [_no_family(run), noise_sentence(run)]
+    better, unclear = [], []
+    for row in family.itertuples(index=False):
+        numbers = (f"{row.estimate:+.2f} pp {EVIDENCE_SPLIT} top-1, {interval_text(row.ci_low, row.ci_high)}, "
+                   f"{p_text(row.p_adjusted, 'Holm-adjusted p')}")
+        if row.better is not None:
+            loser = row.b if row.better == row.a else row.a
+            better.append(f"`{row.better}` is better than `{loser}` — {_subject(row)}: {numbers}.")
+        else:
+            unclear.append(f"No clear difference — {_subject(row)}: {numbers}; detectable with 80 % power: "
+                           f"{fmt(row.detectable)} pp.")
+    kinds = family["kind"].value_counts()
+    summary = ", ".join(f"{kinds[k]} {KINDS[k]}{'s' if kinds[k] != 1 and k != 'equal_macs' else ''}"
+                        for k in KINDS if k in kinds)
+    head = [f"{len(better)} of {m} comparisons show a clear difference." if better else
+            f"None of the {m} comparisons shows a clear difference."]
+    family_line = (f"Family: {m} comparisons ({summary}), adjusted together with {family.attrs['method']}'s "
+                   f"step-down at α = {family.attrs['alpha']:g} (statsmodels multipletests), so the chance of any "
+                   f"false \"is better\" in this report is at most {family.attrs['alpha']:.0%}; intervals are "
+                   f"unadjusted 95 %. Candidate-vs-baseline comparisons use the fresh confirmation seeds and the "
+                   f"{EVIDENCE_SPLIT} split, which selection never saw; their intervals: {INTERVAL_METHOD}.")
+    return head + better + unclear + [family_line, noise_sentence(run), detectable_sentence(run)]
+
+
+def _no_family(run: Run) -> str:
+    cands = int((run.summary["kind"] == "candidate").sum())
+    return (f"No verdict-bearing comparison: no axis effect is estimable from {cands} candidate configs and no "
+            "candidate was confirmed under fresh seeds (`--confirm K --seeds S`), so this report draws no "
+            "conclusion; the tables below are descriptive.")
+
+
+def noise_sentence(run: Run) -> str:
+    """The noise floor: the binomial SE of the evaluation split and the seed-to-seed std, stated as noise."""
+    n_images = run.split_size(EVIDENCE_SPLIT) or run.evidence.n_images() or None
+    noise = noise_floor(run.trials, n_images, f"{EVIDENCE_SPLIT}_top1")
+    binomial = (f"binomial SE of {EVIDENCE_SPLIT} top-1 at the mean {noise.accuracy:.1f} % over {noise.n_images} "
+                f"{EVIDENCE_SPLIT} images: {noise.binomial_se:.2f} pp" if noise.n_images else
+                f"binomial SE of {EVIDENCE_SPLIT} top-1: unknown (run.json gives no size of the {EVIDENCE_SPLIT} split)")
+    seeds = (f"seed-to-seed std of {EVIDENCE_SPLIT} top-1 over the fresh confirmation seeds: {noise.seed_std:.2f} pp "
+             f"(pooled over {noise.seed_configs} config{'s' if noise.seed_configs != 1 else ''}, "
+             f"n = {noise.seed_rows} models, {noise.seed_df} df)" if noise.seed_configs else
+             "seed-to-seed std: not measured (no config was trained under 2 or more fresh seeds)")
+    return (f"Noise floor: {binomial}; {seeds}. Either alone moves a single model's top-1 by about this much, so a "
+            "difference of that size is indistinguishable from noise; whether a larger one is evidence is what each "
+            "comparison's interval and adjusted p say.")
+
+
+def detectable_sentence(run: Run) -> str:
+    """The smallest difference each kind of comparison could detect (80 % power at α / m), and what would help."""
+    family = run.verdicts
+    m = family.attrs.get("family_size", 0)
+    by_kind = family.dropna(subset=["detectable"]).groupby("kind")["detectable"].median()
+    parts = "; ".join(f"{KINDS[k]} ≈ {by_kind[k]:.1f} pp" for k in KINDS if k in by_kind)
+    return (f"Smallest difference this run could detect (80 % power, two-sided, α = {family.attrs['alpha']:g}/{m} "
+            f"per comparison, from its own noise and n; median per kind): {parts or '—'}; {POWER_ADVICE}.")
 
 
 def findings(run: Run) -> list[str]:
-    """Sentences read off the statistics: axis effects, the best candidate vs each baseline, the cheapest
-    Pareto-optimal candidate, and (search runs) how well epoch 1 predicts the final ranking."""
-    return _effect_sentences(run) + _best_sentences(run) + [_cheapest_sentence(run)] + _fidelity_sentences(run)
+    """Descriptive sentences: the selection and its best candidate, effects that could not be estimated, the
+    cheapest Pareto-optimal candidate, and (search runs) how well epoch 1 predicts the final ranking."""
+    return (_selection_sentences(run) + _not_estimable(run) + [_cheapest_sentence(run)]
+            + _fidelity_sentences(run))
 
 
-def ci_text(interval: Interval, unit: str = " pp", what: str = "seed", signed: bool = True) -> str:
-    """``95 % CI [a, b], n = k seeds`` (signed for differences); with one value, that n = 1 cannot give a CI."""
-    plural = "" if interval.n == 1 else "s"
-    if not interval.has_ci:
-        return f"n = {interval.n} {what}{plural}: {NO_CI}" if interval.n == 1 else f"n = {interval.n} {what}{plural}"
-    spec = "{:+.2f}" if signed else "{:.2f}"
-    return f"95 % CI [{spec.format(interval.low)}, {spec.format(interval.high)}]{unit}, n = {interval.n} {what}{plural}"
-
-
-def verdict(interval: Interval, higher: str, lower: str) -> str:
-    """Who wins a difference ``higher − lower``: a name when the CI excludes 0, else "no clear difference"."""
-    if not interval.has_ci:
-        return "no verdict without a CI"
-    if interval.covers_zero:
-        return "no clear difference"
-    return f"`{higher if interval.mean > 0 else lower}` is better"
-
-
-def _effect_sentences(run: Run) -> list[str]:
-    table = run.effects
-    n_model = table.attrs.get("n_model", len(run.candidates))
-    if table.empty:
-        return [f"Axis effects: no axis has two choices among the {n_model} completed candidates, so there is no "
-                "comparison to make."]
-    sentences = []
-    for row in table.itertuples(index=False):
-        pair = f"`{row.choice}` vs `{row.reference}` (reference)" if row.reference is not None else f"`{row.choice}`"
-        counts = f"n = {row.n} vs {row.n_reference} rows" if row.reference is not None else f"n = {row.n} rows"
-        if not row.estimable:
-            sentences.append(f"{row.axis}: {pair}: not estimable — {row.reason} ({counts}).")
-            continue
-        interval = Interval(row.estimate, math.nan, row.ci_low, row.ci_high, row.n)
-        sentences.append(
-            f"{row.axis}: {pair}, additive OLS over {row.n_model} full-budget candidate rows: {row.estimate:+.2f} pp "
-            f"val top-1 (95 % CI [{row.ci_low:+.2f}, {row.ci_high:+.2f}], {counts}) — "
-            f"{verdict(interval, row.choice, row.reference)}.")
-    return sentences
-
-
-def _best_sentences(run: Run) -> list[str]:
-    """The best candidate by mean val top-1, then its paired Δ against every baseline present."""
+def _selection_sentences(run: Run) -> list[str]:
     summary = run.summary
-    cands = summary[(summary["kind"] == "candidate") & summary["val_top1_mean"].notna()]
+    cands = summary[summary["kind"] == "candidate"].dropna(subset=["selection_val_top1"])
     if cands.empty:
         return []
-    top = cands.iloc[0]
-    mean = Interval(top["val_top1_mean"], top["val_top1_std"], top["val_top1_ci_low"], top["val_top1_ci_high"],
-                    int(top["n"]))
-    interval = ci_text(mean, unit="", signed=False)
-    sentences = [f"Best candidate `{top['name']}` reached {fmt(top['val_top1_mean'])} % val top-1 ({interval}); "
-                 f"picked as the best of {len(cands)} completed candidate configs, so this estimate is optimistic."]
-    for name in BASELINE_NAMES:
-        if not (summary["name"] == name).any():
-            continue
-        delta = paired_delta(run.trials, top["name"], name)
-        if delta.n == 0:
-            sentences.append(f"`{top['name']}` vs {name}: no training seed where both completed (n = 0), so no "
-                             "paired Δ.")
-            continue
-        sentences.append(f"`{top['name']}` vs {name}: paired Δ {delta.mean:+.2f} pp val top-1 "
-                         f"({ci_text(delta, what='paired seed')}) — {verdict(delta, top['name'], name)}.")
-    return sentences
+    top = cands.sort_values("selection_rank").iloc[0]
+    first = (f"Selection: the design ranked {len(cands)} candidate configs by the run seed's val top-1; "
+             f"`{top['name']}` came first at {fmt(top['selection_val_top1'])} % — the best of {len(cands)}, so that "
+             "number is optimistic and judges nothing.")
+    best = best_candidate(summary)
+    if best is None:
+        return [first + " No candidate was retrained under fresh seeds (`--confirm 0`): no candidate is judged."]
+    judged = (f" Confirmed: `{best['name']}` reaches {fmt(best['test_top1_mean'])} % {EVIDENCE_SPLIT} top-1 over "
+              f"{int(best['n_confirm'])} fresh seeds ({interval_text(best['test_top1_ci_low'], best['test_top1_ci_high'], signed=False)}), "
+              f"{fmt(best['test_top1_mean'] - best['selection_val_top1'], '{:+.2f}')} pp from its selection number.")
+    return [first + judged]
+
+
+def _not_estimable(run: Run) -> list[str]:
+    table = run.effects
+    return [f"{row.axis}: `{row.choice}` vs `{row.reference}`: not estimable — {row.reason} "
+            f"(n = {row.n} vs {row.n_reference} configs)."
+            for row in table.itertuples(index=False) if not row.estimable]
 
 
 def _cheapest_sentence(run: Run) -> str:
-    """The lowest-cost candidate on the Pareto front: what accuracy the cheapest sensible choice keeps."""
+    """The lowest-cost candidate on the Pareto front of the evidence top-1: what the cheapest sensible choice keeps."""
     summary = run.summary
-    front = summary[pareto_mask(summary, "val_top1_mean", run.cost) & (summary["kind"] == "candidate")]
+    front = summary[pareto_mask(summary, "test_top1_mean", run.cost) & (summary["kind"] == "candidate")]
     scale, unit = cost_unit(run.cost, run.trials[run.cost])
     label = COST_LABELS[run.cost]
     if front.empty:
-        return (f"No candidate is on the accuracy-vs-{label} Pareto front (0 of "
-                f"{int((summary['kind'] == 'candidate').sum())} completed candidate configs).")
+        return (f"No candidate is on the {EVIDENCE_SPLIT} top-1 vs {label} Pareto front (0 of "
+                f"{int((summary['kind'] == 'candidate').sum())} candidate configs).")
     cheap = front.loc[front[run.cost].idxmin()]
-    mean = Interval(cheap["val_top1_mean"], math.nan, cheap["val_top1_ci_low"], cheap["val_top1_ci_high"],
-                    int(cheap["n"]))
-    delta = Interval(cheap["delta_mean"], math.nan, cheap["delta_ci_low"], cheap["delta_ci_high"],
-                     int(cheap["delta_n"]))
-    versus = (f"; vs {REFERENCE} paired Δ {delta.mean:+.2f} pp ({ci_text(delta, what='paired seed')}) — "
-              f"{verdict(delta, cheap['name'], REFERENCE)}" if delta.n else "")
-    equal = cheap["delta_equal_macs"]
-    at_equal = (f"; Δ at equal MACs {equal:+.2f} pp" if math.isfinite(equal)
-                else "; Δ at equal MACs: outside the baselines' MACs range" if math.isfinite(cheap["macs"]) else "")
+    seeds = (f"{int(cheap['n_confirm'])} fresh seeds" if cheap["evidence"] == "confirm"
+             else "the run seed only (descriptive: it was not confirmed, so no verdict)")
+    matched = cheap["equal_macs_baseline"]
+    if isinstance(matched, str) and matched != CHEAPER and math.isfinite(cheap["delta_equal_macs"]):
+        at_equal = (f"; vs {matched}, the best baseline costing no more: {cheap['delta_equal_macs']:+.2f} pp "
+                    f"({interval_text(cheap['delta_equal_macs_ci_low'], cheap['delta_equal_macs_ci_high'])})")
+    else:
+        at_equal = f"; {CHEAPER}" if matched == CHEAPER else ""
     return (f"Cheapest Pareto-optimal candidate: `{cheap['name']}` at {fmt(cheap[run.cost], scale=scale)} {unit} "
-            f"{label} with {fmt(cheap['val_top1_mean'])} % val top-1 ({ci_text(mean, unit='', signed=False)})"
-            f"{versus}{at_equal}; "
+            f"{label} with {fmt(cheap['test_top1_mean'])} % {EVIDENCE_SPLIT} top-1 over {seeds}{at_equal}; "
             f"{len(front)} candidate{'s are' if len(front) != 1 else ' is'} on the front.")
 
 
-def _is_search_run(run: Run) -> bool:
-    trials = run.trials
-    searched = "phase" in trials and bool((trials["phase"] == "search").any())
-    return searched or bool((trials["status"] == "pruned").any()) or run.meta.get("design") == "search"
-
-
 def _fidelity_sentences(run: Run) -> list[str]:
-    """Kendall τ between each completed candidate's epoch-1 and final val top-1: can early stopping be trusted?"""
+    """Kendall τ (with a bootstrap CI) between each design trial's epoch-1 and final val top-1: can early stopping
+    be trusted? Design trials are never stopped early, so τ is not restricted to ASHA's survivors."""
     agreement = rung_fidelity(run.curves, run.trials, rung=1)
     if agreement.n >= 3 and math.isfinite(agreement.kendall_tau):
-        return [f"Early stopping: Kendall τ between epoch-1 and final val top-1 of the completed candidates = "
-                f"{agreement.kendall_tau:+.2f} ({p_text(agreement.kendall_p)}, n = {agreement.n}); Spearman ρ = "
-                f"{agreement.spearman_rho:+.2f} ({p_text(agreement.spearman_p)}); top-{agreement.top_k} overlap "
+        ci = (f", bootstrap {interval_text(agreement.tau_ci_low, agreement.tau_ci_high)}"
+              if np.isfinite([agreement.tau_ci_low, agreement.tau_ci_high]).all() else "")
+        return [f"Early stopping: Kendall τ between epoch-1 and final val top-1 of the {agreement.n} design trials "
+                f"(trained to the full budget) = {agreement.kendall_tau:+.2f}{ci} ({p_text(agreement.kendall_p)}); "
+                f"Spearman ρ = {agreement.spearman_rho:+.2f}; top-{agreement.top_k} overlap "
                 f"{agreement.top_k_overlap} of {agreement.top_k}."]
-    if not _is_search_run(run):
-        return []
-    return [f"Early stopping: no rank correlation — {agreement.n} completed candidates have both an epoch-1 and a "
-            "later final val top-1 in curves.parquet with differing values (needs ≥ 3)."]
+    return []

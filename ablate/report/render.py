@@ -15,9 +15,9 @@ import pandas as pd
 
 from ablate.models.symmetry import SYMMETRY_RTOL
 from ablate.report.data import COST_LABELS, MISSING, REFERENCE, Figure, Run
-from ablate.report.findings import findings
-from ablate.report.tables import leaderboard, published_table, unfinished_table
-from ablate.report.text import header_items, noise_item
+from ablate.report.findings import findings, verdict_lines
+from ablate.report.tables import cost_table, leaderboard, published_table, unfinished_table
+from ablate.report.text import header_items
 
 PUBLISHED_HEADING = "Published reference numbers (ImageNet, from the papers — not measured here)"
 
@@ -26,30 +26,36 @@ Block = tuple[str, object]
 
 
 def build_document(run: Run, figures: list[Figure]) -> list[Block]:
-    """The report as an ordered list of (block kind, content), rendered by both markdown and HTML."""
-    return ([("h1", f"Ablation report: {run.directory.resolve().name}")] + _run_blocks(run) + _leaderboard_blocks(run)
-            + _published_blocks() + _figure_blocks(figures) + [("h2", "Findings"), ("ul", findings(run))])
+    """The report as an ordered list of (block kind, content), rendered by both markdown and HTML: the verdicts
+    first, then what they rest on."""
+    return ([("h1", f"Ablation report: {run.directory.resolve().name}"), ("h2", "Verdicts"),
+             ("ul", verdict_lines(run))] + _run_blocks(run) + _leaderboard_blocks(run) + _published_blocks()
+            + _figure_blocks(figures) + [("h2", "Findings"), ("ul", findings(run))])
 
 
 def _run_blocks(run: Run) -> list[Block]:
-    return [("h2", "Run"), ("p", noise_item(run)), ("ul", header_items(run)), ("p", "Command to reproduce:"),
+    return [("h2", "Run"), ("ul", header_items(run)), ("p", "Command to reproduce:"),
             ("code", str(run.meta.get("command") or MISSING))]
 
 
 def _leaderboard_blocks(run: Run) -> list[Block]:
     rest = unfinished_table(run)
-    intro = (f"One row per completed config (candidates and baselines) by mean validation top-1 over its training "
-             f"seeds, with the 95 % t-interval (— with one seed: n = 1 cannot give a CI); Δ vs {REFERENCE} is paired "
-             f"by training seed (same data split) over the seeds both completed; Δ at equal MACs is the mean val "
-             f"top-1 minus the baselines' accuracy-vs-MACs front interpolated in log MACs (\"outside range\" beyond "
-             f"it); ★ marks the Pareto front (max mean val top-1, min {COST_LABELS[run.cost]}) over "
-             f"{len(run.summary)} configs ({len(run.completed)} completed rows).")
+    intro = (f"One row per completed config (candidates and baselines; {len(run.summary)} configs, "
+             f"{len(run.completed)} completed models), confirmed configs first. *selection*: the run seed's val "
+             "top-1, which ranked the configs and picked those to confirm (optimistic for the picked ones; it "
+             "judges nothing). *evidence*: test top-1 — over the fresh confirmation seeds for a confirmed config, "
+             "else the run seed's model — with a 95 % interval over both seeds and the finite test set; Δ vs "
+             f"{REFERENCE} and Δ at equal MACs (against the best baseline costing no more, chosen on the selection "
+             "numbers) pair the two configs image by image on the same seeds' kind. Only the Verdicts section judges; "
+             f"★ marks the Pareto front (max evidence top-1, min {COST_LABELS[run.cost]}).")
+    cost_intro = "Costs of the same configs (means over their models)."
     if "symmetric" in run.summary and run.summary["symmetric"].notna().any():
-        intro += (f" symmetric: the trained model kept its logits (max |Δlogits| ≤ {SYMMETRY_RTOL:g} × max |logit|, "
-                  "every seed) when each residual stream was rotated by a random orthogonal matrix with its "
-                  "neighbours counter-rotated, BN fused, in eval mode — QLNet's continuous symmetry; the gap is the "
-                  "largest |Δlogits| over the seeds.")
+        cost_intro += (f" symmetric: the trained model kept its logits (max |Δlogits| ≤ {SYMMETRY_RTOL:g} × max "
+                       "|logit|, every seed) when each residual stream was rotated by a random orthogonal matrix with "
+                       "its neighbours counter-rotated, BN fused, in eval mode — QLNet's continuous symmetry; the gap "
+                       "is the largest |Δlogits| over the seeds.")
     return [("h2", "Leaderboard (measured in this run)"), ("p", intro), ("table", leaderboard(run)),
+            ("h3", "Costs"), ("p", cost_intro), ("table", cost_table(run)),
             ("h2", "Pruned and failed trials"),
             ("table", rest) if not rest.empty else ("p", "None: 0 trials were pruned or failed.")]
 

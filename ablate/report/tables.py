@@ -9,47 +9,62 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from ablate.analysis.equal_cost import baseline_front, in_front_range
+from ablate.analysis.equal_cost import CHEAPER
 from ablate.pareto import pareto_mask
 from ablate.report.data import MISSING, REFERENCE, Run, cost_unit, fmt, fmt_ci, strip_urls
 
 
 def leaderboard(run: Run) -> pd.DataFrame:
-    """One row per completed config (candidates and baselines) by mean val top-1, formatted for display.
+    """One row per completed config, accuracy with intervals (fits a laptop screen; costs: :func:`cost_table`).
 
-    Mean val top-1 with its 95 % t-interval and n seeds, paired Δ vs ResNet50 with its CI, "Δ at equal MACs" (vs the
-    baselines' front interpolated in log MACs; "outside range" beyond it), costs, and Pareto stars over the means.
+    Selection number (run seed's val top-1), then the evidence: test top-1 with its 95 % interval and seeds, the
+    paired Δ vs ResNet50 and Δ at equal MACs with theirs, and Pareto stars over evidence top-1 vs the run's cost.
     """
-    summary = run.summary
-    done = summary.assign(pareto=pareto_mask(summary, "val_top1_mean", run.cost))
-    mscale, munit = cost_unit("macs", run.trials["macs"])
-    front = baseline_front(summary)
-    inside = in_front_range(done["macs"], front["macs"])
-    measured = np.isfinite(pd.to_numeric(done["macs"], errors="coerce")) & (len(front) > 0)
-    equal_macs = np.where(inside, done["delta_equal_macs"].map(lambda v: fmt(v, "{:+.2f}")),
-                          np.where(measured, "outside range", MISSING))
-    table = pd.DataFrame({
-        "pareto": np.where(done["pareto"], "★", ""),
-        "name": done["name"], "kind": done["kind"], "config": done["config"],
-        "phase": done["phases"].replace("", MISSING), "n seeds": done["n"].map(lambda v: fmt(v, "{:.0f}")),
-        "val top-1 (%)": done["val_top1_mean"].map(fmt),
-        "val 95 % CI": [fmt_ci(lo, hi) for lo, hi in zip(done["val_top1_ci_low"], done["val_top1_ci_high"])],
+    done = run.summary
+    star = pareto_mask(done, "test_top1_mean", run.cost)
+    seeds = [f"{int(n)} fresh" if kind == "confirm" else "1 (run seed)" for kind, n in zip(done["evidence"],
+                                                                                        done["n_confirm"])]
+    equal = [(matched if matched == CHEAPER else f"{_with_ci(d, lo, hi)} vs {matched}")
+             if kind == "candidate" and isinstance(matched, str) else MISSING
+             for kind, matched, d, lo, hi in zip(done["kind"], done["equal_macs_baseline"], done["delta_equal_macs"],
+                                                 done["delta_equal_macs_ci_low"], done["delta_equal_macs_ci_high"])]
+    return pd.DataFrame({
+        "pareto": np.where(star, "★", ""), "name": done["name"], "kind": done["kind"],
+        "selection: val top-1 (%)": done["selection_val_top1"].map(fmt),
+        "seeds": seeds,
         "test top-1 (%)": done["test_top1_mean"].map(fmt),
-        f"Δtop-1 vs {REFERENCE} (pp)": done["delta_mean"].map(lambda v: fmt(v, "{:+.2f}")),
-        "Δ 95 % CI": [fmt_ci(lo, hi, "{:+.2f}") for lo, hi in zip(done["delta_ci_low"], done["delta_ci_high"])],
-        "Δ at equal MACs (pp)": equal_macs,
+        "test 95 % CI": [fmt_ci(lo, hi) for lo, hi in zip(done["test_top1_ci_low"], done["test_top1_ci_high"])],
+        f"Δ vs {REFERENCE} (pp)": [MISSING if name == REFERENCE else _with_ci(d, lo, hi)
+                                   for name, d, lo, hi in zip(done["name"], done["delta_mean"], done["delta_ci_low"],
+                                                              done["delta_ci_high"])],
+        "Δ at equal MACs (pp)": equal,
+    })
+
+
+def _with_ci(value, low, high) -> str:
+    """A signed difference with its interval, or alone when it has none."""
+    ci = fmt_ci(low, high, "{:+.2f}")
+    return fmt(value, "{:+.2f}") + ("" if ci == MISSING else f" {ci}")
+
+
+def cost_table(run: Run) -> pd.DataFrame:
+    """The same configs' costs: params, MACs, element-wise ops, latency, throughput (and the symmetry check)."""
+    done = run.summary
+    mscale, munit = cost_unit("macs", run.trials["macs"])
+    table = pd.DataFrame({
+        "name": done["name"], "config": done["config"],
         "params (M)": done["params"].map(lambda v: fmt(v, scale=1e6)),
         f"MACs ({munit})": done["macs"].map(lambda v: fmt(v, scale=mscale)),
         "element-wise ops (M)": done["elementwise_ops"].map(lambda v: fmt(v, scale=1e6)),
         "latency (ms)": done["latency_ms"].map(fmt),
         "throughput (img/s)": done["throughput"].map(lambda v: fmt(v, "{:.0f}")),
     })
-    if "symmetric" in done and done["symmetric"].notna().any():  # QLNet's property, measured on the trained weights
-        table["symmetric"] = done["symmetric"].map(lambda v: MISSING if v is None or v != v else ("yes" if v else "no"))
-        table["symmetry gap"] = done["symmetry_gap"].map(lambda v: fmt(v, "{:.1e}"))
     if done["trial_latency_ms"].notna().any():  # a latency objective's own number
         table.insert(table.columns.get_loc("latency (ms)") + 1, "in-trial latency (ms)",
                      done["trial_latency_ms"].map(fmt))
+    if "symmetric" in done and done["symmetric"].notna().any():  # QLNet's property, measured on the trained weights
+        table["symmetric"] = done["symmetric"].map(lambda v: MISSING if v is None or v != v else ("yes" if v else "no"))
+        table["symmetry gap"] = done["symmetry_gap"].map(lambda v: fmt(v, "{:.1e}"))
     return table
 
 

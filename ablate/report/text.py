@@ -1,10 +1,9 @@
-"""The report's run header: what ran, where, with which versions, and the noise floor of its numbers."""
+"""The report's run header: what ran, where, with which versions, how the configs were chosen and replicated."""
 
 from __future__ import annotations
 
 import json
 
-from ablate.analysis import noise_floor
 from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
 from ablate.results import search_trials
 
@@ -61,29 +60,11 @@ def _design_item(run: Run) -> str:
     seeds = run.summary["n"]
     spread = f"{int(seeds.min())}–{int(seeds.max())}" if len(seeds) and seeds.min() != seeds.max() else \
         (f"{int(seeds.iloc[0])}" if len(seeds) else "0")
-    replication = (f"confirmation: best {_compact(meta.get('confirm'))} candidates and the baselines under "
-                   f"{_compact(meta.get('seeds'))} training seeds" if "confirm" in meta or "seeds" in meta
-                   else "confirmation: none recorded in run.json")
+    replication = (f"confirmation: the best {_compact(meta.get('confirm'))} candidates by the run seed's val top-1, "
+                   f"and the baselines, retrained under {_compact(meta.get('seeds'))} fresh training seeds"
+                   if meta.get("confirm") else "confirmation: none (no candidate retrained under fresh seeds)")
     return (f"Design: {_compact(meta.get('design'))}; {replication}; rows by phase: {by_phase or MISSING}; "
             f"completed seeds per config: {spread}")
-
-
-def noise_item(run: Run) -> str:
-    """The noise floor: binomial SE of val top-1 for the validation-split size, and the seed-to-seed std."""
-    noise = noise_floor(run.trials, run.n_val)
-    if noise.n_val:
-        binomial = (f"binomial SE of val top-1 at the mean {noise.accuracy:.1f} % over n_val = {noise.n_val} "
-                    f"validation images: {noise.binomial_se:.2f} pp")
-    else:
-        binomial = "binomial SE of val top-1: unknown (run.json gives no validation-split size, data.val)"
-    if noise.seed_configs:
-        seeds = (f"seed-to-seed std of val top-1 from the confirmation runs: {noise.seed_std:.2f} pp (pooled over "
-                 f"{noise.seed_configs} config{'s' if noise.seed_configs != 1 else ''} with ≥ 2 seeds, "
-                 f"n = {noise.seed_rows} rows, {noise.seed_df} df)")
-    else:
-        seeds = ("seed-to-seed std: not measured (no config has 2 or more completed training seeds; "
-                 "n = 1 per config)")
-    return f"Noise floor: {binomial}; {seeds}. Differences smaller than these are not evidence."
 
 
 def _compact(value) -> str:

@@ -10,9 +10,9 @@ import pandas as pd
 
 from ablate.errors import error_summary
 from ablate.models import BlockConfig
-from ablate.results import CURVE_COLUMNS, hardware, versions
+from ablate.results import CURVE_COLUMNS, hardware, prediction_frame, versions
 from ablate.space import config_hash
-from ablate.training import read_epoch_log
+from ablate.training import read_epoch_log, read_predictions
 from ablate.tune.search import PHASE
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import classify
@@ -50,9 +50,13 @@ def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFr
         .reindex(columns=CURVE_COLUMNS)
 
 
+Outcome = tuple[dict[str, Any], "pd.DataFrame | None", "pd.DataFrame | None"]  # row, curve, per-image evidence
+
+
 def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[str, Any], trial_id: str,
-                  error: BaseException | str | None = None) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """One trial's row and learning curve, read from the trainer's own epoch log in the block's state folder.
+                  error: BaseException | str | None = None) -> Outcome:
+    """One trial's row, learning curve and (completed) per-image evidence, read from what the trainer left in the
+    block's state folder: its own epoch log and ``predictions.npz``.
 
     Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
     it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
@@ -65,11 +69,12 @@ def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[s
     measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, *SYMMETRY_COLUMNS, "node") if k in metrics}
     row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
                        status=status, phase=config.get(PHASE, "search"), reason=reason, history=history, measured=measured)
-    return row, curve_frame(history, row) if history else None
+    evidence = prediction_frame(read_predictions(settings.state_dir(block)), row) if status == "completed" else None
+    return row, curve_frame(history, row) if history else None, evidence
 
 
-def candidate_rows(result_grid, settings: RunSettings) -> list[tuple[dict[str, Any], pd.DataFrame | None]]:
-    """Every trial's row and learning curve once Tune is done (see :func:`candidate_row`)."""
+def candidate_rows(result_grid, settings: RunSettings) -> list[Outcome]:
+    """Every trial's row, learning curve and evidence once Tune is done (see :func:`candidate_row`)."""
     outcomes = []
     for result in result_grid:
         if result.config:

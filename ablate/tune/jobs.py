@@ -14,6 +14,7 @@ import ray
 
 from ablate.errors import error_summary
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
+from ablate.results import encode_hits
 from ablate.tune.collect import training_row
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of
@@ -41,17 +42,26 @@ class Job:
 
 
 def baseline_jobs(settings: RunSettings) -> list[Job]:
-    """The space's baselines under every training seed; the run's own seed belongs to the design."""
+    """The space's baselines under the run's seed (design: beside the candidates that selection compares) and under
+    every fresh confirmation seed (so that each confirmed candidate has a baseline of the same seed to pair with)."""
     return [Job("baseline", b.name, b.block, seed, "design" if seed == settings.seed else "confirm")
             for b in (BASELINE_BY_TIMM_NAME[t] for t in settings.space.baselines) for seed in settings.training_seeds]
 
 
+def selected(settings: RunSettings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``confirm`` best completed search candidates by val top-1 under the run's seed: what selection picks.
+
+    Only the design seed's validation split selects; nothing that judges the selected configs (fresh seeds, the
+    test split) takes part, so their confirmed numbers carry no winner's curse.
+    """
+    done = [r for r in rows if r["kind"] == "candidate" and r["status"] == "completed" and r["phase"] != "confirm"]
+    return sorted(done, key=lambda r: (-r["val_top1"], r["config"]))[:settings.confirm]
+
+
 def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list[Job]:
-    """The ``confirm`` best completed candidates (by val top-1 under the run's seed) under the extra seeds."""
-    done = [r for r in rows if r["kind"] == "candidate" and r["status"] == "completed"]
-    best = sorted(done, key=lambda r: r["val_top1"], reverse=True)[:settings.confirm]
+    """The selected candidates retrained under every fresh confirmation seed."""
     return [Job("candidate", r["config"], BlockConfig.parse(r["config"]), seed, "confirm")
-            for r in best for seed in settings.training_seeds[1:]]
+            for r in selected(settings, rows) for seed in settings.confirmation_seeds]
 
 
 def code_version(root: Path = PACKAGE_ROOT) -> str:
@@ -86,7 +96,8 @@ def train_job(job: Job, settings: RunSettings) -> dict[str, Any]:
     if result.status == "completed":
         measured.update(symmetry_of(job.block, settings, data, state_dir))
     row = job_row(job, settings, status=result.status, reason=result.reason, history=result.history, measured=measured)
-    return {"row": row, "curves": result.history}
+    return {"row": row, "curves": result.history,
+            "predictions": {split: encode_hits(hits) for split, hits in result.correct.items()}}
 
 
 class JobRunner:
@@ -126,13 +137,13 @@ class JobRunner:
         return [refs[ref] for ref in ready]
 
     def collect(self, wait: bool = True) -> dict[Job, dict[str, Any]]:
-        """Every finished job's outcome (``row`` and ``curves``); with ``wait``, after every pending job ends."""
+        """Every finished job's outcome (``row``, ``curves`` and ``predictions``); with ``wait``, after every pending job ends."""
         for job in self._ready(timeout=None if wait else 0):
             try:
                 outcome = ray.get(self.pending.pop(job))
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
                 outcome = {"row": job_row(job, self.settings, status="failed", reason=error_summary(err)),
-                           "curves": []}
+                           "curves": [], "predictions": {}}
             cached = self._cache_file(job)
             if cached is not None and outcome["row"]["status"] == "completed":
                 self.cache_dir.mkdir(parents=True, exist_ok=True)

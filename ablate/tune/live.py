@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.results import CURVE_COLUMNS, write_tables
+from ablate.results import CURVE_COLUMNS, PREDICTION_COLUMNS, prediction_frame, write_tables
 from ablate.tune.collect import curve_frame
 from ablate.tune.jobs import Job, JobRunner
 from ablate.tune.settings import RunSettings
@@ -29,31 +29,35 @@ class LiveRun:
     """
 
     def __init__(self, settings: RunSettings, jobs: JobRunner, previous: pd.DataFrame | None = None,
-                 previous_curves: pd.DataFrame | None = None):
+                 previous_curves: pd.DataFrame | None = None, previous_predictions: pd.DataFrame | None = None):
         self.settings, self.run_dir, self.jobs = settings, settings.run_dir, jobs
         self.rows: dict[str, dict[str, Any]] = {}
         self.curves: dict[str, pd.DataFrame] = {}
+        self.predictions: dict[str, pd.DataFrame] = {}
         for row in ([] if previous is None else previous.to_dict("records")):
             self.rows[str(row["trial_id"])] = row
-        if previous_curves is not None and len(previous_curves):
-            for trial_id, curve in previous_curves.groupby("trial_id"):
-                self.curves[str(trial_id)] = curve
+        for store, frame in ((self.curves, previous_curves), (self.predictions, previous_predictions)):
+            if frame is not None and len(frame):
+                store.update((str(trial_id), part) for trial_id, part in frame.groupby("trial_id"))
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.filed: set[Job] = set()  # jobs already filed into the rows
 
-    def add(self, row: dict[str, Any], curve: pd.DataFrame | None) -> None:
-        """Record (or replace) one finished model's row and curve."""
+    def add(self, row: dict[str, Any], curve: pd.DataFrame | None, predictions: pd.DataFrame | None = None) -> None:
+        """Record (or replace) one finished model's row, curve and per-image evidence."""
         self.rows[row["trial_id"]] = row
-        if curve is not None:
-            self.curves[row["trial_id"]] = curve
+        for store, frame in ((self.curves, curve), (self.predictions, predictions)):
+            if frame is not None:
+                store[row["trial_id"]] = frame
 
     def poll_jobs(self) -> bool:
         """Take in the jobs that finished since the last poll; True when there were any."""
         new = [job for job in self.jobs.collect(wait=False) if job not in self.filed]
         for job in new:
             outcome = self.jobs.results[job]
-            self.add(outcome["row"], curve_frame(outcome["curves"], outcome["row"]) if outcome["curves"] else None)
+            row = outcome["row"]
+            self.add(row, curve_frame(outcome["curves"], row) if outcome["curves"] else None,
+                     prediction_frame(outcome.get("predictions") or {}, row))
             self.filed.add(job)
         return bool(new)
 
@@ -69,9 +73,8 @@ class LiveRun:
         if counts is not None:
             self.counts = counts
         if self.rows:
-            curves = [c for c in self.curves.values() if len(c)]
-            write_tables(self.run_dir, list(self.rows.values()),
-                         pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS))
+            write_tables(self.run_dir, list(self.rows.values()), _stacked(self.curves, CURVE_COLUMNS),
+                         _stacked(self.predictions, PREDICTION_COLUMNS))
         best = self.best()
         progress = {"updated": time.time(), "elapsed_seconds": time.monotonic() - self.started,
                     "trials": self.counts, "jobs": {"done": self.jobs.done_count(), "total": len(self.jobs.jobs)},
@@ -79,6 +82,11 @@ class LiveRun:
         tmp = self.run_dir / f".{PROGRESS_FILE}.tmp"
         tmp.write_text(json.dumps(progress, indent=2))
         os.replace(tmp, self.run_dir / PROGRESS_FILE)
+
+
+def _stacked(frames: dict[str, pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    parts = [f for f in frames.values() if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 LIVE_RUNS: dict[str, LiveRun] = {}  # run folder → the live record, for the (pickled, so stateless) Tune callback

@@ -71,8 +71,7 @@ class RunProgress(tune.Callback):
         live = self.live
         if live is not None and trial.config:
             metrics = self.seen.get(trial.trial_id) or trial.last_result or {}
-            row, curve = candidate_row(live.settings, trial.config, metrics, trial.trial_id, error)
-            live.add(row, curve)
+            live.add(*candidate_row(live.settings, trial.config, metrics, trial.trial_id, error))
             live.write(self.counts(trials))
         self.show(trials)
 

@@ -31,11 +31,12 @@ from ablate.tune.trainables import make_trainable
 
 @dataclass
 class RunOutcome:
-    """What a finished run left: its folder, its results table, and the Ray dashboard's address (if any)."""
+    """What a finished run left: its folder, its results and per-image tables, and the Ray dashboard's address."""
 
     run_dir: Path
     table: pd.DataFrame
     dashboard_url: str | None
+    predictions: pd.DataFrame | None = None
 
 
 class DesignExemptASHA(ASHAScheduler):
@@ -79,11 +80,12 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     return replace(settings, space=space), {split: data.size(split) for split in ("train", "val", "test")}
 
 
-def _previous_tables(run_dir: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+def _previous_tables(run_dir: Path) -> tuple[pd.DataFrame | None, ...]:
     """The tables an interrupted run had written, so a resumed run shows (and counts) them from the start."""
     if not (run_dir / "trials.parquet").is_file():
-        return None, None
-    return load(run_dir), load_curves(run_dir)
+        return None, None, None
+    evidence = load(run_dir, predictions=True) if (run_dir / "predictions.parquet").is_file() else None
+    return load(run_dir), load_curves(run_dir), evidence
 
 
 def _finish_jobs(live: LiveRun) -> None:
@@ -111,14 +113,14 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
         tuner = build_tuner(settings, resources, [RunProgress(settings)], study_name=run_dir.name)
     timer = start_timer(resources, at_start=True)
     outcomes = candidate_rows(tuner.fit(), settings)
-    for row, curve in outcomes:
-        live.add(row, curve)
-    rows = [row for row, _ in outcomes]
+    for outcome in outcomes:
+        live.add(*outcome)
+    rows = [row for row, _, _ in outcomes]
     reconcile_study(settings, run_dir.name, rows)
     confirmations = confirmation_jobs(settings, rows)
     if confirmations:
-        print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} training seeds "
-              f"({len(confirmations)} more trainings) …", flush=True)
+        print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} fresh training "
+              f"seeds {list(settings.confirmation_seeds)} ({len(confirmations)} more trainings) …", flush=True)
         jobs.submit(confirmations, resources)
     _finish_jobs(live)
     rows = list(live.rows.values())
@@ -171,7 +173,7 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     resources = trial_resources(settings)
     jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines")
     jobs.submit(baseline_jobs(settings), resources)
-    live = LiveRun(settings, jobs, *(_previous_tables(run_dir) if resume else (None, None)))
+    live = LiveRun(settings, jobs, *(_previous_tables(run_dir) if resume else (None, None, None)))
     LIVE_RUNS[str(run_dir)] = live
     try:
         _train_everything(settings, resume, resources, live)
@@ -181,4 +183,4 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     wall = previous.get("wall_seconds", 0.0) + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
                                      wall_seconds=wall))
-    return RunOutcome(run_dir, table, dashboard_url)
+    return RunOutcome(run_dir, table, dashboard_url, load(run_dir, predictions=True))

@@ -40,8 +40,9 @@ class RunSettings:
         objectives_from: Where the objectives came from (flag, space file, run.json), for the run header.
         design: ``balanced`` (a balanced set of configs, all trained to the full budget), ``search`` (the sampler
             and ASHA, after a balanced start-up core exempt from early stopping) or ``grid`` (every config).
-        confirm: How many of the best candidates to retrain under every training seed once the design is done.
-        seeds: Training seeds per confirmed candidate and per baseline, in all (the run's seed included).
+        confirm: How many of the best candidates (by the run seed's val top-1) to retrain under fresh training seeds
+            once the design is done; the baselines are trained under the same fresh seeds.
+        seeds: Fresh training seeds per confirmed candidate and per baseline (used only when ``confirm > 0``).
         train_fn: The trainer; injectable for tests (e.g. one that fails on purpose).
 
     Example:
@@ -81,12 +82,18 @@ class RunSettings:
             raise ValueError(f"confirm must be ≥ 0 and seeds ≥ 1, got {self.confirm} and {self.seeds}")
 
     @property
-    def training_seeds(self) -> tuple[int, ...]:
-        """The training seeds of confirmed candidates and baselines: the run's seed, then the next ``seeds - 1``.
+    def confirmation_seeds(self) -> tuple[int, ...]:
+        """The fresh training seeds that judge the selected candidates: ``seed + 1 … seed + seeds`` (none without
+        confirmation). They play no part in selection, which sees only the run's own seed.
 
         The data splits stay those of the run's seed, so the rows of one training seed form pairs across models.
         """
-        return tuple(self.seed + r for r in range(self.seeds))
+        return tuple(self.seed + 1 + r for r in range(self.seeds)) if self.confirm else ()
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        """Every training seed of the baselines: the run's seed (the design's), then the confirmation seeds."""
+        return (self.seed, *self.confirmation_seeds)
 
     @property
     def macro(self) -> str:

@@ -53,7 +53,13 @@ def test_verdicts_come_first_and_each_quotes_its_adjusted_p_and_the_family(desig
     assert m == 7 + 3 + at_equal_macs and at_equal_macs >= 1  # 7 effects, the best vs 3 baselines, equal MACs
     assert verdicts[0] == f"{sum(' is better than ' in v for v in verdicts)} of {m} comparisons show a clear difference."
     comparisons = [v for v in verdicts if " is better than " in v or v.startswith("No clear difference")]
-    assert len(comparisons) == m
+    better = [v for v in verdicts if " is better than " in v]
+    assert len(comparisons) == m and 1 <= len(better) < m
+    names = {"dwconv", "twist", "relu", "multiply", "hardball", "maxpool", "avgpool", "1", "2", "4", *BASELINES,
+             *designed[2]["name"]}
+    for line in better:  # names of real configs or choices, the winner first
+        winner, loser = re.match(r"`([^`]+)` is better than `([^`]+)` — ", line).groups()
+        assert winner in names and loser in names and winner != loser, line
     assert all(re.search(r"Holm-adjusted p [=<] [\d.e-]+", v) for v in comparisons)
     assert all("detectable with 80 % power" in v for v in comparisons if v.startswith("No clear difference"))
     # the real effect: twist costs 12 pp, and the report says so against the reference choice

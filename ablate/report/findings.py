@@ -54,7 +54,7 @@ def verdict_lines(run: Run) -> list[str]:
     for row in family.itertuples(index=False):
         numbers = (f"{row.estimate:+.2f} pp {EVIDENCE_SPLIT} top-1, {interval_text(row.ci_low, row.ci_high)}, "
                    f"{p_text(row.p_adjusted, 'Holm-adjusted p')}")
-        if row.better is not None:
+        if isinstance(row.better, str):
             loser = row.b if row.better == row.a else row.a
             better.append(f"`{row.better}` is better than `{loser}` — {_subject(row)}: {numbers}.")
         else:

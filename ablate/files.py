@@ -118,7 +118,8 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 
 
 def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The JSON lines of a log ([] when it does not exist); a torn last line (no newline) is ignored.
+    """The JSON lines of a log ([] when it does not exist); a torn last line (one without its newline: every line is
+    appended whole with its newline, so any text after the last one is an append a kill cut short) is ignored.
 
     Raises:
         UsageError: A complete line that is not JSON (the log is damaged, not merely cut short).
@@ -128,18 +129,12 @@ def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
         return []
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
-    complete, tail = lines[:-1], lines[-1]  # the part after the last newline is torn (or empty)
     records = []
-    for number, line in enumerate(complete, 1):
+    for number, line in enumerate(lines[:-1], 1):  # the part after the last newline is torn (or empty)
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except ValueError as exc:
             raise damaged(path, f"line {number} is not JSON") from exc
-    if tail.strip():
-        try:  # a last line written whole but without its newline is still good
-            records.append(json.loads(tail))
-        except ValueError:
-            pass
     return records

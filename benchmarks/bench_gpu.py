@@ -20,7 +20,11 @@ Sections:
   full     — 50 steps of every block config of ``search_spaces/full.yaml`` under bf16 autocast through the trainer:
              finite loss and weights, or the failure;
   latency  — ``ablate.costs.measure`` on the device at 224² (batch 1 latency, batch 256 throughput) of timm's
-             ``resnet50``, ``resnet50_max``, ``resnet50_hybrid``, ratios to ResNet50 next to the published ratios.
+             ``resnet50``, ``resnet50_max``, ``resnet50_hybrid``, ratios to ResNet50 next to the published ratios;
+  packing  — N = 1, 2, 4, 8 concurrent training processes of the ``cifar10-fast`` protocol's model on one device
+             (``benchmarks/packing.py``): aggregate img/s and peak memory per N, the packing to use
+             (``--gpus-per-trial 1/N``), and the projected wall time of ``run_ablation.py --space qlblock
+             --protocol cifar10-fast`` on one GPU at that packing.
 
 Targets stated in the output: trainer ≥ 0.95× the reference loop's img/s per model; no non-finite loss in 50 bf16
 steps; compile's gain per model.
@@ -78,7 +82,7 @@ COMPILE_ORDER = ("hardball-twist-w1", "multiply-dwconv-w1", str(BASELINES["ResNe
                  str(BASELINES["R50-hybrid"]), "relu-dwconv-w1")  # the ops most likely to misbehave first
 DISPLAY = {str(config): name for name, config in BASELINES.items()}
 LATENCY_MODELS = {"resnet50": "R50", "resnet50_max": "R50-max", "resnet50_hybrid": "R50-hybrid"}  # timm → CSV name
-SECTIONS = ("peak", "trainer", "compile", "mfu", "latency", "full")  # report order; compile runs last (budget)
+SECTIONS = ("peak", "trainer", "compile", "mfu", "latency", "full", "packing")  # report order; compile runs last
 TARGET_RATIO = 0.95
 SEED = 0
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
@@ -108,6 +112,12 @@ class Settings:
     matmul_size: int = 8192
     budget_s: float = 270.0  # 0: no limit; an item is started only if it should end inside it
     cpu_threads: int | None = None  # torch threads on CPU; the smoke takes 1 (2 oversubscribe a shared 2-core box)
+    packing_protocol: str = "cifar10-fast"
+    packing_counts: tuple[int, ...] = (1, 2, 4, 8)
+    packing_batches: int = 20  # train batches per pass (synthetic data on the device)
+    packing_passes: int = 3  # timed passes per worker
+    packing_batch_size: int | None = None  # None: the protocol's
+    packing_macro: str | None = None  # None: the qlblock space's macro for the protocol
 
     @classmethod
     def full(cls, device: torch.device) -> "Settings":
@@ -118,7 +128,8 @@ class Settings:
         return cls(device, smoke=True, macro="cifar-tiny", batch_size=8, steps=2, rounds=2,
                    compile_models=("hardball-twist-w1",), compile_backend="aot_eager", full_macro="cifar-tiny",
                    full_batch=8, full_steps=3, full_configs=6, latency_size=32, latency_batch=2, latency_repeats=2,
-                   latency_rounds=1, matmul_size=512, budget_s=0.0, cpu_threads=1)
+                   latency_rounds=1, matmul_size=512, budget_s=0.0, cpu_threads=1, packing_counts=(1, 2),
+                   packing_batches=2, packing_passes=1, packing_batch_size=8, packing_macro="cifar-tiny")
 
 
 @dataclass
@@ -597,6 +608,61 @@ def latency_section(settings: Settings, clock: Clock) -> Section:
 # --- report ---
 
 
+def packing_section(settings: Settings, clock: Clock) -> Section:
+    """N concurrent trainings on one device (``benchmarks/packing.py``), the packing to use, and the projected wall
+    time of a default qlblock ablation under the protocol at that packing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import packing
+
+    from ablate.costs import count_macs
+    from ablate.design import balanced_design
+    from ablate.models import BASELINE_BY_TIMM_NAME
+
+    protocol = load_protocol(settings.packing_protocol)
+    space = load_space("qlblock")
+    macro = settings.packing_macro or space.macro_for(protocol.name, protocol.macro)
+    measured = BlockConfig.parse(MODELS[0])
+    command = packing.worker_command(protocol.name, str(measured), str(settings.device), settings.packing_batches,
+                                     settings.packing_passes, settings.packing_batch_size, macro,
+                                     None if settings.smoke or not protocol.compile else "inductor",
+                                     settings.cpu_threads)
+    results = []
+    for n in settings.packing_counts:
+        if not clock.fits(60.0 + 10.0 * n):
+            results.append(packing.PackingResult(n, (), (), "skipped: outside the time budget"))
+            continue
+        results.append(packing.measure(n, command, timeout=600.0))
+    base = results[0].aggregate if results else math.nan
+    table = pd.DataFrame([{"N": r.n, "aggregate img/s": r.aggregate, "× N=1": r.aggregate / base,
+                           "img/s per process": r.aggregate / r.n, "peak memory per process (MiB)":
+                           max(r.peak_mib) if r.peak_mib else math.nan, "total (MiB)": sum(r.peak_mib) or math.nan,
+                           "failure": r.error or ""} for r in results])
+    notes = [f"{protocol.name}'s model: `{measured}` on macro {macro}, batch "
+             f"{settings.packing_batch_size or protocol.batch_size}, {describe_precision(protocol, settings.device)}, "
+             f"synthetic uint8 32² images on the device, {settings.packing_passes} timed passes of "
+             f"{settings.packing_batches} batches per process after a warm-up; processes released together"]
+    best = packing.best_packing(results)
+    targets = []
+    if best is not None:
+        train_images = int(round(50_000 * (1 - protocol.val_fraction)))  # CIFAR-10's training set, less validation
+        design = [BlockConfig(**point) for point in balanced_design(space.axes, 12, seed=0)]
+        baselines = [BASELINE_BY_TIMM_NAME[t].block for t in space.baselines]
+        macs = {str(c): count_macs(build_model(c, macro, 10), (3, 32, 32)) for c in [*design, *baselines, measured]}
+        dearest = sorted((str(c) for c in design), key=macs.get)[-3:]  # confirmations: an upper bound
+        trainings = [macs[str(c)] for c in design] + [macs[str(b)] for b in baselines] * 4 + \
+            [macs[c] for c in dearest] * 3
+        wall = packing.project_wall(best.aggregate / best.n, best.n, protocol, train_images, trainings,
+                                    macs[str(measured)])
+        targets += [f"packing: N = {best.n} processes (`--gpus-per-trial {1 / best.n:g}`): the smallest N within 5 % "
+                    f"of the best aggregate ({best.aggregate:.0f} img/s)",
+                    f"projected `python run_ablation.py --space qlblock --protocol {protocol.name}` on this device: "
+                    f"{wall / 60:.1f} min for its {len(trainings)} trainings ({protocol.epochs} epochs of "
+                    f"{train_images} images each; throughput scaled by each block's MACs against `{measured}`; "
+                    "the 3 confirmed configs taken as the 3 dearest of the design, an upper bound; evaluation and "
+                    "start-up not counted)"]
+    return Section("packing", "Trainings packed on one device", notes, table, targets)
+
+
 def header(settings: Settings, argv: Sequence[str]) -> str:
     if settings.device.type == "cuda":
         device = f"{torch.cuda.get_device_name(settings.device)} (CUDA {torch.version.cuda})"
@@ -723,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         done(latency_section(settings, clock))
     if "full" in wanted:
         done(full_section(settings, clock))
+    if "packing" in wanted:
+        done(packing_section(settings, clock))
     if "compile" in wanted:
         section, compiled = compile_section(settings, clock)
         done(section)

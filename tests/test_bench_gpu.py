@@ -12,7 +12,7 @@ from conftest import load_bench_gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLES = ("Matmul peak", "Trainer vs a plain reference loop", "torch.compile", "Model FLOP utilisation",
-          "Latency and throughput", "bf16 training steps of every block")
+          "Latency and throughput", "bf16 training steps of every block", "Trainings packed on one device")
 BLOCKED = ("ray", "optuna", "sklearn")  # absent on the GPU machine: the bench must not import them
 
 
@@ -61,6 +61,10 @@ def test_smoke_numbers_are_finite_and_targets_stated(smoke):
     assert "compile gain per model: hardball-twist-w1" in markdown
     assert "Target: no non-finite loss in 3 bf16 steps — met: 6 of 6 finite" in markdown
     assert "published latency / R50" in markdown and "| False" not in markdown
+    # packing: N concurrent trainer processes, the packing to use and the projected qlblock / cifar10-fast run
+    assert re.search(r"packing: N = [12] processes \(`--gpus-per-trial (1|0\.5)`\)", markdown)
+    assert re.search(r"projected `python run_ablation.py --space qlblock --protocol cifar10-fast` on this device: "
+                     r"\d+\.\d min for its 33 trainings \(16 epochs of 45000 images each", markdown)
 
 
 def test_the_gpu_setting_runs_on_cpu(monkeypatch, tmp_path):

@@ -7,7 +7,7 @@ from ablate.data import Augmentation
 from ablate.errors import UsageError
 from ablate.protocols import SCHEDULES, Protocol, list_protocols, load_protocol, lr_factor
 
-SHIPPED = ["cifar10", "cifar100", "digits", "imagenet-pflayer", "imagenet-qlnet"]
+SHIPPED = ["cifar10", "cifar10-fast", "cifar100", "digits", "imagenet-pflayer", "imagenet-qlnet"]
 
 
 def test_shipped_protocols_listed():
@@ -116,6 +116,21 @@ def recipe(name):
 
 IMAGENET = dict(dataset="imagefolder", image_size=224, macro="resnet50", optimizer="sgd", momentum=0.9,
                 nesterov=True, channels_last=True, compile=False, val_fraction=0.01)
+
+
+def test_cifar10_fast_is_sized_for_ablations():
+    """What makes the fastest CIFAR-10 trainings fast without assuming their architecture: a short schedule at a large
+    batch (warm-up then decay), label smoothing, bf16 autocast, channels_last and compile; the data path (device-
+    resident tensors, batched crop + flip) is the trainer's own."""
+    assert recipe("cifar10-fast") == dict(
+        dataset="cifar10", macro="cifar", epochs=16, batch_size=512, lr=0.4, optimizer="sgd", momentum=0.9,
+        nesterov=True, weight_decay=5e-4, schedule="onecycle", step_epochs=30, gamma=0.1, warmup_epochs=2.0,
+        label_smoothing=0.2, amp=True, channels_last=True, compile=True, val_fraction=0.1, image_size=None,
+        augmentation=dict(crop_padding=4, hflip=True, auto_augment=None, re_prob=0.0, re_mode="pixel", re_count=1),
+    )
+    fast = load_protocol("cifar10-fast")
+    assert "per model" in fast.description and "not measured" in fast.expected  # no GPU and no CIFAR-10 here
+    assert fast.epochs * 5 <= load_protocol("cifar10").epochs  # tens of epochs, not hundreds
 
 
 def test_pflayer_protocol_is_the_seed_command():

@@ -1,0 +1,62 @@
+"""ablate.files: atomic writes that leave no half file, defensive reads that name the damaged file in one line, and
+epoch logs that survive a torn last line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ablate.errors import UsageError
+from ablate.files import append_line, read_json, read_lines, read_table, write_atomic, write_json, write_text
+
+
+def test_an_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "run.json"
+    write_json(path, {"a": 1})
+
+    def half_then_crash(tmp):
+        tmp.write_text('{"a": ')
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(path, half_then_crash)
+    assert read_json(path) == {"a": 1} and sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    write_text(tmp_path / "sub" / "report.md", "# ok\n")  # folders are made
+    assert (tmp_path / "sub" / "report.md").read_text() == "# ok\n"
+
+
+def test_a_damaged_json_or_table_is_one_line_naming_the_file(tmp_path):
+    assert read_json(tmp_path / "missing.json") == {}
+    (tmp_path / "run.json").write_text('{"seed": 0, "confirm"')
+    with pytest.raises(UsageError, match=r"run\.json is damaged \(not valid JSON: .* at line 1\)") as err:
+        read_json(tmp_path / "run.json")
+    assert "\n" not in str(err.value)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match="a JSON list, not an object"):
+        read_json(tmp_path / "list.json")
+    pd.DataFrame({"x": [1, 2]}).to_parquet(tmp_path / "trials.parquet")
+    assert read_table(tmp_path / "trials.parquet")["x"].tolist() == [1, 2]
+    data = (tmp_path / "trials.parquet").read_bytes()
+    (tmp_path / "trials.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UsageError, match=r"trials\.parquet is damaged \(not a readable parquet table") as err:
+        read_table(tmp_path / "trials.parquet")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UsageError, match="not found"):
+        read_table(tmp_path / "nothing.parquet")
+
+
+def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path):
+    log = tmp_path / "epochs.jsonl"
+    for epoch in (1, 2):
+        append_line(log, json.dumps({"epoch": epoch}))
+    with open(log, "a") as f:
+        f.write('{"epoch": 3, "train_lo')  # a kill in the middle of an append
+    assert [r["epoch"] for r in read_lines(log)] == [1, 2]
+    append_line(log, json.dumps({"epoch": 3}))  # the resumed trainer appends epoch 3 again
+    assert [r["epoch"] for r in read_lines(log)] == [1, 2, 3] and log.read_text().count("\n") == 3
+    log.write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')  # damage inside the log is not a torn tail
+    with pytest.raises(UsageError, match=r"epochs\.jsonl is damaged \(line 2 is not JSON\)"):
+        read_lines(log)
+    assert read_lines(tmp_path / "none.jsonl") == []

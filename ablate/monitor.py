@@ -8,7 +8,6 @@ sees the results folder.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -18,16 +17,10 @@ from typing import Any
 import pandas as pd
 
 from ablate.errors import UsageError
+from ablate.files import read_json, read_table
 from ablate.results import search_trials
 
 STATUS_ORDER = ("completed", "pruned", "failed")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _duration(seconds: float) -> str:
@@ -42,13 +35,15 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     Raises:
         UsageError: The folder is not a run folder.
     """
-    meta = _read_json(run_dir / "run.json")
-    if not meta:
+    if not (run_dir / "run.json").is_file():
         raise UsageError(f"{run_dir} is not a run folder (no run.json): pass results/<run>")
+    meta = read_json(run_dir / "run.json")  # damaged: one line naming it
+    if not meta:
+        raise UsageError(f"{run_dir / 'run.json'} is empty: pass the folder of a run that has started")
     now = time.time() if now is None else now
-    progress = _read_json(run_dir / "progress.json")
+    progress = read_json(run_dir / "progress.json")
     table_path = run_dir / "trials.parquet"
-    table = pd.read_parquet(table_path) if table_path.is_file() else pd.DataFrame(columns=["kind", "status", "phase"])
+    table = read_table(table_path) if table_path.is_file() else pd.DataFrame(columns=["kind", "status", "phase"])
     finished = meta.get("finished")
     candidates = search_trials(table)
     counts = {s: int((candidates["status"] == s).sum()) for s in STATUS_ORDER}

@@ -8,7 +8,6 @@ the summary has one row per config (:func:`ablate.analysis.summarize`). ``load(r
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import UsageError
+from ablate.files import read_json, read_table, write_atomic, write_json
 from ablate.models.baselines import REFERENCE_BASELINE
 
 RESULTS_DIR = Path(os.environ.get("ABLATE_RESULTS_DIR", "results"))
@@ -113,14 +113,18 @@ def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataF
     predictions = pd.DataFrame(columns=PREDICTION_COLUMNS) if predictions is None else predictions
     predictions = predictions[predictions["trial_id"].isin(table.loc[table["status"] == "completed", "trial_id"])]
     summary = summary_frame(table, predictions)
-    for name, frame, writer in (("trials.parquet", table, "parquet"), ("trials.csv", table, "csv"),
-                                ("summary.parquet", summary, "parquet"), ("summary.csv", summary, "csv"),
-                                ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS), "parquet"),
-                                ("predictions.parquet", predictions.reindex(columns=PREDICTION_COLUMNS), "parquet")):
-        tmp = run_dir / f".{name}.tmp"
-        frame.to_parquet(tmp, index=False) if writer == "parquet" else frame.to_csv(tmp, index=False)
-        os.replace(tmp, run_dir / name)
+    for name, frame in (("trials.parquet", table), ("trials.csv", table), ("summary.parquet", summary),
+                        ("summary.csv", summary), ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS)),
+                        ("predictions.parquet", predictions.reindex(columns=PREDICTION_COLUMNS))):
+        write_table(run_dir / name, frame)
     return table
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> Path:
+    """A table written atomically as parquet or CSV (by the file's suffix)."""
+    if path.suffix == ".csv":
+        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 TABLES = {"trials": ("trials.parquet", "results table"), "summary": ("summary.parquet", "summary table"),
@@ -142,7 +146,7 @@ def load(run: str | os.PathLike, summary: bool = False, predictions: bool = Fals
         The table, columns as in docs/ARCHITECTURE.md.
 
     Raises:
-        UsageError: the run has no such table (one line naming the file), or both flags were given.
+        UsageError: the run has no such table or it is damaged (one line naming the file), or both flags were given.
 
     Example:
         >>> load("qlblock-digits-20261126-120000", summary=True)[["name", "n_confirm", "test_top1_mean"]]  # doctest: +SKIP
@@ -153,23 +157,21 @@ def load(run: str | os.PathLike, summary: bool = False, predictions: bool = Fals
     path = run_path(run) / file
     if not path.is_file():
         raise UsageError(f"no {what} at {path}: run an ablation first, or pass its results/<run> folder")
-    return pd.read_parquet(path)
+    return read_table(path)
 
 
 def load_curves(run: str | os.PathLike) -> pd.DataFrame:
     path = run_path(run) / "curves.parquet"
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=CURVE_COLUMNS)
+    return read_table(path) if path.is_file() else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """run.json ({} when the folder has none); a damaged one is a one-line UsageError naming it."""
+    return read_json(run_dir / "run.json")
 
 
 def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
-    tmp = run_dir / ".run.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=str))
-    os.replace(tmp, run_dir / "run.json")
+    write_json(run_dir / "run.json", meta, indent=2, default=str)
 
 
 def versions() -> dict[str, str]:

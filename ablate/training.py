@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+import zipfile
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -25,6 +26,7 @@ from torch import nn
 
 from ablate.data import DatasetSplits, load_dataset
 from ablate.errors import UsageError
+from ablate.files import append_line, damaged, read_lines, write_atomic
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import OPTIMIZERS, Protocol, load_protocol, lr_factor
 
@@ -141,16 +143,13 @@ def restore_rng_states(run: Run, states: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None:
-    """Atomic: write a temporary file, then ``os.replace`` it over the previous checkpoint."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Atomic (``ablate.files.write_atomic``): a kill leaves the previous checkpoint or this one, never half."""
     state = {
         "identity": identity, "epoch": run.epoch, "history": run.history, "train_seconds": run.train_seconds,
         "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(), "scaler": run.precision.scaler.state_dict(), "rng": rng_states(run),
     }
-    tmp = directory / f"{CHECKPOINT_NAME}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, directory / CHECKPOINT_NAME)
+    write_atomic(directory / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
 
 
 def append_epoch_log(directory: Path, metrics: dict[str, Any]) -> None:
@@ -159,16 +158,13 @@ def append_epoch_log(directory: Path, metrics: dict[str, Any]) -> None:
     The log is the record of work done: a run resumed from its checkpoint adds only the epochs it trains, so a
     trial retrained from scratch would show its epochs twice. Results tables build their learning curves from it.
     """
-    with open(directory / EPOCH_LOG_NAME, "a", encoding="utf-8") as log:
-        log.write(json.dumps(metrics, default=float) + "\n")
+    append_line(directory / EPOCH_LOG_NAME, json.dumps(metrics, default=float))
 
 
 def read_epoch_log(directory: str | os.PathLike) -> list[dict[str, Any]]:
-    """The epochs trained under ``directory``, in order ([] when none were)."""
-    path = Path(directory) / EPOCH_LOG_NAME
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The epochs trained under ``directory``, in order ([] when none were); a last line a kill tore is ignored
+    (its epoch is trained again from the checkpoint before it)."""
+    return read_lines(Path(directory) / EPOCH_LOG_NAME)
 
 
 def load_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None:
@@ -177,7 +173,7 @@ def load_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None
     if state["identity"] != identity:
         raise UsageError(f"checkpoint in {directory} belongs to another run "
                          f"({state['identity']['config']}, protocol {state['identity']['protocol']['name']}): "
-                         f"use a fresh --checkpoint-dir")
+                         f"delete {directory} to train this run from scratch there")
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -244,10 +240,8 @@ def evaluate(forward: nn.Module, run: Run, data: DatasetSplits, split: str, devi
 
 def save_predictions(directory: Path, correct: dict[str, np.ndarray]) -> None:
     """Each evaluation split's per-image top-1 hits of the final model, written atomically beside the checkpoint."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f"{PREDICTIONS_NAME}.tmp.npz"
-    np.savez_compressed(tmp, **{split: np.asarray(hits, dtype=bool) for split, hits in correct.items()})
-    os.replace(tmp, directory / PREDICTIONS_NAME)
+    write_atomic(directory / PREDICTIONS_NAME, lambda tmp: np.savez_compressed(
+        tmp, **{split: np.asarray(hits, dtype=bool) for split, hits in correct.items()}))
 
 
 def read_predictions(directory: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -255,8 +249,11 @@ def read_predictions(directory: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(directory) / PREDICTIONS_NAME
     if not path.is_file():
         return {}
-    with np.load(path) as stored:
-        return {split: stored[split].astype(bool) for split in stored.files}
+    try:
+        with np.load(path) as stored:
+            return {split: stored[split].astype(bool) for split in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise damaged(path, "not a readable .npz of per-image hits") from exc
 
 
 def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protocol, data: DatasetSplits,

@@ -10,6 +10,26 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def pytest_configure(config):
+    """No run of this suite without its time limits: without pytest-timeout, ``timeout = 600`` in pyproject.toml is
+    silently ignored and a hung ``Tuner.fit`` would hang the whole suite."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("pytest-timeout is not installed, so the suite's time limits would be ignored: "
+                                "pip install -e \".[test]\"")
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray (2 CPUs) for every test that needs one, stopped at the end of the session, pass or fail."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
 # The tiny search space the end-to-end tests train: 3 nonlinearities × 2 spatial ops at one width, the smallest
 # macro; each test appends its own name and baselines.
 TINY_AXES = """\

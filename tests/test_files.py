@@ -60,3 +60,47 @@ def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path):
     with pytest.raises(UsageError, match=r"epochs\.jsonl is damaged \(line 2 is not JSON\)"):
         read_lines(log)
     assert read_lines(tmp_path / "none.jsonl") == []
+
+
+# ----------------------------------------------------------------------------- a damaged run folder, through the CLI
+
+@pytest.fixture
+def run_folder(tmp_path):
+    """A small finished run folder written by the real writers."""
+    from test_compare import _rows
+
+    from ablate.results import write_run_json, write_tables
+
+    def make(name, values=(80.0, 85.0, 78.0, 70.0, 75.0, 72.0)):
+        folder = tmp_path / "results" / name
+        folder.mkdir(parents=True)
+        write_tables(folder, _rows(list(values)), pd.DataFrame())
+        write_run_json(folder, {"command": "python run_ablation.py", "finished": "2026-12-01 12:00:00",
+                                "trials_requested": 4, "wall_seconds": 60.0})
+        return folder
+    return make
+
+
+def _cli(capsys, *argv):
+    from ablate import cli
+
+    code = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("damage", ["trials.parquet", "run.json", "summary.parquet", "predictions.parquet"])
+def test_status_report_and_compare_on_a_damaged_run_answer_in_one_line(run_folder, capsys, damage):
+    good, bad = run_folder("good"), run_folder("bad")
+    data = (bad / damage).read_bytes()
+    (bad / damage).write_bytes(data[: len(data) // 2])  # what a kill mid-write (without atomic writes) leaves
+    commands = {"status": ["status", bad], "report": ["report", bad], "compare": ["compare", good, bad]}
+    reads = {"trials.parquet": {"status", "report", "compare"}, "run.json": {"status", "report"},
+             "summary.parquet": set(), "predictions.parquet": {"report"}}[damage]
+    for name, argv in commands.items():
+        code, out, err = _cli(capsys, *argv)
+        if name in reads:
+            assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+            assert err.startswith(f"error: {bad / damage} is damaged ("), (name, err)
+        else:
+            assert code == 0, (name, err)

@@ -39,15 +39,6 @@ NO_BASELINES = tiny_space_text("tiny", baselines="")
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
 
 
-@pytest.fixture(scope="session")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def space_file(tmp_path, text=TINY_SPACE):
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
@@ -82,7 +73,9 @@ def test_end_to_end_on_a_tiny_budget(local_ray, tmp_path, capsys):
     assert (completed["latency_ms"] > 0).all() and (completed["throughput"] > 0).all()
     resnet50 = table[table["name"] == "ResNet50"].iloc[0]
     assert resnet50["delta_top1"] == 0
-    assert math.isclose(completed.iloc[0]["delta_top1"], completed.iloc[0]["val_top1"] - resnet50["val_top1"])
+    for row in completed.itertuples():  # every completed row, paired with ResNet50 of its own seed
+        reference = completed[(completed["name"] == "ResNet50") & (completed["seed"] == row.seed)]["val_top1"].item()
+        assert math.isclose(row.delta_top1, row.val_top1 - reference), row.name
     curves = pd.read_parquet(run_dir / "curves.parquet")
     assert len(curves) == 7 * EPOCHS and set(curves["epoch"]) == {1, 2}
     assert (pd.read_csv(run_dir / "trials.csv")["trial_id"] == table["trial_id"]).all()
@@ -189,6 +182,11 @@ def test_balanced_design_with_confirmation_seeds(local_ray, tmp_path):
     assert table["trial_id"].is_unique and (table["status"] == "completed").all()
     seeds = {row.seed: row.val_top1 for row in table[table["config"] == best].itertuples()}
     assert len(seeds) == 3  # the same block under three training seeds: three trainings, same data split
+    curves = pd.read_parquet(run_dir / "curves.parquet")
+    ids = table[table["config"] == best].set_index("seed")["trial_id"]
+    first_loss = {s: curves[(curves["trial_id"] == t) & (curves["epoch"] == 1)]["train_loss"].item()
+                  for s, t in ids.items()}
+    assert len(set(first_loss.values())) == 3, first_loss  # seeds differ for real: init, order, augmentation
     meta = json.loads((run_dir / "run.json").read_text())
     assert (meta["design"], meta["confirm"], meta["seeds"]) == ("balanced", 1, 2)
     assert set(meta["data"]) == {"train", "val", "test"} and meta["data"]["val"] > 0

@@ -161,7 +161,7 @@ def test_error_summary_gives_the_original_error_first_line():
     assert error_summary(KeyError()) == "KeyError"
 
 
-def test_baseline_cache_key_changes_with_protocol_seed_and_code(space, tmp_path, monkeypatch):
+def test_baseline_cache_key_changes_with_protocol_seed_data_and_code(space, tmp_path, monkeypatch):
     settings = _settings(space, tmp_path)
     key = baseline_cache_key(settings, "ResNet50")
     assert key == baseline_cache_key(settings, "ResNet50")
@@ -170,6 +170,21 @@ def test_baseline_cache_key_changes_with_protocol_seed_and_code(space, tmp_path,
     longer = RunSettings(**{**vars(settings), "protocol": settings.protocol.with_overrides(epochs=4)})
     assert key != baseline_cache_key(longer, "ResNet50")
     assert key != baseline_cache_key(settings, "ResNet50", seed=settings.seed + 1)  # another training seed
+    # the data: another folder, other split sizes, another macro or protocol retrain
+    sizes = {"train": 1136, "val": 302, "test": 359}
+    assert baseline_cache_key(settings, "ResNet50", split_sizes=sizes) == baseline_cache_key(
+        settings, "ResNet50", split_sizes=dict(reversed(sizes.items())))
+    assert key != baseline_cache_key(settings, "ResNet50", split_sizes=sizes)
+    assert baseline_cache_key(settings, "ResNet50", split_sizes=sizes) != baseline_cache_key(
+        settings, "ResNet50", split_sizes={**sizes, "val": 300})
+    elsewhere = RunSettings(**{**vars(settings), "data_dir": str(tmp_path / "other-tree")})
+    assert key != baseline_cache_key(elsewhere, "ResNet50")
+    assert baseline_cache_key(elsewhere, "ResNet50") == baseline_cache_key(
+        RunSettings(**{**vars(settings), "data_dir": str(tmp_path / "x" / ".." / "other-tree")}), "ResNet50")
+    cifar = RunSettings(**{**vars(settings), "protocol": load_protocol("cifar10")})
+    assert key != baseline_cache_key(cifar, "ResNet50")
+    smoothed = RunSettings(**{**vars(settings), "protocol": settings.protocol.with_overrides(label_smoothing=0.1)})
+    assert key != baseline_cache_key(smoothed, "ResNet50")  # any recipe field
     monkeypatch.setattr("ablate.tune.jobs.code_version", lambda: "edited")
     assert key != baseline_cache_key(settings, "ResNet50")
 

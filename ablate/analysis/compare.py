@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ablate.analysis.fidelity import MIN_SHARED, RankAgreement, compare_runs
 from ablate.errors import UsageError
+from ablate.files import write_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,7 +56,7 @@ def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
     folder = Path(out) if out else path_a.resolve().parent / f"compare-{path_a.name}-vs-{path_b.name}"
     folder.mkdir(parents=True, exist_ok=True)
     table = agreement.pairs.rename(columns={"a": f"val_top1_{path_a.name}", "b": f"val_top1_{path_b.name}"})
-    table.rename_axis("name").to_csv(folder / "shared.csv")
+    write_atomic(folder / "shared.csv", lambda tmp: table.rename_axis("name").to_csv(tmp))
     _scatter(agreement, path_a.name, path_b.name, folder / "scatter.png")
     return agreement, candidates, folder
 
@@ -107,7 +108,7 @@ def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> 
         ax.set_title(f"Kendall τ {agreement.kendall_tau:+.2f}, Spearman ρ {agreement.spearman_rho:+.2f}, "
                      f"n = {agreement.n}", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, format="png", metadata={"Software": None})
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
         plt.close(fig)
 
 

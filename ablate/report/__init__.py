@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablate.errors import UsageError
+from ablate.files import write_text
 from ablate.pareto import pareto_mask
 from ablate.report.data import Run, load_run
 from ablate.report.figures import make_figures
@@ -50,8 +51,8 @@ def build_report(run_dir: str | Path) -> ReportOutputs:
     figures = make_figures(run, run.directory / "figures")
     doc = build_document(run, figures)
     md_path, html_path = run.directory / "report.md", run.directory / "report.html"
-    md_path.write_text(render_markdown(doc, run.directory), encoding="utf-8")
-    html_path.write_text(render_html(doc, str(doc[0][1])), encoding="utf-8")
+    write_text(md_path, render_markdown(doc, run.directory))
+    write_text(html_path, render_html(doc, str(doc[0][1])))
     return ReportOutputs(md_path, html_path, tuple(f.path for f in figures if f.path is not None))
 
 

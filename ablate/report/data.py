@@ -6,7 +6,6 @@ tolerant of partial tables and a missing or incomplete run.json.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label  # noqa: F401  (one definition of how a choice is printed)
 from ablate.errors import UsageError
+from ablate.files import read_json, read_table
 from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
 
 REFERENCE = REFERENCE_BASELINE
@@ -146,14 +146,11 @@ def load_run(run_dir: str | Path) -> Run:
     table = directory / "trials.parquet"
     if not table.is_file():
         raise UsageError(f"{table} not found; run an ablation first (python run_ablation.py) or pass its results folder")
-    try:
-        trials = normalise_trials(pd.read_parquet(table))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {table}: {exc}".splitlines()[0]) from exc
+    trials = normalise_trials(read_table(table))
     if (trials["status"] == "completed").sum() == 0:
         raise UsageError(f"nothing to report in {directory}: no completed trials in trials.parquet "
                          f"({len(trials)} rows); let a run finish at least one trial")
-    meta = _read_json(directory / "run.json")
+    meta = read_json(directory / "run.json")  # optional, but a damaged one is an error, never silently ignored
     curves = _read_optional(directory / "curves.parquet")
     predictions = _read_optional(directory / "predictions.parquet")
     return Run(directory, trials, curves, meta, _detect_axes(trials, meta), _cost_metric(meta),
@@ -179,22 +176,10 @@ def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _read_json(path: Path) -> dict:
-    """run.json is optional: a missing or broken file gives an empty dict and the header shows dashes."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _read_optional(path: Path) -> pd.DataFrame:
     """curves.parquet and predictions.parquet are optional: the learning-curve figure is skipped without the first,
-    intervals and verdicts without the second."""
-    try:
-        return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
-    except (OSError, ValueError):
-        return pd.DataFrame()
+    intervals and verdicts without the second; a damaged one is a one-line UsageError naming it."""
+    return read_table(path) if path.is_file() else pd.DataFrame()
 
 
 def _detect_axes(trials: pd.DataFrame, meta: dict) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ import seaborn as sns  # noqa: E402
 from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, normalisable  # noqa: E402
 from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
 from ablate.analysis.equal_cost import baseline_front  # noqa: E402
+from ablate.files import write_atomic  # noqa: E402
 from ablate.results import search_trials  # noqa: E402
 from ablate.report.data import (COST_LABELS, EVIDENCE_SPLIT, Figure, Run, choice_label, cost_unit,  # noqa: E402
                                 varying_axes)
@@ -45,7 +46,7 @@ def make_figures(run: Run, fig_dir: Path) -> list[Figure]:
 def _save(fig, path: Path) -> Path:
     """Write a PNG without the 'Software' tag (it holds a URL) and free the figure."""
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
     plt.close(fig)
     return path
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import ray
 
-from ablate.errors import error_summary
+from ablate.errors import UsageError, error_summary
+from ablate.files import read_json, write_json
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.results import encode_hits
 from ablate.tune.collect import training_row
@@ -73,11 +74,20 @@ def code_version(root: Path = PACKAGE_ROOT) -> str:
     return digest.hexdigest()[:12]
 
 
-def baseline_cache_key(settings: RunSettings, name: str, seed: int | None = None) -> str:
-    """What a cached baseline must match: protocol, macro, split seed, training seed, baseline and code version."""
+def data_identity(settings: RunSettings, split_sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """Which data a model trains and is judged on: the dataset, the folder it is read from, the split sizes."""
+    folder = str(Path(settings.data_dir).expanduser().resolve()) if settings.data_dir else None
+    return {"dataset": settings.protocol.dataset, "data_dir": folder, "splits": dict(sorted((split_sizes or {}).items()))}
+
+
+def baseline_cache_key(settings: RunSettings, name: str, seed: int | None = None,
+                       split_sizes: dict[str, int] | None = None) -> str:
+    """What a cached baseline must match to be reused: every protocol field (epochs included), the macro, the split
+    seed, the training seed, the baseline, the data (:func:`data_identity`) and the code version."""
     key = json.dumps({"protocol": settings.protocol.as_dict(), "macro": settings.macro, "seed": settings.seed,
                       "training_seed": settings.seed if seed is None else seed, "baseline": name,
-                      "code": code_version()}, sort_keys=True, default=str)
+                      "data": data_identity(settings, split_sizes), "code": code_version()},
+                     sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -101,10 +111,17 @@ def train_job(job: Job, settings: RunSettings) -> dict[str, Any]:
 
 
 class JobRunner:
-    """Runs jobs as Ray tasks beside the Tune trials; a crashed job is a failed row with its reason, never cached."""
+    """Runs jobs as Ray tasks beside the Tune trials; a crashed job is a failed row with its reason, never cached.
 
-    def __init__(self, settings: RunSettings, cache_dir: Path):
-        self.settings, self.cache_dir = settings, cache_dir
+    Args:
+        settings: The run's settings.
+        cache_dir: Where completed baselines are kept across runs (``results/.cache/baselines``); runs may share it:
+            entries are written atomically, and a damaged one is trained again and rewritten.
+        split_sizes: The data's split sizes, part of what a cached baseline must match.
+    """
+
+    def __init__(self, settings: RunSettings, cache_dir: Path, split_sizes: dict[str, int] | None = None):
+        self.settings, self.cache_dir, self.split_sizes = settings, cache_dir, split_sizes
         self.jobs: list[Job] = []
         self.results: dict[Job, dict[str, Any]] = {}
         self.pending: dict[Job, Any] = {}
@@ -112,7 +129,22 @@ class JobRunner:
     def _cache_file(self, job: Job) -> Path | None:
         if job.kind != "baseline":
             return None
-        return self.cache_dir / f"{baseline_cache_key(self.settings, job.name, job.seed)}.json"
+        return self.cache_dir / f"{baseline_cache_key(self.settings, job.name, job.seed, self.split_sizes)}.json"
+
+    def _cached(self, job: Job) -> dict[str, Any] | None:
+        """A usable cache entry of a job, or None (no entry, or a damaged one: said in one line, then retrained)."""
+        path = self._cache_file(job)
+        if path is None or not path.is_file():
+            return None
+        try:
+            outcome = read_json(path)
+            if outcome["row"]["status"] != "completed" or not isinstance(outcome["curves"], list):
+                raise KeyError("status")
+            return outcome
+        except (UsageError, KeyError, TypeError) as err:
+            print(f"[ablate] warning: cached baseline {path} is unusable ({err if isinstance(err, UsageError) else 'incomplete entry'}"
+                  f"); training {job.name} seed {job.seed} again", flush=True)
+            return None
 
     def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
         """Start ``jobs`` (cached baselines are taken from the cache at once)."""
@@ -120,9 +152,9 @@ class JobRunner:
                                                max_retries=self.settings.max_failures)
         for job in jobs:
             self.jobs.append(job)
-            cached = self._cache_file(job)
-            if cached is not None and cached.is_file():
-                self.results[job] = json.loads(cached.read_text())
+            cached = self._cached(job)
+            if cached is not None:
+                self.results[job] = cached
             else:
                 self.pending[job] = remote.remote(job, self.settings)
 
@@ -146,8 +178,7 @@ class JobRunner:
                            "curves": [], "predictions": {}}
             cached = self._cache_file(job)
             if cached is not None and outcome["row"]["status"] == "completed":
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-                cached.write_text(json.dumps(outcome, default=_json_number))
+                write_json(cached, outcome, default=_json_number)
             self.results[job] = outcome
         return self.results
 

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from typing import Any
 
 import pandas as pd
 
+from ablate.files import write_json
 from ablate.results import CURVE_COLUMNS, PREDICTION_COLUMNS, prediction_frame, write_tables
 from ablate.tune.collect import curve_frame
 from ablate.tune.jobs import Job, JobRunner
@@ -79,9 +78,7 @@ class LiveRun:
         progress = {"updated": time.time(), "elapsed_seconds": time.monotonic() - self.started,
                     "trials": self.counts, "jobs": {"done": self.jobs.done_count(), "total": len(self.jobs.jobs)},
                     "best": {"val_top1": best[0], "name": best[1]} if best else None}
-        tmp = self.run_dir / f".{PROGRESS_FILE}.tmp"
-        tmp.write_text(json.dumps(progress, indent=2))
-        os.replace(tmp, self.run_dir / PROGRESS_FILE)
+        write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
 
 
 def _stacked(frames: dict[str, pd.DataFrame], columns: list[str]) -> pd.DataFrame:

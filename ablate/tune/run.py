@@ -171,7 +171,7 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
                                      wall_seconds=previous.get("wall_seconds", 0.0)))
     resources = trial_resources(settings)
-    jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines")
+    jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
     jobs.submit(baseline_jobs(settings), resources)
     live = LiveRun(settings, jobs, *(_previous_tables(run_dir) if resume else (None, None, None)))
     LIVE_RUNS[str(run_dir)] = live

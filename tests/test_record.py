@@ -1,0 +1,168 @@
+"""A record that survives crashes and a cache that is really reused, proved on the local Ray with trainers that count
+or crash on purpose; and the live record's writer read back by ``status``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray.cloudpickle
+
+from ablate.monitor import status_lines
+from ablate.protocols import load_protocol
+from ablate.results import load, write_run_json
+from ablate.space import load_space
+from ablate.training import read_epoch_log, train
+from ablate.tune import RunSettings, run_ablation
+from ablate.tune.live import LiveRun
+from conftest import tiny_space_text
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
+EPOCHS = 2
+
+
+@dataclass(frozen=True)
+class CountingTrainer:
+    """``ablate.training.train`` that leaves one file per call in ``marks`` (config and seed in its name)."""
+
+    marks: str
+
+    def __call__(self, config, protocol, **kw):
+        Path(self.marks, f"{config}-s{kw.get('seed')}-{uuid.uuid4().hex}").touch()
+        return train(config, protocol, **kw)
+
+
+@dataclass(frozen=True)
+class CrashOnceAfterEpochOne:
+    """Crashes each block's first attempt right after epoch 1 (checkpoint and epoch log already written)."""
+
+    marks: str
+
+    def __call__(self, config, protocol, report=None, **kw):
+        mark = Path(self.marks, f"{config}-s{kw.get('seed')}")
+
+        def crash_once(metrics):
+            if report is not None:
+                report(metrics)
+            if metrics["epoch"] == 1 and not mark.exists():
+                mark.touch()
+                raise RuntimeError(f"injected crash after epoch 1 of {config}")
+
+        return train(config, protocol, report=crash_once, **kw)
+
+
+def _settings(tmp_path, run: str, epochs: int = EPOCHS, **kw) -> RunSettings:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(tiny_space_text("tiny", baselines="resnet50"))
+    defaults = dict(space=load_space(space), protocol=load_protocol("digits").with_overrides(epochs=epochs),
+                    run_dir=tmp_path / "results" / run, trials=2, seed=0, dashboard=False, max_failures=1,
+                    design="balanced", scheduler="none", confirm=0)
+    return RunSettings(**{**defaults, **kw})
+
+
+def _trained(marks: Path, block: str) -> int:
+    return len(list(marks.glob(f"{block}-s*")))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_two_runs_sharing_the_cache_train_the_baselines_once(local_ray, tmp_path, capsys):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    trainer = CountingTrainer(str(marks))
+    first = run_ablation(_settings(tmp_path, "first", train_fn=trainer)).table
+    assert _trained(marks, "relu-conv3x3-w0.25") == 1 and _trained(marks, "relu-maxpool-w0.5") + \
+        _trained(marks, "relu-dwconv-w0.5") + _trained(marks, "multiply-maxpool-w0.5") >= 1
+    second = run_ablation(_settings(tmp_path, "second", train_fn=trainer)).table
+    assert _trained(marks, "relu-conv3x3-w0.25") == 1  # reused, not trained again
+    columns = ["name", "seed", "val_top1", "test_top1", "epochs"]
+    base = [t[t["kind"] == "baseline"][columns].reset_index(drop=True) for t in (first, second)]
+    pd.testing.assert_frame_equal(base[0], base[1])
+    evidence = [load(t, predictions=True).query("kind == 'baseline'")["correct"].tolist()
+                for t in (tmp_path / "results" / "first", tmp_path / "results" / "second")]
+    assert evidence[0] == evidence[1] and len(evidence[0]) > 600  # the cached per-image record came back too
+    # another recipe (1 epoch) is another baseline
+    run_ablation(_settings(tmp_path, "shorter", epochs=1, train_fn=trainer))
+    assert _trained(marks, "relu-conv3x3-w0.25") == 2
+    # a cache entry cut short by a kill: one warning line, trained again, the entry rewritten whole
+    cache = tmp_path / "results" / ".cache" / "baselines"
+    entries = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    assert len(entries) == 2 and not list(cache.glob(".*"))  # no temporary file left behind
+    entries[-1].write_text(entries[-1].read_text()[:100])
+    capsys.readouterr()
+    run_ablation(_settings(tmp_path, "after-damage", epochs=1, train_fn=trainer))
+    assert _trained(marks, "relu-conv3x3-w0.25") == 3
+    warnings = [ln for ln in capsys.readouterr().out.splitlines() if "warning: cached baseline" in ln]
+    assert len(warnings) == 1 and "is damaged (not valid JSON" in warnings[0] and "training ResNet50 seed 0 again" \
+        in warnings[0]
+    assert json.loads(entries[-1].read_text())["row"]["status"] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_trial_that_crashes_once_is_retried_from_its_checkpoint(local_ray, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    settings = _settings(tmp_path, "retried", train_fn=CrashOnceAfterEpochOne(str(marks)),
+                         space=load_space(_no_baselines(tmp_path)))
+    table = run_ablation(settings).table
+    candidates = table[table["kind"] == "candidate"]
+    assert len(candidates) == 2 and (candidates["status"] == "completed").all(), candidates[["name", "reason"]]
+    assert len(list(marks.iterdir())) == 2  # each crashed once
+    for block in candidates["config"]:
+        log = read_epoch_log(settings.state_dir(block_of(block)))
+        assert [m["epoch"] for m in log] == [1, 2]  # epoch 1 not trained again: resumed from its checkpoint
+
+
+def _no_baselines(tmp_path) -> Path:
+    path = tmp_path / "none.yaml"
+    path.write_text(tiny_space_text("none", baselines=""))
+    return path
+
+
+def block_of(config: str):
+    from ablate.models import BlockConfig
+
+    return BlockConfig.parse(config)
+
+
+class _NoJobs:
+    """The job runner of a run without baselines or confirmations (no Ray needed)."""
+
+    jobs: list = []
+    results: dict = {}
+
+    def collect(self, wait: bool = True) -> dict:
+        return {}
+
+    def done_count(self) -> int:
+        return 0
+
+
+def test_the_live_record_feeds_status(tmp_path):
+    settings = _settings(tmp_path, "live", space=load_space(_no_baselines(tmp_path)))
+    run_dir = settings.run_dir
+    run_dir.mkdir(parents=True)
+    started = time.time() - 90.0
+    write_run_json(run_dir, {"trials_requested": 2, "started_at": started, "wall_seconds": 0.0, "finished": None})
+    live = LiveRun(settings, _NoJobs())
+    rows = [{"kind": "candidate", "trial_id": f"t{i}", "name": name, "config": name, "status": status,
+             "val_top1": top1, "test_top1": top1 - 1, "seed": 0, "phase": "design", "epochs": 2}
+            for i, (name, status, top1) in enumerate([("relu-dwconv-w0.5", "completed", 91.25),
+                                                      ("multiply-maxpool-w0.5", "pruned", 40.0)])]
+    for row in rows:
+        live.add(row, None)
+    live.write({"running": 1})
+    lines = status_lines(run_dir, now=started + 90.0)
+    assert lines[1] == "trials 2/2 done: 1 completed, 1 pruned, 0 failed; 1 running"
+    assert ("best so far: relu-dwconv-w0.5 at 91.25 % val top-1 (the run seed's: a selection number, not a verdict)"
+            in lines)
+    assert lines[-1] == "elapsed: 1 min 30 s"
+    progress = json.loads((run_dir / "progress.json").read_text())
+    assert progress["best"] == {"val_top1": 91.25, "name": "relu-dwconv-w0.5"} and progress["trials"] == {"running": 1}

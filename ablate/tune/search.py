@@ -16,7 +16,7 @@ from ablate.errors import UsageError
 from ablate.registry import lookup
 from ablate.space import SearchSpace
 from ablate.tune.settings import RunSettings
-from ablate.tune.status import classify
+from ablate.tune.status import EARLIER_EPOCHS, classify
 
 
 def startup_trials(trials: int) -> int:
@@ -153,16 +153,20 @@ class AblationSearch(OptunaSearch):
         if trial is None or trial_id in self._completed_trials or not isinstance(epoch, int) or epoch < 1 \
                 or not isinstance(value, (int, float)) or value != value:
             return
-        if (trial_id, epoch) in self._reported:
-            return
-        self._reported.add((trial_id, epoch))
-        try:
-            if isinstance(self.metric, list):
-                trial.set_user_attr(f"val_top1_epoch_{epoch}", float(value))
-            else:
-                trial.report(float(value), epoch)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # a trial restored after a kill replays its last epoch; the study already holds its outcome
+        # a trial resumed from a block's checkpoint (after a kill) is a new study trial: it gets the epochs the
+        # interrupted one trained too, so the study's learning curve of every finished trial is whole
+        earlier = [(int(e), v) for e, v in result.get(EARLIER_EPOCHS) or () if int(e) < epoch]
+        for step, val in [*earlier, (epoch, value)]:
+            if (trial_id, step) in self._reported:
+                continue
+            self._reported.add((trial_id, step))
+            try:
+                if isinstance(self.metric, list):
+                    trial.set_user_attr(f"val_top1_epoch_{step}", float(val))
+                else:
+                    trial.report(float(val), step)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # a trial restored after a kill replays its last epoch; the study already holds its outcome
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         status = classify("ERROR" if error else "TERMINATED", result or {}, self._epochs)

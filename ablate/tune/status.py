@@ -24,3 +24,6 @@ def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:
     if tune_status == "TERMINATED":
         return "completed" if result.get("epoch", 0) >= epochs else "pruned"
     return "running" if tune_status == "RUNNING" else "pending"
+
+
+EARLIER_EPOCHS = "earlier_val_top1"  # a result's [[epoch, val top-1], …] that a resumed trial trained before

@@ -15,8 +15,9 @@ from ablate.data import DatasetSplits
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol
 from ablate.models.symmetry import symmetry_columns
-from ablate.training import CHECKPOINT_NAME, default_device, load_protocol_data
+from ablate.training import CHECKPOINT_NAME, default_device, load_protocol_data, read_epoch_log
 from ablate.tune.settings import RunSettings
+from ablate.tune.status import EARLIER_EPOCHS
 
 COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "activations")
 TRIAL_LATENCY = "trial_latency_ms"
@@ -75,8 +76,10 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     protocol, data, device = prepare(settings)
     costs = cost_columns(block, settings, data, device,
                          trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
-    constant = {"block": str(block), "phase": config.get("phase", "search"), "node": node_id(), **costs}
     state_dir = settings.state_dir(block)
+    earlier = [[int(e["epoch"]), float(e["val_top1"])] for e in read_epoch_log(state_dir)]  # a resumed trial's past
+    constant = {"block": str(block), "phase": config.get("phase", "search"), "node": node_id(),
+                EARLIER_EPOCHS: earlier, **costs}
     reported = []
 
     def report(metrics: dict[str, Any]) -> None:

@@ -1,0 +1,112 @@
+"""``--storage postgresql://…`` against a real PostgreSQL server: a throwaway one on a loopback port (its own data
+folder, stopped and removed even on failure), a small ablation, its driver killed mid-run and resumed; the study
+and the table must agree. Outside CI the test skips in one line when no server binaries are installed; CI
+(``.ci/run``) installs them from Debian's packages."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from ablate.tune import make_storage
+from conftest import kill_session, session_alive, tiny_space_text
+from test_tune import _cli, _epochs_logged
+
+pytestmark = pytest.mark.slow
+EPOCHS = 2
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of its own on 127.0.0.1 (trust auth, user and database ``ablate``); yields its URL."""
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl) in CI: .ci/run should have installed them")
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql to run this test")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    root = Path(tempfile.mkdtemp(prefix="ablate-pg-"))  # not under pytest's tmp_path: the server's user needs it
+    data, log = root / "data", root / "server.log"
+    if as_user:
+        shutil.chown(root, "postgres")
+    started = False
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "ablate", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        for attempt in range(3):  # a port taken between our check and the server's bind: try another
+            port = _free_port()
+            proc = subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+                                   f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                                  capture_output=True, timeout=90)
+            if proc.returncode == 0:
+                started = True
+                break
+        assert started, log.read_text()[-2000:] if log.exists() else proc.stderr
+        subprocess.run([*as_user, _binary("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
+                        "ablate", "ablate"], check=True, capture_output=True, timeout=60)
+        yield f"postgresql://ablate@127.0.0.1:{port}/ablate"
+    finally:
+        if started:
+            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.timeout(480)
+def test_a_killed_run_on_postgresql_resumes_with_study_and_table_in_agreement(postgres, tmp_path, spawn):
+    results_dir = tmp_path / "results"
+    space = tmp_path / "tiny.yaml"
+    space.write_text(tiny_space_text("tiny", baselines=""))
+    args = ["--space", str(space), "--trials", "4", "--epochs", str(EPOCHS), "--name", "pg", "--no-dashboard",
+            "--no-report", "--max-concurrent", "1", "--scheduler", "none", "--design", "search", "--confirm", "0",
+            "--storage", postgres]
+    driver = _cli(args, results_dir, spawn)
+    run_dir = results_dir / "pg"
+    deadline = time.time() + 240
+    while time.time() < deadline and driver.poll() is None:
+        logged = _epochs_logged(run_dir) if (run_dir / "trials").is_dir() else {}
+        if sorted(logged.values()) == [[1], [1, 2]]:  # one trial done, the next one mid-way
+            break
+        time.sleep(0.1)
+    kill_session(driver.pid)
+    driver.wait(timeout=30)
+    assert sorted(_epochs_logged(run_dir).values()) == [[1], [1, 2]], driver.stdout.read()[-3000:]
+    time.sleep(1)
+    assert session_alive(driver.pid) == []
+    resumed = _cli(["--resume", "--name", "pg", "--no-dashboard", "--no-report"], results_dir, spawn)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    study = optuna.load_study(study_name="pg", storage=make_storage(postgres, run_dir))
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    complete = {t.params["nonlinearity"] + "-" + t.params["spatial"]: t for t in study.trials
+                if t.state == TrialState.COMPLETE}
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    done = table[(table["kind"] == "candidate") & (table["status"] == "completed")]
+    assert len(complete) == len(done) == 4
+    for row in done.itertuples():  # the study and the table hold the same finished trials and numbers
+        trial = complete[f"{row.nonlinearity}-{row.spatial}"]
+        assert trial.value == pytest.approx(row.val_top1)
+        assert sorted(trial.intermediate_values) == list(range(1, EPOCHS + 1))
+    assert all(epochs == [1, 2] for epochs in _epochs_logged(run_dir).values())

@@ -166,3 +166,50 @@ def test_the_live_record_feeds_status(tmp_path):
     assert lines[-1] == "elapsed: 1 min 30 s"
     progress = json.loads((run_dir / "progress.json").read_text())
     assert progress["best"] == {"val_top1": 91.25, "name": "relu-dwconv-w0.5"} and progress["trials"] == {"running": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_a_driver_killed_during_the_confirmations_resumes_without_training_anything_twice(tmp_path, spawn):
+    from conftest import kill_session, session_alive
+    from test_tune import _cli
+
+    results_dir = tmp_path / "results"
+    space = tmp_path / "tiny.yaml"
+    space.write_text(tiny_space_text("tiny", baselines="resnet50"))
+    args = ["--space", str(space), "--trials", "2", "--epochs", str(EPOCHS), "--name", "confirming",
+            "--no-dashboard", "--no-report", "--max-concurrent", "1", "--design", "balanced", "--confirm", "1",
+            "--seeds", "2"]
+    driver = _cli(args, results_dir, spawn)
+    run_dir = results_dir / "confirming"
+
+    def logs() -> dict[str, list[int]]:
+        return {f"{d.parent.name}/{d.name}": [e["epoch"] for e in read_epoch_log(d)]
+                for kind in ("trials", "baselines") for d in (run_dir / kind).glob("*") if d.is_dir()}
+
+    deadline = time.time() + 300
+    while time.time() < deadline and driver.poll() is None:
+        confirming = {k: v for k, v in logs().items() if k.startswith("trials/") and not k.endswith("-s0")}
+        if [1] in confirming.values():  # a confirmation of the best candidate is between its epochs
+            break
+        time.sleep(0.1)
+    kill_session(driver.pid)
+    driver.wait(timeout=30)
+    at_kill = logs()
+    assert any(k.startswith("trials/") and not k.endswith("-s0") and v == [1] for k, v in at_kill.items()), \
+        (at_kill, driver.stdout.read()[-3000:])
+    time.sleep(1)
+    assert session_alive(driver.pid) == []
+    resumed = _cli(["--resume", "--name", "confirming", "--no-dashboard", "--no-report"], results_dir, spawn)
+    out, _ = resumed.communicate(timeout=360)
+    assert resumed.returncode == 0, out[-3000:]
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    assert (table["status"] == "completed").all(), table[["name", "seed", "status", "reason"]]
+    assert not table.duplicated(["kind", "config", "seed"]).any()  # no (config, seed) twice
+    assert all(epochs == [1, 2] for epochs in logs().values()), logs()  # every model trained each epoch once
+    baselines = table[table["kind"] == "baseline"]
+    assert sorted(baselines["seed"]) == [0, 1, 2]  # the baseline under the run seed and both fresh seeds
+    confirm = table[(table["kind"] == "candidate") & (table["phase"] == "confirm")]
+    assert sorted(confirm["seed"]) == [1, 2] and confirm["config"].nunique() == 1
+    evidence = load(run_dir, predictions=True)
+    assert set(evidence["trial_id"]) == set(table["trial_id"])  # every model's per-image record survived

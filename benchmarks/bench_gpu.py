@@ -69,6 +69,7 @@ from torch import nn
 import ablate  # noqa: F401  (registers resnet50_max / resnet50_hybrid with timm)
 from ablate.costs import count_ops, measure
 from ablate.data import DataRequest, DatasetSplits, seeded_split, tensor_splits
+from ablate.files import write_text
 from ablate.models import BASELINES, BlockConfig, build_model
 from ablate.protocols import Protocol, load_protocol
 from ablate.space import load_space
@@ -693,8 +694,7 @@ def write_report(path: Path | None, head: str, sections: dict[str, Section], wan
     if path is None:
         return
     body = [sections[k].markdown() if k in sections else f"## {k}\n\nnot run (yet)\n" for k in wanted]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(head + "\n".join(body) + f"\nwall time: {clock.elapsed():.0f} s\n")
+    write_text(path, head + "\n".join(body) + f"\nwall time: {clock.elapsed():.0f} s\n")
 
 
 def usage_error(message: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ablate.errors import UsageError
+from ablate.files import write_text
 from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
 from ablate.space import load_space
@@ -34,7 +35,7 @@ def space_file(configs: list[BlockConfig], folder: Path) -> Path:
     lines = ["name: bench", "axes:"]
     lines += [f"  {axis}:\n    choices: [{', '.join(map(str, values))}]" for axis, values in axes.items()]
     lines += ["macro: cifar", "baselines: []"]
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     return path
 
 

@@ -8,12 +8,10 @@ seed, ends with exactly the numbers an uninterrupted run gives.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 import time
-import zipfile
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -26,13 +24,13 @@ from torch import nn
 
 from ablate.data import DatasetSplits, load_dataset
 from ablate.errors import UsageError
-from ablate.files import append_line, damaged, read_lines, write_atomic
+from ablate.files import write_atomic
+from ablate.records import (EPOCH_LOG_NAME, PREDICTIONS_NAME, append_epoch_log, read_epoch_log, read_predictions,
+                            save_predictions)
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import OPTIMIZERS, Protocol, load_protocol, lr_factor
 
 CHECKPOINT_NAME = "checkpoint.pt"
-EPOCH_LOG_NAME = "epochs.jsonl"
-PREDICTIONS_NAME = "predictions.npz"
 EVAL_BATCH_SIZE = 512
 
 Report = Callable[[dict[str, Any]], Any]
@@ -152,21 +150,6 @@ def save_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None
     write_atomic(directory / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
 
 
-def append_epoch_log(directory: Path, metrics: dict[str, Any]) -> None:
-    """Append one line per epoch actually trained, after its checkpoint is safe.
-
-    The log is the record of work done: a run resumed from its checkpoint adds only the epochs it trains, so a
-    trial retrained from scratch would show its epochs twice. Results tables build their learning curves from it.
-    """
-    append_line(directory / EPOCH_LOG_NAME, json.dumps(metrics, default=float))
-
-
-def read_epoch_log(directory: str | os.PathLike) -> list[dict[str, Any]]:
-    """The epochs trained under ``directory``, in order ([] when none were); a last line a kill tore is ignored
-    (its epoch is trained again from the checkpoint before it)."""
-    return read_lines(Path(directory) / EPOCH_LOG_NAME)
-
-
 def load_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None:
     """Resume ``run`` in place from ``directory``'s checkpoint, refusing one written for another run."""
     state = torch.load(directory / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
@@ -236,24 +219,6 @@ def evaluate(forward: nn.Module, run: Run, data: DatasetSplits, split: str, devi
     if per_image:
         metrics["correct"] = torch.cat(correct).cpu().numpy() if correct else np.zeros(0, dtype=bool)
     return metrics
-
-
-def save_predictions(directory: Path, correct: dict[str, np.ndarray]) -> None:
-    """Each evaluation split's per-image top-1 hits of the final model, written atomically beside the checkpoint."""
-    write_atomic(directory / PREDICTIONS_NAME, lambda tmp: np.savez_compressed(
-        tmp, **{split: np.asarray(hits, dtype=bool) for split, hits in correct.items()}))
-
-
-def read_predictions(directory: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The per-image hits a completed training left in ``directory`` ({} when it left none)."""
-    path = Path(directory) / PREDICTIONS_NAME
-    if not path.is_file():
-        return {}
-    try:
-        with np.load(path) as stored:
-            return {split: stored[split].astype(bool) for split in stored.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise damaged(path, "not a readable .npz of per-image hits") from exc
 
 
 def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protocol, data: DatasetSplits,
@@ -406,4 +371,5 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
     return result("completed", test_top1=run.history[-1]["test_top1"], correct=correct)
 
 
-__all__ = ["TrainResult", "load_protocol_data", "read_epoch_log", "read_predictions", "train"]
+__all__ = ["EPOCH_LOG_NAME", "PREDICTIONS_NAME", "TrainResult", "load_protocol_data", "read_epoch_log",
+           "read_predictions", "train"]

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -20,8 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 from ablate.tune import make_storage
-from conftest import kill_session, session_alive, tiny_space_text
-from test_tune import _cli, _epochs_logged
+from conftest import tiny_space_text
+from test_tune import _cli, _epochs_logged, kill_when_one_trial_is_done_and_the_next_mid_way
 
 pytestmark = pytest.mark.slow
 EPOCHS = 2
@@ -82,19 +81,8 @@ def test_a_killed_run_on_postgresql_resumes_with_study_and_table_in_agreement(po
     args = ["--space", str(space), "--trials", "4", "--epochs", str(EPOCHS), "--name", "pg", "--no-dashboard",
             "--no-report", "--max-concurrent", "1", "--scheduler", "none", "--design", "search", "--confirm", "0",
             "--storage", postgres]
-    driver = _cli(args, results_dir, spawn)
     run_dir = results_dir / "pg"
-    deadline = time.time() + 240
-    while time.time() < deadline and driver.poll() is None:
-        logged = _epochs_logged(run_dir) if (run_dir / "trials").is_dir() else {}
-        if sorted(logged.values()) == [[1], [1, 2]]:  # one trial done, the next one mid-way
-            break
-        time.sleep(0.1)
-    kill_session(driver.pid)
-    driver.wait(timeout=30)
-    assert sorted(_epochs_logged(run_dir).values()) == [[1], [1, 2]], driver.stdout.read()[-3000:]
-    time.sleep(1)
-    assert session_alive(driver.pid) == []
+    kill_when_one_trial_is_done_and_the_next_mid_way(_cli(args, results_dir, spawn), run_dir)
     resumed = _cli(["--resume", "--name", "pg", "--no-dashboard", "--no-report"], results_dir, spawn)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]

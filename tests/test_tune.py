@@ -246,6 +246,24 @@ def _epochs_logged(run_dir: Path) -> dict[str, list[int]]:
     return {d.name: [e["epoch"] for e in read_epoch_log(d)] for d in (run_dir / "trials").glob("*") if d.is_dir()}
 
 
+def kill_when_one_trial_is_done_and_the_next_mid_way(driver, run_dir: Path) -> dict[str, list[int]]:
+    """SIGKILL a driver (and its local Ray) once one trial has completed and the next is between its epochs;
+    returns the epoch logs at the kill, after checking nothing of the killed run is left running."""
+    deadline = time.time() + 240
+    while time.time() < deadline and driver.poll() is None:
+        logged = _epochs_logged(run_dir) if (run_dir / "trials").is_dir() else {}
+        if sorted(logged.values()) == [[1], [1, 2]]:
+            break
+        time.sleep(0.1)
+    kill_session(driver.pid)
+    driver.wait(timeout=30)
+    at_kill = _epochs_logged(run_dir)
+    assert sorted(at_kill.values()) == [[1], [1, 2]], (at_kill, driver.stdout.read()[-3000:])
+    time.sleep(1)
+    assert session_alive(driver.pid) == []
+    return at_kill
+
+
 @pytest.mark.timeout(420)
 def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
     """SIGKILL the driver and its local Ray once one trial has completed and the next is between its epochs;
@@ -255,21 +273,8 @@ def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
     args = ["--space", str(space.path), "--trials", "4", "--epochs", str(EPOCHS), "--name", "killed",
             "--no-dashboard", "--no-report", "--max-concurrent", "1", "--scheduler", "none", "--design", "search",
             "--confirm", "0"]
-    driver = _cli(args, results_dir, spawn)
     run_dir = results_dir / "killed"
-    deadline = time.time() + 240
-    while time.time() < deadline and driver.poll() is None:
-        logged = _epochs_logged(run_dir) if (run_dir / "trials").is_dir() else {}
-        if sorted(logged.values()) == [[1], [1, 2]]:  # one trial done, the next one mid-way
-            break
-        time.sleep(0.1)
-    driver_session = driver.pid
-    kill_session(driver_session)
-    driver.wait(timeout=30)
-    at_kill = _epochs_logged(run_dir)
-    assert sorted(at_kill.values()) == [[1], [1, 2]], (at_kill, driver.stdout.read()[-3000:])
-    time.sleep(1)
-    assert session_alive(driver_session) == []  # nothing of the killed run is left running
+    at_kill = kill_when_one_trial_is_done_and_the_next_mid_way(_cli(args, results_dir, spawn), run_dir)
     study = optuna.load_study(study_name="killed", storage=make_storage(None, run_dir))
     before = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
     assert len(before) == 1

@@ -1,8 +1,8 @@
 """Experiment designs over a space's sampled axes: which configs to train so that axis effects can be estimated.
 
 ``balanced_design`` picks N distinct points in which every choice of every axis appears ⌊N/k⌋ or ⌈N/k⌉ times
-and, for every pair of axes, the pair counts are as even as N allows (Radosavovic et al., ICCV 2019; see
-DESIGN.md §7). It starts from balanced columns (each axis's choices repeated cyclically, then shuffled), which
+and, for every pair of axes, the pair counts are as even as N allows (Radosavovic et al., "On Network Design
+Spaces for Visual Recognition", ICCV 2019). It starts from balanced columns (each axis's choices repeated cyclically, then shuffled), which
 fixes the marginal counts, and only ever swaps two entries of one column, which keeps them fixed; a seeded
 simulated annealing minimises the pair-count imbalance (Σ of squared pair counts, lowest exactly when all
 counts of a pair differ by at most 1) plus a heavy penalty on repeated rows, and stops as soon as it reaches

@@ -18,15 +18,10 @@ import pandas as pd
 
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
+from ablate.formatting import duration_text
 from ablate.results import search_trials
 
 STATUS_ORDER = ("completed", "pruned", "failed")
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (f"{hours} h " if hours else "") + f"{minutes} min {secs} s"
 
 
 def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
@@ -51,7 +46,7 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     running = 0 if finished else int(live.get("running", 0))
     requested = meta.get("trials_requested", "?")
     state = f"finished {finished}" if finished else "in progress" + (
-        f" (tables updated {_duration(now - progress['updated'])} ago)" if progress.get("updated") else "")
+        f" (tables updated {duration_text(now - progress['updated'])} ago)" if progress.get("updated") else "")
     lines = [f"run {run_dir.name}: {state}",
              f"trials {sum(counts.values())}/{requested} done: " + ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER)
              + f"; {running} running"]
@@ -69,7 +64,7 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     elapsed = meta.get("wall_seconds", 0.0) if finished else (
         meta.get("wall_seconds", 0.0) + max(0.0, now - meta["started_at"]) if isinstance(meta.get("started_at"),
                                                                                         (int, float)) else math.nan)
-    lines.append(f"elapsed: {_duration(elapsed) if math.isfinite(elapsed) else '—'}")
+    lines.append(f"elapsed: {duration_text(elapsed)}")
     return lines
 
 

@@ -12,11 +12,11 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -305,6 +305,18 @@ def run_identity(config: BlockConfig, protocol: Protocol, data: DatasetSplits, s
             "input_size": data.input_size}
 
 
+@contextmanager
+def cudnn_autotuning(device: torch.device) -> Iterator[None]:
+    """cuDNN's autotuner on while a CUDA model trains (fixed shapes: the fastest kernels are picked once), and the
+    process's own setting back afterwards."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
 def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, report: Report | None = None,
           checkpoint_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
           device: str | torch.device | None = None, seed: int = 0, data: DatasetSplits | None = None) -> TrainResult:
@@ -337,8 +349,6 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None and (directory / CHECKPOINT_NAME).is_file():
         load_checkpoint(run, directory, identity)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     forward = torch.compile(run.model) if protocol.compile and device.type == "cuda" else run.model
     step_fn = make_step(run, nn.CrossEntropyLoss(label_smoothing=protocol.label_smoothing), forward, device)
 
@@ -350,25 +360,26 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
                            last.get("val_loss", math.nan), test_top1, run.train_seconds, seed, correct or {})
 
     correct = read_predictions(directory) if directory is not None else {}
-    while run.epoch < protocol.epochs:
-        # the test split and the per-image evidence in the last report: a scheduler may stop the trial right after it
-        metrics, evidence = run_epoch(run, step_fn, forward, protocol, data, device,
-                                      final=run.epoch + 1 == protocol.epochs)
-        if not math.isfinite(metrics["train_loss"]):
-            return result("failed", f"non-finite loss at epoch {run.epoch + 1}")
-        run.epoch += 1
-        if evidence:
-            correct = evidence
-            if directory is not None:  # before the checkpoint: a completed checkpoint always has its evidence
-                save_predictions(directory, correct)
-        run.history.append(metrics)
-        run.train_seconds += metrics["epoch_seconds"]
-        if directory is not None:
-            save_checkpoint(run, directory, identity)
-            append_epoch_log(directory, metrics)
-        if report is not None:
-            report(metrics)
-    return result("completed", test_top1=run.history[-1]["test_top1"], correct=correct)
+    with cudnn_autotuning(device):
+        while run.epoch < protocol.epochs:
+            # the test split and per-image evidence in the last report: a scheduler may stop the trial right after it
+            metrics, evidence = run_epoch(run, step_fn, forward, protocol, data, device,
+                                          final=run.epoch + 1 == protocol.epochs)
+            if not math.isfinite(metrics["train_loss"]):
+                return result("failed", f"non-finite loss at epoch {run.epoch + 1}")
+            run.epoch += 1
+            if evidence:
+                correct = evidence
+                if directory is not None:  # before the checkpoint: a completed checkpoint always has its evidence
+                    save_predictions(directory, correct)
+            run.history.append(metrics)
+            run.train_seconds += metrics["epoch_seconds"]
+            if directory is not None:
+                save_checkpoint(run, directory, identity)
+                append_epoch_log(directory, metrics)
+            if report is not None:
+                report(metrics)
+        return result("completed", test_top1=run.history[-1]["test_top1"], correct=correct)
 
 
 __all__ = ["EPOCH_LOG_NAME", "PREDICTIONS_NAME", "TrainResult", "load_protocol_data", "read_epoch_log",

@@ -3,7 +3,7 @@
 from ablate.models import timm_models  # noqa: F401  (registers the reference models with timm)
 from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
 from ablate.models.layers import SPATIAL_OPS, Hardball, Softball, SplitMultiply, Twist, hardball, softball
-from ablate.models.networks import MACROS, QLNET_MACRO, BlockNet, MacroConfig, build_model, build_qlnet
+from ablate.models.networks import MACROS, QLNET_MACRO, BlockNet, MacroConfig, build_model
 
 from ablate.models.baselines import (BASELINE_BY_TIMM_NAME, BASELINE_IDS, BASELINE_LIST, BASELINE_NAMES, BASELINES,
                                      REFERENCE_BASELINE, Baseline)
@@ -11,5 +11,5 @@ from ablate.models.baselines import (BASELINE_BY_TIMM_NAME, BASELINE_IDS, BASELI
 __all__ = [
     "BASELINES", "BASELINE_BY_TIMM_NAME", "BASELINE_IDS", "BASELINE_LIST", "BASELINE_NAMES", "Baseline", "MACROS",
     "REFERENCE_BASELINE", "NONLINEARITIES", "SPATIAL_OPS", "Block", "BlockConfig", "BlockNet", "Hardball",
-    "MacroConfig", "QLNET_MACRO", "Softball", "SplitMultiply", "Twist", "build_model", "build_qlnet", "hardball", "softball",
+    "MacroConfig", "QLNET_MACRO", "Softball", "SplitMultiply", "Twist", "build_model", "hardball", "softball",
 ]

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from timm.layers import create_classifier
-from timm.models._manipulate import checkpoint_seq
+from timm.models import checkpoint_seq
 from torch import nn
 
 from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
@@ -289,7 +289,3 @@ def build_model(block: BlockConfig | str, macro: str | MacroConfig = "cifar", nu
     """
     return BlockNet(block, macro, num_classes=num_classes, **kwargs)
 
-
-def build_qlnet(depths: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000, **kwargs: Any) -> BlockNet:
-    """QLNet (arXiv 2308.01621): multiply + depthwise blocks, expansion 1, hardball before pooling."""
-    return BlockNet(QLNET_BLOCK, QLNET_MACRO, depths=depths, num_classes=num_classes, **kwargs)

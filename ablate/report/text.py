@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ablate.formatting import duration_text
 from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
 from ablate.results import search_trials
 
@@ -43,7 +44,7 @@ def header_items(run: Run) -> list[str]:
         f"Candidate trials: {statuses}" + (f", {others}" if others else "")
         + f" (requested {_compact(meta.get('trials_requested'))}); sampler {_compact(meta.get('sampler'))}, "
           f"seed {_compact(meta.get('seed'))}",
-        f"Wall time: {_duration(meta.get('wall_seconds'))} (started {_compact(meta.get('started'))}, "
+        f"Wall time: {duration_text(meta.get('wall_seconds'))} (started {_compact(meta.get('started'))}, "
         f"finished {_compact(meta.get('finished'))})",
         _design_item(run),
         f"Hardware: {_pairs(meta.get('hardware'))}",
@@ -78,12 +79,3 @@ def _pairs(mapping) -> str:
     if not isinstance(mapping, dict) or not mapping:
         return _compact(mapping)
     return ", ".join(f"{k} {_compact(v)}" for k, v in mapping.items())
-
-
-def _duration(seconds) -> str:
-    try:
-        total = int(round(float(seconds)))
-    except (TypeError, ValueError):
-        return MISSING
-    hours, rest = divmod(total, 3600)
-    return (f"{hours} h " if hours else "") + f"{rest // 60} min {rest % 60} s"

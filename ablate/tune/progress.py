@@ -11,6 +11,7 @@ from typing import Any
 from ray import tune
 from tqdm import tqdm
 
+from ablate.formatting import compact_duration
 from ablate.tune.collect import candidate_row
 from ablate.tune.live import LIVE_RUNS, LiveRun
 from ablate.tune.settings import RunSettings
@@ -18,11 +19,6 @@ from ablate.tune.status import STATUSES, classify
 
 PLAIN_EVERY_S = 30.0  # plain lines when stdout is not a terminal
 POLL_EVERY_S = 2.0  # how often finished baselines / confirmations are looked for
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
 
 
 class RunProgress(tune.Callback):
@@ -111,8 +107,8 @@ class RunProgress(tune.Callback):
         self.last_print = now
         live = self.live
         elapsed = time.monotonic() - live.started if live is not None else 0.0
-        eta = f", ETA {_duration(elapsed / done * (self.trials - done))}" if 0 < done < self.trials else ""
-        print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {_duration(elapsed)}{eta}",
+        eta = f", ETA {compact_duration(elapsed / done * (self.trials - done))}" if 0 < done < self.trials else ""
+        print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {compact_duration(elapsed)}{eta}",
               flush=True)
 
     def close(self) -> None:

@@ -157,7 +157,15 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
         ...                                    Path("results/demo")))
         >>> outcome.table[["name", "status", "val_top1"]]                                        # doctest: +SKIP
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial from Optuna would drown the progress
+    try:
+        return _run(settings, resume)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     settings = replace(settings, run_dir=settings.run_dir.resolve())  # trials run with the trial folder as cwd
     started = time.time()
     settings, split_sizes = _with_data(settings)

@@ -2,8 +2,9 @@
 
 A space that writes ``width: {match: macs}`` (e.g. ``search_spaces/qlblock-iso.yaml``) compares blocks at equal
 cost (as Radosavovic et al., "Designing Network Design Spaces", CVPR 2020, compare models): every pair gets the
-width that puts its network, on the same macro, input size and classifier, within ±5 % of the MACs of the ResNet50 baseline's (``relu-conv3x3-w0.25``). MACs are counted
-by ``ablate.costs`` (fvcore), never estimated by formula.
+width that puts its network, on the same macro, input size and classifier, within ±5 % of the MACs of the
+ResNet50 baseline's (``relu-conv3x3-w0.25``). MACs are counted by ``ablate.costs`` (fvcore), never estimated by
+formula.
 
 Counting a ResNet50-macro network at 224² costs about a second, so the solver counts little:
 

@@ -66,6 +66,17 @@ def test_forward_backward_every_parameter_gets_a_gradient(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_fx_trace_then_torchscript_gives_the_same_logits(name):
+    """timm's fx path (``torch.fx.symbolic_trace``, then ``torch.jit.script`` of the graph), as timm's own ResNet
+    passes it."""
+    model = timm.create_model(name, pretrained=False, num_classes=10).eval()
+    scripted = torch.jit.script(torch.fx.symbolic_trace(model))
+    x = images()
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_head_removal_gives_features(name):
     model = timm.create_model(name).eval()
     cfg = model.pretrained_cfg

@@ -8,8 +8,6 @@ can build and train it. Every network has the same attributes (``stem``, ``stage
 so that the cost counter and the symmetry check can walk any of them the same way.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence

@@ -119,7 +119,7 @@ def _worker(args: argparse.Namespace) -> int:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from bench_gpu import TrainerPath, synthetic_splits  # noqa: E402  (the bench's own synthetic data and path)
+    from gpu_paths import TrainerPath, synthetic_splits  # noqa: E402  (the bench's own synthetic data and path)
 
     from ablate.models import BlockConfig
     from ablate.protocols import load_protocol

@@ -78,9 +78,11 @@ def test_the_gpu_setting_runs_on_cpu(monkeypatch, tmp_path):
     def bf16(protocol, device):
         return training.Precision(torch.bfloat16, torch.amp.GradScaler("cpu", enabled=False))
 
-    for module in (training, bench):
-        monkeypatch.setattr(module, "choose_precision", bf16)
-        monkeypatch.setattr(module, "uses_channels_last", lambda protocol, device: protocol.channels_last)
+    for module in (training, sys.modules["gpu_paths"], sys.modules["gpu_sections"]):  # every user of the two rules
+        for name, rule in (("choose_precision", bf16),
+                           ("uses_channels_last", lambda protocol, device: protocol.channels_last)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, rule)
     out = tmp_path / "bench.md"
     threads = torch.get_num_threads()
     try:

@@ -1,6 +1,7 @@
 """What a GPU run would expose, checked on CPU: graph breaks under torch.compile, bf16 radial activations, host
 syncs and per-step launch overhead in the training step."""
 
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -28,7 +29,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_bench_gpu()
+    """The bench's training paths (``benchmarks/gpu_paths.py``, importable once bench_gpu is loaded)."""
+    load_bench_gpu()
+    return sys.modules["gpu_paths"]
 
 
 class AtenOps(TorchDispatchMode):

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ablate import defaults
 from ablate.errors import UsageError
-
-DEFAULT_TRIALS = 12
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,18 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--data-dir", help="dataset folder for cifar10 / cifar100 / imagefolder protocols")
     what.add_argument("--download", action="store_true", help="download the dataset into --data-dir if absent")
     what.add_argument("--epochs", type=int, help="epochs per candidate and baseline (default: the protocol's)")
-    what.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help=f"candidates to sample (default: {DEFAULT_TRIALS})")
+    what.add_argument("--trials", type=int, default=defaults.TRIALS,
+                      help=f"candidates to sample (default: {defaults.TRIALS})")
     what.add_argument("--seed", type=int, default=0, help="seed of the sampler, data splits and training (default: 0)")
     design = parser.add_argument_group("design and replication")
     design.add_argument("--design", choices=["balanced", "search", "grid"],
                         help="balanced: --trials configs with every choice about equally often, all trained to the "
                              "full budget; search: the sampler with ASHA after a balanced start-up core; grid: every "
                              "config (default: the space file's design:)")
-    design.add_argument("--confirm", type=int, default=3,
+    design.add_argument("--confirm", type=int, default=defaults.CONFIRM,
                         help="retrain the best K candidates (by the run seed's val top-1) and the baselines under "
-                             "fresh training seeds; verdicts judge them there, on the test split (default: 3; 0: none)")
-    design.add_argument("--seeds", type=int, default=3,
-                        help="fresh training seeds per confirmed candidate and per baseline (default: 3)")
+                             "fresh training seeds; verdicts judge them there, on the test split "
+                             f"(default: {defaults.CONFIRM}; 0: none)")
+    design.add_argument("--seeds", type=int, default=defaults.SEEDS,
+                        help=f"fresh training seeds per confirmed candidate and per baseline (default: {defaults.SEEDS})")
     search = parser.add_argument_group("search")
     search.add_argument("--sampler", choices=["tpe", "nsga2", "grid", "random"],
                         help="Optuna sampler (default: tpe; nsga2 with several objectives)")
@@ -169,8 +170,8 @@ def resume_settings(args: argparse.Namespace, results_dir: Path, command: str):
                                   "gpus_per_trial": meta.get("gpus_per_trial"), "cpus_per_trial": meta["cpus_per_trial"],
                                   "max_concurrent": meta.get("max_concurrent"), "storage": meta.get("storage"),
                                   "data_dir": args.data_dir or meta.get("data_dir"), "name": run_dir.name,
-                                  "design": meta.get("design", "search"), "confirm": meta.get("confirm", 0),
-                                  "seeds": meta.get("seeds", 1)})
+                                  "design": meta.get("design"), "confirm": meta.get("confirm", defaults.CONFIRM),
+                                  "seeds": meta.get("seeds", defaults.SEEDS)})
     return settings_from_args(saved, results_dir, meta.get("command") or command)
 
 

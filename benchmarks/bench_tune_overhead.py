@@ -55,7 +55,7 @@ def orchestrated(space_path: Path, trials: int, protocol, seed: int, folder: Pat
     start = time.perf_counter()
     settings = RunSettings(space=load_space(space_path), protocol=protocol, run_dir=folder / "results" / "bench",
                            trials=trials, seed=seed, design="grid", sampler="grid", scheduler="none", max_concurrent=1,
-                           dashboard=False)
+                           dashboard=False, confirm=0)
     outcome = run_ablation(settings)
     wall = time.perf_counter() - start
     for _, row in outcome.table.iterrows():

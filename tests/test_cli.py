@@ -93,3 +93,20 @@ def test_objectives_come_from_the_space_file_unless_the_flag_overrides(results_d
     settings = cli.settings_from_args(args, results_dir, "test")
     assert [o.metric for o in settings.objectives] == names and settings.objectives_from == source
     assert settings.sampler == ("nsga2" if len(names) > 1 else "tpe")
+
+
+def test_the_command_line_and_the_api_share_one_set_of_defaults(tmp_path):
+    import dataclasses
+
+    from ablate.cli import build_parser, settings_from_args
+    from ablate.space import load_space
+    from ablate.tune import RunSettings
+
+    args = build_parser().parse_args([])
+    fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
+    assert (args.trials, args.confirm, args.seeds) == (fields["trials"], fields["confirm"], fields["seeds"]) == (12, 3, 3)
+    from_cli = settings_from_args(args, tmp_path, "python run_ablation.py")
+    api = RunSettings(load_space("qlblock"), from_cli.protocol, from_cli.run_dir)
+    for name in ("trials", "design", "confirm", "seeds", "seed", "scheduler", "cpus_per_trial", "max_failures"):
+        assert getattr(from_cli, name) == getattr(api, name), name
+    assert api.design == load_space("qlblock").design == "balanced"  # None: the space file's design

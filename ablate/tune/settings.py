@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ablate import defaults
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
 from ablate.registry import lookup
@@ -39,7 +40,8 @@ class RunSettings:
         command: The command line, recorded in run.json.
         objectives_from: Where the objectives came from (flag, space file, run.json), for the run header.
         design: ``balanced`` (a balanced set of configs, all trained to the full budget), ``search`` (the sampler
-            and ASHA, after a balanced start-up core exempt from early stopping) or ``grid`` (every config).
+            and ASHA, after a balanced start-up core exempt from early stopping) or ``grid`` (every config); None
+            (the default) takes the space file's ``design:``.
         confirm: How many of the best candidates (by the run seed's val top-1) to retrain under fresh training seeds
             once the design is done; the baselines are trained under the same fresh seeds.
         seeds: Fresh training seeds per confirmed candidate and per baseline (used only when ``confirm > 0``).
@@ -53,7 +55,7 @@ class RunSettings:
     space: SearchSpace
     protocol: Protocol
     run_dir: Path
-    trials: int = 12
+    trials: int = defaults.TRIALS
     seed: int = 0
     sampler: str = "tpe"
     objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
@@ -68,12 +70,14 @@ class RunSettings:
     max_failures: int = 2
     command: str = ""
     objectives_from: str = "--objectives"
-    design: str = "search"
-    confirm: int = 0
-    seeds: int = 1
+    design: str | None = None
+    confirm: int = defaults.CONFIRM
+    seeds: int = defaults.SEEDS
     train_fn: TrainFn = field(default=train, compare=False)
 
     def __post_init__(self) -> None:
+        if self.design is None:  # the space file's design: (frozen) set once, here
+            object.__setattr__(self, "design", self.space.design)
         if not 1 <= self.trials <= self.space.size:
             raise ValueError(f"trials must be between 1 and the space's {self.space.size} configs (no block is "
                              f"trained twice), got {self.trials}")

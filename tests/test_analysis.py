@@ -17,7 +17,7 @@ from scipy import stats
 
 from ablate.analysis import (
     Evidence, baseline_front, compare_runs, complexity_weights, cost_matched_baseline, effects, error_edf,
-    noise_floor, rung_fidelity, summarize, t_interval,
+    noise_floor, rung_fidelity, summarize,
 )
 from ablate.analysis.edf import normalisable
 from ablate.analysis.evidence import pooled_seed_variance, seed_component
@@ -44,20 +44,6 @@ def simulated(rng, seeds=(0,), noise=1.0) -> pd.DataFrame:
         rows += [row(f"{nl}-{sp}-w{w:g}", mean + rng.normal(0, noise), s, nonlinearity=nl, spatial=sp, width=w)
                  for s in seeds]
     return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------------------- intervals
-
-def test_t_interval_matches_scipy_and_refuses_n_1():
-    x = [1.0, 2.0, 4.0, float("nan")]
-    ci = t_interval(x)
-    low, high = stats.t.interval(0.95, 2, loc=np.mean([1, 2, 4]), scale=stats.sem([1, 2, 4]))
-    assert (ci.n, ci.mean) == (3, pytest.approx(7 / 3)) and (ci.low, ci.high) == (pytest.approx(low), pytest.approx(high))
-    one = t_interval([5.0])
-    assert one.n == 1 and one.mean == 5.0 and math.isnan(one.low) and math.isnan(one.std) and not one.has_ci
-    same = t_interval([3.0, 3.0])
-    assert (same.low, same.high) == (3.0, 3.0) and same.excludes_zero
-    assert t_interval([-1.0, 1.0]).covers_zero and t_interval([]).n == 0
 
 
 # ------------------------------------------------------------------------------------------------------------ summary

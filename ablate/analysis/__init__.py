@@ -12,14 +12,13 @@ from ablate.analysis.effects import effects
 from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_baseline
 from ablate.analysis.evidence import Estimate, Evidence
 from ablate.analysis.fidelity import RankAgreement, compare_runs, rung_fidelity
-from ablate.analysis.intervals import Interval, t_interval
 from ablate.analysis.noise import NoiseFloor, noise_floor
 from ablate.analysis.summary import SUMMARY_COLUMNS, summarize
 from ablate.analysis.verdicts import best_candidate, detectable_difference, verdict_family
 
 __all__ = [
-    "CHEAPER", "Estimate", "Evidence", "Interval", "NoiseFloor", "RankAgreement", "SUMMARY_COLUMNS",
+    "CHEAPER", "Estimate", "Evidence", "NoiseFloor", "RankAgreement", "SUMMARY_COLUMNS",
     "baseline_front", "best_candidate", "compare_runs", "complexity_weights", "cost_matched_baseline",
     "detectable_difference", "edf_counts", "effects", "error_edf", "noise_floor", "rung_fidelity", "summarize",
-    "t_interval", "verdict_family",
+    "verdict_family",
 ]

@@ -55,12 +55,6 @@ def search_rows(trials: pd.DataFrame) -> pd.DataFrame:
     return done[done["phase"].isin(SEARCH_PHASES)]
 
 
-def per_seed(done: pd.DataFrame, name: str, metric: str = "val_top1") -> pd.Series:
-    """A config's metric per training seed (repeated rows of one seed averaged), indexed by seed."""
-    rows = done[done["name"] == name]
-    return rows.groupby("seed")[metric].mean().dropna()
-
-
 def summarize(trials: pd.DataFrame, predictions: pd.DataFrame | Evidence | None = None,
               axes: tuple[str, ...] | list[str] | None = None, reference: str = REFERENCE_BASELINE,
               split: str = "test") -> pd.DataFrame:

@@ -78,7 +78,7 @@ def _sample(space, seed, n):
     configs = []
     for _ in range(n):
         trial = study.ask()
-        configs.append(space.suggest(trial))
+        configs.append(space.config(space.suggest_values(trial)))
         study.tell(trial, 0.0)
     return configs, study
 
@@ -100,7 +100,7 @@ def test_grid_sampler_walks_the_whole_space():
     space = load_space("pflayer")
     study = optuna.create_study(sampler=optuna.samplers.GridSampler(space.grid_search_space(), seed=0))
     seen = []
-    study.optimize(lambda trial: seen.append(space.suggest(trial)) or 0.0, n_trials=space.size + 5)
+    study.optimize(lambda trial: seen.append(space.config(space.suggest_values(trial))) or 0.0, n_trials=space.size + 5)
     assert len(seen) == space.size
     assert sorted(map(str, seen)) == sorted(map(str, space.grid()))
 
@@ -172,7 +172,7 @@ def test_matched_width_is_not_sampled_and_needs_resolving(tmp_path):
     config = resolved.config({"nonlinearity": "multiply"})
     assert config == BlockConfig("multiply", "maxpool", widths[("multiply", "maxpool")])
     assert str(config) == f"multiply-maxpool-w{widths[('multiply', 'maxpool')]:g}"
-    assert resolved.suggest(trial).width == widths[(trial.params["nonlinearity"], "maxpool")]
+    assert resolved.config(resolved.suggest_values(trial)).width == widths[(trial.params["nonlinearity"], "maxpool")]
 
 
 def test_resolving_a_space_without_match_changes_nothing():

@@ -126,10 +126,6 @@ class SearchSpace:
         """One categorical parameter per sampled axis, named after it, from an ``optuna.Trial``."""
         return {a.name: trial.suggest_categorical(a.name, list(a.choices)) for a in self.axes}
 
-    def suggest(self, trial: Any) -> BlockConfig:
-        """Sample one block from an ``optuna.Trial``: one categorical parameter per axis, named after it."""
-        return self.config(self.suggest_values(trial))
-
     def define_by_run(self, trial: Any) -> None:
         """The define-by-run function Ray Tune's ``OptunaSearch`` takes (it reads the suggested params itself)."""
         self.suggest_values(trial)

@@ -15,6 +15,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from ablate.data.splits import SPLITS
 from ablate.errors import error_summary
 from ablate.results import load, load_curves, read_run_json, write_run_json
 from ablate.training import load_protocol_data
@@ -77,7 +78,7 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     if settings.space.width_match:
         print(f"[ablate] solving the width of each block for equal {settings.space.width_match} …", flush=True)
     space = settings.space.resolved(settings.macro, data.num_classes, data.input_size)
-    return replace(settings, space=space), {split: data.size(split) for split in ("train", "val", "test")}
+    return replace(settings, space=space), {split: data.size(split) for split in SPLITS}
 
 
 def _previous_tables(run_dir: Path) -> tuple[pd.DataFrame | None, ...]:

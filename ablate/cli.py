@@ -222,9 +222,9 @@ def preflight(settings, *, download: bool = False) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    from ablate.results import RESULTS_DIR
+    from ablate.results import results_dir as folder
 
-    results_dir = RESULTS_DIR
+    results_dir = folder()
     settings = resume_settings(args, results_dir, command) if args.resume else settings_from_args(args, results_dir, command)
     if not args.resume and settings.run_dir.exists():
         raise UsageError(f"{settings.run_dir} exists: pass --resume to continue it, or another --name")

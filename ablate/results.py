@@ -22,7 +22,12 @@ from ablate.errors import UsageError
 from ablate.files import read_json, read_table, write_atomic, write_json
 from ablate.models.baselines import REFERENCE_BASELINE
 
-RESULTS_DIR = Path(os.environ.get("ABLATE_RESULTS_DIR", "results"))
+RESULTS_ENV = "ABLATE_RESULTS_DIR"  # where run folders go (default: results/ in the working directory)
+
+
+def results_dir() -> Path:
+    """The folder run names resolve under: ``$ABLATE_RESULTS_DIR``, else ``results``, read at each call."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
 
 TRIAL_COLUMNS = [
     "kind", "trial_id", "name", "config", "config_hash", "nonlinearity", "spatial", "width", "status", "reason",
@@ -41,7 +46,7 @@ PREDICTION_COLUMNS = ["trial_id", "kind", "name", "config", "seed", "phase", "sp
 def run_path(run: str | os.PathLike) -> Path:
     """A run given by name (a folder of ``results/``) or by path."""
     path = Path(run)
-    return path if path.is_dir() or path.parent != Path(".") else RESULTS_DIR / path
+    return path if path.is_dir() or path.parent != Path(".") else results_dir() / path
 
 
 def search_trials(table: pd.DataFrame) -> pd.DataFrame:

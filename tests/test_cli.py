@@ -15,7 +15,7 @@ def run_cli(capsys, *argv):
 
 @pytest.fixture
 def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr("ablate.results.RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "results"))
     return tmp_path / "results"
 
 

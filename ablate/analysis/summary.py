@@ -108,8 +108,7 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
     where = "confirm" if len(confirm) else "design"
     accuracy = evidence.accuracy(name, where)
     if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
-        metric = f"{split}_top1" if f"{split}_top1" in group else "test_top1"
-        accuracy = Estimate(float((confirm if len(confirm) else own if len(own) else group)[metric].mean()),
+        accuracy = Estimate(float((confirm if len(confirm) else own if len(own) else group)[f"{split}_top1"].mean()),
                             math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
     row = {"kind": kind, "name": name, "config": first.get("config", name), **{a: first[a] for a in axes},
            "phases": "+".join(p for p in PHASES if p in phases), "n": len(group["seed"].unique()),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import ray
 
@@ -30,20 +33,52 @@ def token_available() -> bool:
 
 
 def use_token_auth() -> None:
-    """Turn on Ray's token mode when a token is available and the user has not chosen a mode.
+    """Turn on Ray's token mode for this process when a token is available and the user has not chosen a mode.
 
     Ray 2.60 does this by itself for a local ``ray.init()`` and for ``address="auto"``, but not for ``HOST:PORT``,
-    where a token-protected cluster then refuses the driver after ~30 s of retries.
+    where a token-protected cluster then refuses the driver after ~30 s of retries. Called only where Ray is started
+    (:func:`init_ray`); :func:`check_address` switches the mode on just for its probe.
     """
-    if os.environ.get(AUTH_MODE) is not None or not token_available():
-        return
-    os.environ[AUTH_MODE] = "token"
-    try:  # Ray caches its config at import; refresh it as Ray's own token set-up does
-        from ray._raylet import Config
+    if os.environ.get(AUTH_MODE) is None and token_available():
+        os.environ[AUTH_MODE] = "token"
+        ray_internals().refresh_config()
 
-        Config.initialize("")
-    except (ImportError, AttributeError):
-        pass
+
+@contextmanager
+def token_mode() -> Iterator[None]:
+    """Ray's token mode on while the block runs (as :func:`use_token_auth` would set it), the environment as it was
+    afterwards."""
+    before = os.environ.get(AUTH_MODE)
+    use_token_auth()
+    try:
+        yield
+    finally:
+        if before is None and os.environ.pop(AUTH_MODE, None) is not None:
+            ray_internals().refresh_config()
+
+
+@dataclass(frozen=True)
+class RayInternals:
+    """The two private pieces of Ray that token probing needs, found in one place: ``ray._raylet.Config`` (Ray caches
+    its auth mode at import; its own token set-up re-reads it with ``Config.initialize``) and
+    ``ray._raylet.GcsClient`` (it answers an auth probe at once, where ``ray.init`` retries for ~30 s).
+    ``tests/test_cluster_units.py`` fails loudly if a Ray upgrade moves them."""
+
+    config: Any  # None where this Ray has no such thing: its config is then not refreshed
+    gcs_client: Any  # None likewise: no instant probe, Ray's own retries decide
+
+    def refresh_config(self) -> None:
+        if self.config is not None:
+            self.config.initialize("")
+
+
+def ray_internals() -> RayInternals:
+    """The private Ray pieces token probing uses (see :class:`RayInternals`); a piece this Ray lacks is None."""
+    import ray._raylet as raylet
+
+    config = getattr(raylet, "Config", None)
+    return RayInternals(config if callable(getattr(config, "initialize", None)) else None,
+                        getattr(raylet, "GcsClient", None))
 
 
 def check_address(address: str) -> None:
@@ -61,9 +96,9 @@ def check_address(address: str) -> None:
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot reach a Ray cluster at {address!r} ({err}): start one with `ray start --head` "
                          "or pass --address auto on a cluster node") from None
-    use_token_auth()
     if not scheme:  # HOST:PORT is the cluster's GCS, which answers an auth probe at once (ray:// is Ray Client's)
-        check_token(hostport)
+        with token_mode():
+            check_token(hostport)
 
 
 def check_token(gcs_address: str) -> None:
@@ -72,10 +107,11 @@ def check_token(gcs_address: str) -> None:
     Raises:
         UsageError: The cluster wants a token and ours is missing or different.
     """
-    from ray._raylet import GcsClient
-
+    probe = ray_internals().gcs_client
+    if probe is None:
+        return
     try:
-        GcsClient(address=gcs_address)
+        probe(address=gcs_address)
     except ray.exceptions.AuthenticationError:
         what = "is wrong" if token_available() else "is missing"
         raise UsageError(f"the Ray cluster at {gcs_address} refused the connection: its authentication token {what}; "
@@ -103,6 +139,7 @@ def init_ray(settings: RunSettings) -> str | None:
     if ray.is_initialized():
         return None
     if settings.address:
+        use_token_auth()  # for the whole driver: Ray starts here
         check_address(settings.address)
     local = {} if settings.address else {"include_dashboard": settings.dashboard, "dashboard_host": "127.0.0.1",
                                          **ray_temp_dir(settings.run_dir.parent)}

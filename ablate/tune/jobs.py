@@ -138,13 +138,14 @@ class JobRunner:
             return None
         try:
             outcome = read_json(path)
-            if outcome["row"]["status"] != "completed" or not isinstance(outcome["curves"], list):
-                raise KeyError("status")
+            problem = None if _complete(outcome) else "an incomplete entry"
+        except UsageError as err:
+            problem = str(err)
+        if problem is None:
             return outcome
-        except (UsageError, KeyError, TypeError) as err:
-            print(f"[ablate] warning: cached baseline {path} is unusable ({err if isinstance(err, UsageError) else 'incomplete entry'}"
-                  f"); training {job.name} seed {job.seed} again", flush=True)
-            return None
+        print(f"[ablate] warning: cached baseline {path} is unusable ({problem}); training {job.name} seed "
+              f"{job.seed} again", flush=True)
+        return None
 
     def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
         """Start ``jobs`` (cached baselines are taken from the cache at once)."""
@@ -169,7 +170,8 @@ class JobRunner:
         return [refs[ref] for ref in ready]
 
     def collect(self, wait: bool = True) -> dict[Job, dict[str, Any]]:
-        """Every finished job's outcome (``row``, ``curves`` and ``predictions``); with ``wait``, after every pending job ends."""
+        """Every finished job's outcome (``row``, ``curves`` and ``predictions``); with ``wait``, after every pending
+        job ends."""
         for job in self._ready(timeout=None if wait else 0):
             try:
                 outcome = ray.get(self.pending.pop(job))
@@ -181,6 +183,13 @@ class JobRunner:
                 write_json(cached, outcome, default=_json_number)
             self.results[job] = outcome
         return self.results
+
+
+def _complete(outcome: dict[str, Any]) -> bool:
+    """A cache entry as :meth:`JobRunner.collect` writes it: a completed row, its curve and its per-image evidence."""
+    row = outcome.get("row")
+    return isinstance(row, dict) and row.get("status") == "completed" and isinstance(outcome.get("curves"), list) \
+        and isinstance(outcome.get("predictions"), dict) and bool(outcome["predictions"])
 
 
 def _json_number(value: Any) -> Any:

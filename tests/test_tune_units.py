@@ -14,7 +14,7 @@ from ablate.protocols import load_protocol
 from ablate.results import trials_frame
 from ablate.space import load_space, parse_objectives
 from ablate.tune import (AblationSearch, RunSettings, baseline_cache_key, classify, code_version, error_summary,
-                         make_storage, reconcile_study)
+                         make_storage, repair_study)
 from conftest import tiny_space_text
 
 SPACE = tiny_space_text("units", baselines="")
@@ -47,7 +47,7 @@ def axes_of(config):
 
 def test_design_points_come_first_marked_design_then_the_sampler_searches(space):
     design = [{"nonlinearity": "hardball", "spatial": "dwconv"}, {"nonlinearity": "relu", "spatial": "maxpool"}]
-    searcher = AblationSearch(2, space.grid_points(), design, space=space.define_by_run, metric="val_top1",
+    searcher = AblationSearch(2, space.grid_points(), design, space=space, metric="val_top1",
                               mode="max", sampler=optuna.samplers.RandomSampler(seed=0), seed=0, study_name="design")
     configs = [searcher.suggest(f"t{i}") for i in range(4)]
     assert [axes_of(c) for c in configs[:2]] == design and [c["phase"] for c in configs[:2]] == ["design"] * 2
@@ -69,13 +69,13 @@ class OnePoint(optuna.samplers.BaseSampler):
 
 
 def test_a_repeated_proposal_is_failed_as_duplicate_and_replaced_by_an_unseen_block(space):
-    searcher = AblationSearch(2, space.grid_points(), space=space.define_by_run, metric="val_top1", mode="max",
+    searcher = AblationSearch(2, space.grid_points(), space=space, metric="val_top1", mode="max",
                               sampler=OnePoint(), seed=0, study_name="dedupe")
     configs = [axes_of(searcher.suggest(f"t{i}")) for i in range(space.size)]
     keys = {tuple(sorted(c.items())) for c in configs}
     assert len(keys) == space.size  # every block exactly once, though the sampler wanted the same one each time
     assert configs[0] == {"nonlinearity": "relu", "spatial": "maxpool"}
-    study = searcher._ot_study
+    study = searcher.study
     duplicates = [t for t in study.trials if t.user_attrs.get("duplicate")]
     assert len(duplicates) == space.size - 1
     assert all(t.state == TrialState.FAIL and t.params == configs[0] for t in duplicates)
@@ -86,7 +86,7 @@ def test_a_repeated_proposal_is_failed_as_duplicate_and_replaced_by_an_unseen_bl
 def test_a_restored_searcher_takes_back_the_trials_its_snapshot_missed(space, tmp_path):
     """The driver was killed after the searcher's last snapshot but after it had asked for one more trial."""
     def searcher():
-        return AblationSearch(2, space.grid_points(), space=space.define_by_run, metric="val_top1", mode="max",
+        return AblationSearch(2, space.grid_points(), space=space, metric="val_top1", mode="max",
                               sampler=optuna.samplers.RandomSampler(seed=0), seed=0, study_name="restored",
                               storage=make_storage(None, tmp_path))
 
@@ -110,16 +110,9 @@ def _settings(space, tmp_path, objectives="top1"):
                        objectives=parse_objectives(objectives))
 
 
-def _row(config, status, top1=90.0, macs=1e6):
-    return {"kind": "candidate", "config": config, "status": status, "val_top1": top1, "macs": macs}
-
-
-def test_reconcile_finishes_what_a_killed_driver_left_running(space, tmp_path):
-    settings = _settings(space, tmp_path, "top1,macs")
-
-    study = optuna.create_study(study_name="killed", storage=make_storage(None, tmp_path),
-                                directions=["maximize", "minimize"])
-
+def test_the_repair_fails_what_a_killed_driver_left_running_and_trains_each_unfinished_block_again(space, tmp_path):
+    storage = make_storage(None, tmp_path)
+    study = optuna.create_study(study_name="killed", storage=storage, directions=["maximize", "minimize"])
     distributions = {a.name: optuna.distributions.CategoricalDistribution(list(a.choices)) for a in space.axes}
 
     def ask(nonlinearity, spatial):
@@ -127,22 +120,21 @@ def test_reconcile_finishes_what_a_killed_driver_left_running(space, tmp_path):
         return study.ask(distributions)
 
     study.tell(ask("relu", "dwconv"), [91.0, 2e6])
-    orphans = {f"{n}-{s}-w0.5": ask(n, s).number
-               for n, s in (("relu", "dwconv"), ("multiply", "dwconv"), ("hardball", "maxpool"), ("multiply", "maxpool"))}
-    rows = [_row("relu-dwconv-w0.5", "completed", 91.0, 2e6), _row("multiply-dwconv-w0.5", "completed", 93.0, 3e6),
-            _row("hardball-maxpool-w0.5", "pruned", 40.0)]  # multiply-maxpool never reached the table
+    orphans = {f"{n}-{s}": ask(n, s).number
+               for n, s in (("relu", "dwconv"), ("multiply", "dwconv"), ("hardball", "maxpool"), ("multiply", "maxpool"),
+                            ("multiply", "maxpool"))}
+    driven = ask("relu", "maxpool").number  # the resumed searcher still drives this one
 
-    assert reconcile_study(settings, "killed", rows) == 4
-    trials = {t.number: t for t in optuna.load_study(study_name="killed", storage=make_storage(None, tmp_path)).trials}
-    assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
-    superseded = trials[orphans["relu-dwconv-w0.5"]]  # its block already has an outcome in the study
-    assert superseded.state == TrialState.FAIL and superseded.user_attrs["interrupted"]
-    assert trials[orphans["multiply-dwconv-w0.5"]].values == [93.0, 3e6]
-    assert trials[orphans["hardball-maxpool-w0.5"]].state == TrialState.PRUNED
-    lost = trials[orphans["multiply-maxpool-w0.5"]]
-    assert lost.state == TrialState.FAIL and lost.user_attrs["interrupted"]
-    assert len([t for t in trials.values() if t.state == TrialState.COMPLETE]) == 2
-    assert reconcile_study(settings, "killed", rows) == 0
+    again = repair_study(study, storage, space, known={driven})
+    # every block no trial finished, once; relu-dwconv already has its outcome
+    assert again == [{"nonlinearity": "multiply", "spatial": "dwconv"}, {"nonlinearity": "hardball", "spatial": "maxpool"},
+                     {"nonlinearity": "multiply", "spatial": "maxpool"}]
+    trials = {t.number: t for t in optuna.load_study(study_name="killed", storage=storage).trials}
+    assert [t.number for t in trials.values() if t.state == TrialState.RUNNING] == [driven]
+    for number in orphans.values():
+        assert trials[number].state == TrialState.FAIL and trials[number].user_attrs["interrupted"]
+    assert len([t for t in trials.values() if t.state == TrialState.COMPLETE]) == 1
+    assert repair_study(study, storage, space, known={driven}) == []
 
 
 class FakeRayTaskError(Exception):

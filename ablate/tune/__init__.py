@@ -19,12 +19,12 @@ from ablate.errors import error_summary
 from ablate.tune.jobs import Job, JobRunner, baseline_cache_key, code_version
 from ablate.tune.cluster import check_address, init_ray
 from ablate.tune.run import RunOutcome, build_tuner, run_ablation
-from ablate.tune.search import AblationSearch, make_sampler, make_storage, reconcile_study
+from ablate.tune.search import AblationSearch, make_sampler, make_storage, repair_study
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import classify
 
 __all__ = [
     "AblationSearch", "Job", "JobRunner", "RunOutcome", "RunSettings", "baseline_cache_key", "build_tuner",
     "check_address", "classify", "code_version", "error_summary", "init_ray", "make_sampler", "make_storage",
-    "reconcile_study", "run_ablation",
+    "repair_study", "run_ablation",
 ]

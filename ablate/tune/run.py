@@ -24,7 +24,7 @@ from ablate.tune.collect import candidate_rows, run_meta
 from ablate.tune.jobs import JobRunner, baseline_jobs, confirmation_jobs
 from ablate.tune.live import LIVE_RUNS, LiveRun
 from ablate.tune.progress import RunProgress
-from ablate.tune.search import PHASE, make_searcher, reconcile_study
+from ablate.tune.search import PHASE, make_searcher
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer
 from ablate.tune.trainables import make_trainable
@@ -117,7 +117,6 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
     for outcome in outcomes:
         live.add(*outcome)
     rows = [row for row, _, _ in outcomes]
-    reconcile_study(settings, run_dir.name, rows)
     confirmations = confirmation_jobs(settings, rows)
     if confirmations:
         print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} fresh training "

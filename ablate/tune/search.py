@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
 from ablate.design import balanced_design
 from ablate.errors import UsageError
@@ -77,80 +78,84 @@ def design_points(settings: RunSettings) -> list[dict[str, Any]]:
 PHASE = "phase"  # the config key that tells a design trial (full budget, never stopped early) from a search one
 
 
-class AblationSearch(OptunaSearch):
-    """Ray's OptunaSearch with a design, no repeated blocks, and honest trial states in the study.
+class AblationSearch(Searcher):
+    """Ray Tune's searcher for a run: one Optuna study driven through its public ask/tell interface.
 
-    - The design's points are enqueued in the study before anything else, so storage and dashboards hold them;
-      their configs carry ``phase: design`` (the scheduler never stops them early), the sampler's ``phase: search``.
+    Ask/tell rather than Ray's ``OptunaSearch`` because a run needs three things only the study's own API gives
+    without reaching into private attributes: the design's points enqueued in the study before anything else (so
+    storage and dashboards hold them; ``points_to_evaluate`` would keep them in the searcher only), a repeated block
+    told FAIL and replaced, and honest trial states (Ray's searcher tells an ASHA-stopped trial COMPLETE with its
+    partial accuracy, which makes the study treat a 1-epoch score as a final one).
+
+    - Design configs carry ``phase: design`` (the scheduler never stops them early), the sampler's ``phase: search``.
     - A block is never trained twice while unseen ones remain.
-    - ASHA-stopped trials are told PRUNED and failed ones FAIL: Ray's own searcher reports a stopped trial as
-      COMPLETE with its partial accuracy, which would make the study treat a 1-epoch score as a final one.
+    - ASHA-stopped trials are told PRUNED (user attr ``pruned_by``) and failed ones FAIL.
+    - On resume, the study is repaired once, by :func:`repair_study`.
 
     Args:
         epochs: The full budget, to tell pruned trials from completed ones.
         points: Every point of the space (axis → value), for replacing repeated proposals.
         design: The design's points, enqueued first.
-        **kwargs: Passed on to ``OptunaSearch`` (space, metric, mode, sampler, study_name, storage, seed).
+        space: The space: suggests an Optuna trial's parameters and names a point's block.
+        metric: The result key (or keys, multi-objective) told to the study.
+        mode: ``max`` / ``min`` (or one per metric).
+        sampler: The study's sampler.
+        study_name: The study's name in its storage.
+        storage: Where the study lives (in memory if None).
+        seed: Seeds the choice of the unseen block that replaces a repeat.
     """
 
-    def __init__(self, epochs: int, points: list[dict[str, Any]], design: list[dict[str, Any]] = (), **kwargs: Any):
-        super().__init__(**kwargs)
-        self._epochs, self._points = epochs, points
+    def __init__(self, epochs: int, points: list[dict[str, Any]], design: list[dict[str, Any]] = (), *,
+                 space: SearchSpace, metric: str | list[str], mode: str | list[str],
+                 sampler: optuna.samplers.BaseSampler | None = None, study_name: str | None = None,
+                 storage: optuna.storages.BaseStorage | None = None, seed: int | None = None):
+        super().__init__(metric=metric, mode=mode)
+        self._epochs, self._points, self._space = epochs, points, space
+        self.storage = storage or optuna.storages.InMemoryStorage()
+        modes = mode if isinstance(mode, list) else [mode]
+        self.study = optuna.create_study(
+            storage=self.storage, sampler=sampler, pruner=optuna.pruners.NopPruner(), study_name=study_name,
+            load_if_exists=True, directions=["maximize" if m == "max" else "minimize" for m in modes])
         self._design = {self._key(p) for p in design}
+        self._asked: dict[str, optuna.Trial] = {}  # Ray trial id → the study trial it trains
+        self._told: set[str] = set()  # Ray trial ids whose outcome the study holds
         self._suggested: set[str] = set()
         self._reported: set[tuple[str, int]] = set()  # (trial id, epoch) already in the study
-        self._rng = random.Random(kwargs.get("seed"))
+        self._rng = random.Random(seed)
         for point in design:
-            self._ot_study.enqueue_trial(point)
+            self.study.enqueue_trial(point)
 
     @staticmethod
     def _key(config: dict[str, Any]) -> str:
         return json.dumps(config, sort_keys=True, default=str)
 
+    def _ask(self, trial_id: str) -> dict[str, Any]:
+        trial = self.study.ask()
+        self._space.suggest_values(trial)
+        self._asked[trial_id] = trial
+        return dict(trial.params)
+
     def suggest(self, trial_id: str) -> dict | None:
-        """Never train a block twice while unseen ones remain: a repeated proposal is told to the study as FAIL
-        (user attr ``duplicate``) and replaced by a random unseen block, enqueued so Optuna records it as usual.
-        """
-        config = super().suggest(trial_id)
-        if not isinstance(config, dict):
-            return config
+        """The next block to train. A repeated proposal is told to the study as FAIL (user attr ``duplicate``) and
+        replaced by a random unseen block, enqueued so Optuna records it as usual."""
+        config = self._ask(trial_id)
         unseen = [p for p in self._points if self._key(p) not in self._suggested]
         if self._key(config) in self._suggested and unseen:
-            duplicate = self._ot_trials.pop(trial_id)
+            duplicate = self._asked.pop(trial_id)
             duplicate.set_user_attr("duplicate", True)
-            self._tell(duplicate, TrialState.FAIL)
-            self._ot_study.enqueue_trial(self._rng.choice(unseen))
-            config = super().suggest(trial_id)
+            self._tell(duplicate.number, TrialState.FAIL)
+            self.study.enqueue_trial(self._rng.choice(unseen))
+            config = self._ask(trial_id)
         self._suggested.add(self._key(config))
         return {**config, PHASE: "design" if self._key(config) in self._design else "search"}
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Restore the searcher Ray snapshotted, then take back the trials the snapshot missed.
-
-        Ray snapshots the searcher every few seconds, so after a driver kill the study may hold RUNNING trials the
-        restored searcher never heard of: their Ray trials are gone with the snapshot. Each such trial is told FAIL
-        (user attr ``interrupted``) and its block enqueued again, so the next trial trains it, resuming from the
-        checkpoint the lost trial left in the block's state folder rather than starting over.
-        """
-        super().restore(checkpoint_path)
-        known = {trial.number for trial in self._ot_trials.values()}
-        names = set(self._points[0]) if self._points else set()
-        for lost in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if lost.number in known:
-                continue
-            optuna.Trial(self._ot_study, lost._trial_id).set_user_attr("interrupted", True)
-            self._ot_study.tell(lost.number, state=TrialState.FAIL)
-            if set(lost.params) >= names:
-                self._ot_study.enqueue_trial(lost.params)
-                self._suggested.discard(self._key(lost.params))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Every epoch's val top-1 goes to the study as an intermediate value (step = epoch), so optuna-dashboard
         draws each trial's learning curve; a multi-objective study, which Optuna gives no intermediate values,
         keeps them as user attrs ``val_top1_epoch_<k>``."""
-        trial = self._ot_trials.get(trial_id)
+        trial = self._asked.get(trial_id)
         epoch, value = result.get("epoch"), result.get("val_top1")
-        if trial is None or trial_id in self._completed_trials or not isinstance(epoch, int) or epoch < 1 \
+        if trial is None or trial_id in self._told or not isinstance(epoch, int) or epoch < 1 \
                 or not isinstance(value, (int, float)) or value != value:
             return
         # a trial resumed from a block's checkpoint (after a kill) is a new study trial: it gets the epochs the
@@ -169,29 +174,59 @@ class AblationSearch(OptunaSearch):
                 pass  # a trial restored after a kill replays its last epoch; the study already holds its outcome
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        status = classify("ERROR" if error else "TERMINATED", result or {}, self._epochs)
+        """Tell the study the trial's outcome: its objective values if it completed, PRUNED or FAIL if not."""
+        trial = self._asked.get(trial_id)
+        if trial is None or trial_id in self._told:
+            return
+        result = result or {}
+        status = classify("ERROR" if error else "TERMINATED", result, self._epochs)
         if result:
             self.on_trial_result(trial_id, result)  # Ray skips the hook for a trial's last result
-        if status == "completed" or trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return super().on_trial_complete(trial_id, result, error)
-        if status == "pruned":
-            self._ot_trials[trial_id].set_user_attr(
-                "pruned_by", f"ASHA after epoch {(result or {}).get('epoch', 0)} of {self._epochs}")
-        self._tell(self._ot_trials[trial_id], TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
-        self._completed_trials.add(trial_id)
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [result.get(m) for m in metrics]
+        if status == "completed" and all(isinstance(v, (int, float)) and v == v for v in values):
+            self._tell(trial.number, TrialState.COMPLETE, values)
+        elif status == "pruned":
+            trial.set_user_attr("pruned_by", f"ASHA after epoch {result.get('epoch', 0)} of {self._epochs}")
+            self._tell(trial.number, TrialState.PRUNED)
+        else:
+            self._tell(trial.number, TrialState.FAIL)
+        self._told.add(trial_id)
 
-    def _tell(self, trial: optuna.Trial, state: TrialState) -> None:
-        """Tell Optuna, tolerating the two harmless refusals (Ray's own searcher swallows every error here):
-        GridSampler's ``study.stop()`` once the grid is used up (the state is stored before it, in a ``finally``),
-        and a trial the storage already holds as finished (the searcher's snapshot lags it after a resume)."""
+    def _tell(self, number: int, state: TrialState, values: list[float] | None = None) -> None:
+        """Tell Optuna, unless the storage already holds the trial as finished (the snapshot a resumed searcher
+        started from lags the study). ``GridSampler`` stops the study once its grid is used up, which outside
+        ``Study.optimize`` is a RuntimeError raised after the state is stored: harmless here."""
+        if self.study.get_trials(deepcopy=False)[number].state.is_finished():
+            return
         try:
-            self._ot_study.tell(trial, None, state=state)
-        except RuntimeError as err:
-            if "Study.stop" not in str(err):
+            self.study.tell(number, values, state=state)
+        except RuntimeError:
+            if not self.study.get_trials(deepcopy=False)[number].state.is_finished():
                 raise
-        except ValueError as err:
-            if "Cannot tell a" not in str(err):
-                raise
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray's snapshot of the searcher: everything but the study, which lives in its storage."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("study", "_asked")}
+        state["_asked"] = {trial_id: trial.number for trial_id, trial in self._asked.items()}
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(state, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Take back Ray's snapshot, then repair the study once (:func:`repair_study`): the blocks of the trials
+        the snapshot never heard of are enqueued, to be trained again first."""
+        with open(checkpoint_path, "rb") as file:
+            state = pickle.load(file)
+        asked = state.pop("_asked")
+        self.__dict__.update({k: v for k, v in state.items() if k != "storage"})
+        self._asked = {trial_id: optuna.Trial(self.study, self._trial_id(number)) for trial_id, number in asked.items()}
+        for params in repair_study(self.study, self.storage, self._space, known=set(asked.values())):
+            self.study.enqueue_trial(params)
+            self._suggested.discard(self._key(params))
+
+    def _trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(
+            self.storage.get_study_id_from_name(self.study.study_name), number)
 
 
 def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
@@ -199,51 +234,51 @@ def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
     metrics = [o.column for o in settings.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in settings.objectives]
     return AblationSearch(
-        settings.protocol.epochs, settings.space.grid_points(), design_points(settings), space=settings.space.define_by_run,
+        settings.protocol.epochs, settings.space.grid_points(), design_points(settings), space=settings.space,
         metric=metrics if settings.multi_objective else metrics[0], mode=modes if settings.multi_objective else modes[0],
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,
     )
 
 
-def reconcile_study(settings: RunSettings, study_name: str, rows: list[dict[str, Any]]) -> int:
-    """Finish the trials a killed driver left RUNNING in the Optuna study.
+def repair_study(study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace,
+                 known: set[int] = frozenset()) -> list[dict[str, Any]]:
+    """The one repair of a study a killed driver left, made as the run resumes: each RUNNING trial the resumed
+    searcher does not drive is told FAIL (user attr ``interrupted``), and its block is trained again unless another
+    study trial already holds that block's outcome.
 
-    Ray snapshots its searcher every few seconds, so after a driver kill the restored searcher may not know a trial
-    it had asked Optuna for. Such a trial takes the outcome of the table row with its block, unless another study
-    trial already holds that block's outcome (then it is FAIL with ``interrupted``), or no row has it (FAIL too).
+    Ray snapshots its searcher every few seconds, so after a driver kill the study may hold trials the restored
+    searcher never heard of: their Ray trials are gone with the snapshot, and Ray fills their places with new ones.
+    Training the block again costs little: its trial resumes from the checkpoint the lost one left in the block's
+    state folder (a finished block only reports its result), and the study then holds one outcome per block.
 
     Args:
-        settings: The run's settings (space, objectives, storage).
-        study_name: The study, named after the run folder.
-        rows: The run's table rows; candidates are matched by their ``config``.
+        study: The run's study.
+        storage: Its storage (user attrs of a trial are set through it).
+        space: The run's space, to tell which trials name a whole block.
+        known: Numbers of the study trials the resumed searcher still drives (left as they are).
 
     Returns:
-        How many RUNNING trials were finished.
+        The params (axis → value) of the blocks to train again.
     """
-    study = optuna.load_study(study_name=study_name, storage=make_storage(settings.storage, settings.run_dir))
-    names = [a.name for a in settings.space.axes]
+    names = [a.name for a in space.axes]
+    study_id = storage.get_study_id_from_name(study.study_name)
 
-    def config_of(trial: optuna.trial.FrozenTrial) -> str | None:
-        if not set(trial.params) >= set(names):
-            return None
-        return str(settings.space.config({n: trial.params[n] for n in names}))
+    def block_of(trial: optuna.trial.FrozenTrial) -> str | None:
+        return json.dumps({n: trial.params[n] for n in names}, default=str) if set(trial.params) >= set(names) else None
 
-    finished = {config_of(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-                                                                               TrialState.PRUNED, TrialState.FAIL))
-                if not t.user_attrs.get("duplicate")}
-    by_config = {row["config"]: row for row in rows if row.get("kind") == "candidate" and "config" in row}
-    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in orphans:
-        config = config_of(trial)
-        row = by_config.get(config) if config not in finished else None
-        if row is not None and row["status"] == "completed":
-            values = [row[o.column] for o in settings.objectives]
-            study.tell(trial.number, values if settings.multi_objective else values[0])
-        elif row is not None and row["status"] == "pruned":
-            study.tell(trial.number, state=TrialState.PRUNED)
-        else:
-            optuna.Trial(study, trial._trial_id).set_user_attr("interrupted", True)
-            study.tell(trial.number, state=TrialState.FAIL)
-        finished.add(config)
-    return len(orphans)
+    finished = {block_of(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                              TrialState.FAIL))
+                if not t.user_attrs.get("duplicate") and not t.user_attrs.get("interrupted")}
+    again = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.number in known:
+            continue
+        storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
+                                    "interrupted", True)
+        study.tell(trial.number, state=TrialState.FAIL)
+        block = block_of(trial)
+        if block is not None and block not in finished:
+            again.append({n: trial.params[n] for n in names})
+            finished.add(block)
+    return again

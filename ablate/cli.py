@@ -209,7 +209,7 @@ def summary_lines(table, predictions=None) -> list[str]:
 
 def preflight(settings, *, download: bool = False) -> None:
     """Every check that can fail on user input, before anything is written or started."""
-    from ablate.training import load_protocol_data
+    from ablate.data import load_protocol_data
     from ablate.tune import check_address, make_storage
 
     if download and not settings.data_dir:

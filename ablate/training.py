@@ -14,7 +14,6 @@ import random
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ablate.data import DatasetSplits, load_dataset
+from ablate.data import DatasetSplits, check_data, default_device, load_protocol_data
 from ablate.errors import UsageError
 from ablate.files import write_atomic
 from ablate.records import (EPOCH_LOG_NAME, PREDICTIONS_NAME, append_epoch_log, read_epoch_log, read_predictions,
@@ -81,10 +80,6 @@ class Run:
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -242,49 +237,6 @@ def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protoco
     test = evaluate(forward, run, data, "test", device, channels_last, per_image=True)
     metrics["test_top1"] = test["top1"]
     return metrics, {"val": val["correct"], "test": test["correct"]}
-
-
-def load_protocol_data(protocol: Protocol | str, *, data_dir: str | os.PathLike | None = None,
-                       device: str | torch.device | None = None, seed: int = 0, download: bool = False
-                       ) -> DatasetSplits:
-    """The splits a protocol trains on: its dataset, image size and validation fraction, split by ``seed``.
-
-    Loaded once per process and argument set, so a reused Ray actor trains its next candidate on the splits it
-    already holds; pass the result to :func:`train` as ``data=``.
-
-    Args:
-        protocol: A Protocol or a shipped protocol's name.
-        data_dir: Where CIFAR / ImageFolder data lives (default ``data/``).
-        device: Where the tensor-resident splits live (default: CUDA if available, else CPU).
-        seed: Seed of the validation split (the test split never changes).
-        download: Fetch a missing CIFAR dataset into ``data_dir``.
-
-    Returns:
-        The dataset's train/val/test splits.
-
-    Raises:
-        UsageError: The data is missing or the protocol unknown.
-    """
-    protocol = load_protocol(protocol)
-    device = torch.device(device) if device is not None else default_device()
-    return _cached_splits(protocol.dataset, protocol.image_size, protocol.val_fraction,
-                          None if data_dir is None else str(data_dir), str(device), seed, download)
-
-
-@lru_cache(maxsize=2)
-def _cached_splits(dataset: str, image_size: int | None, val_fraction: float, data_dir: str | None, device: str,
-                   seed: int, download: bool) -> DatasetSplits:
-    return load_dataset(dataset, data_dir=data_dir, device=device, val_fraction=val_fraction, seed=seed,
-                        download=download, image_size=image_size)
-
-
-def check_data(protocol: Protocol, data: DatasetSplits) -> None:
-    """Passed-in splits must be the protocol's dataset at the protocol's size."""
-    if data.name != protocol.dataset:
-        raise UsageError(f"protocol {protocol.name!r} trains on {protocol.dataset}, but the data given is {data.name}")
-    if protocol.image_size is not None and data.input_size[1:] != (protocol.image_size,) * 2:
-        raise UsageError(f"protocol {protocol.name!r} wants {protocol.image_size}px images, the data given has "
-                         f"{data.input_size[1]}px: load it with load_protocol_data(protocol)")
 
 
 def resolve_inputs(config: BlockConfig | str, protocol: Protocol | str, data: DatasetSplits | None,

@@ -25,7 +25,8 @@ from ablate.files import write_text
 from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
 from ablate.space import load_space
-from ablate.training import load_protocol_data, train
+from ablate.data import load_protocol_data
+from ablate.training import train
 
 
 def space_file(configs: list[BlockConfig], folder: Path) -> Path:

@@ -238,7 +238,7 @@ def packing_section(settings: Settings, clock: Clock) -> Section:
     import packing
 
     from ablate.costs import count_macs
-    from ablate.design import balanced_design
+    from ablate.space.design import balanced_design
     from ablate.models import BASELINE_BY_TIMM_NAME
 
     protocol = load_protocol(settings.packing_protocol)

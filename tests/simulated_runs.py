@@ -7,7 +7,7 @@ The population (probit): model m under training seed s gets image i right with p
 model's population top-1 is Φ(θ_m / √(1 + σ_g² + τ² + ω²)). The defaults give ≈ 93 % top-1 with a seed-to-seed
 std ≈ 1.5 pp on 302 validation / 359 test images, as measured on digits.
 
-The run follows the real path: a balanced design of 12 configs (``ablate.design.balanced_design``) trained under the
+The run follows the real path: a balanced design of 12 configs (``ablate.space.design.balanced_design``) trained under the
 run seed; the 3 best by val top-1 retrained under 3 fresh seeds (``ablate.tune.jobs.selected`` decides); the 3
 baselines under the run seed and the fresh seeds.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.design import balanced_design
+from ablate.space.design import balanced_design
 from ablate.space import load_space
 
 SPACE = load_space("qlblock")

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ablate.design import balanced_design, grid_design, pair_counts
+from ablate.space.design import balanced_design, grid_design, pair_counts
 from ablate.space import Axis, load_space
 
 

@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from ablate import isomacs
+from ablate.space import isomacs
 from ablate.costs import measure
 from ablate.errors import UsageError
-from ablate.isomacs import TOLERANCE, match_macs, proxy_input_size, round_significant
+from ablate.space.isomacs import TOLERANCE, match_macs, proxy_input_size, round_significant
 from ablate.models import MACROS, NONLINEARITIES, SPATIAL_OPS, BlockConfig, build_model
 from ablate.space import load_space
 

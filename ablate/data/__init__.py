@@ -6,7 +6,8 @@ waits for a CPU worker. ImageFolder trees are too big for that and go through ti
 
 - ``augment``: the Augmentation settings and the batched tensor ops;
 - ``splits``: DatasetSplits and the tensor-resident split;
-- ``sources``: digits and CIFAR; ``imagefolder``: ImageFolder trees.
+- ``sources``: digits and CIFAR; ``imagefolder``: ImageFolder trees;
+- ``loading``: a protocol's splits, loaded once per process (``load_protocol_data``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from ablate.data.augment import (NO_AUGMENTATION, Augmentation, augment, augmentation_problem, normalization,
                                  normalize, random_crop, random_hflip)
 from ablate.data.imagefolder import FolderSplit, load_imagefolder
+from ablate.data.loading import check_data, default_device, load_protocol_data
 from ablate.data.sources import CIFAR_FORMATS, cifar_loader, digits_images, load_digits_splits
 from ablate.data.splits import (SPLITS, DataRequest, DatasetSplits, TensorSplit, channel_stats, seeded_split,
                                 tensor_splits)
@@ -53,7 +55,7 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, device
 
 __all__ = [
     "CIFAR_FORMATS", "DATASETS", "NO_AUGMENTATION", "SPLITS", "Augmentation", "DataRequest", "DatasetSplits",
-    "FolderSplit", "TensorSplit", "augment", "augmentation_problem", "channel_stats", "cifar_loader", "digits_images",
-    "load_dataset", "load_digits_splits", "load_imagefolder", "normalization", "normalize", "random_crop",
+    "FolderSplit", "TensorSplit", "augment", "augmentation_problem", "channel_stats", "check_data", "cifar_loader",
+    "default_device", "digits_images", "load_dataset", "load_protocol_data", "load_digits_splits", "load_imagefolder", "normalization", "normalize", "random_crop",
     "random_hflip", "seeded_split", "tensor_splits",
 ]

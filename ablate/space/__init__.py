@@ -6,7 +6,7 @@ Besides ``axes`` (each a list of ``choices``), ``fixed``, ``macro``, ``baselines
 ``design: balanced | search | grid`` (``DESIGNS``; the run's default ``--design``, ``search`` when absent) and may
 write the width as ``width: {match: macs}``: the width is then not sampled but solved per (nonlinearity, spatial)
 pair so that every network costs ResNet50's MACs (±5 %); ``SearchSpace.resolved(macro, num_classes, input_size)``
-solves it (``ablate.isomacs``) and only the resolved copy can build configs.
+solves it (``ablate.space.isomacs``) and only the resolved copy can build configs.
 Sampling is define-by-run on an ``optuna.Trial`` with exactly one parameter name per axis, so a categorical
 parameter always keeps the same choices under its name (Optuna requires that across trials).
 """

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ablate.design import grid_design
+from ablate.space.design import grid_design
 from ablate.models import BASELINE_IDS, BlockConfig
 from ablate.space.objectives import DEFAULT_OBJECTIVES, Objective
 
 if TYPE_CHECKING:
-    from ablate.isomacs import MatchedWidth
+    from ablate.space.isomacs import MatchedWidth
 
-DESIGNS = ("balanced", "search", "grid")  # which configs a run trains; see ablate.design and the CLI's --design
+DESIGNS = ("balanced", "search", "grid")  # which configs a run trains; see ablate.space.design and the CLI's --design
 DEFAULT_DESIGN = "search"
 
 
@@ -31,8 +31,8 @@ class WidthMatch:
 
 def _match_macs(nonlinearity: str, spatial: str, macro: str, num_classes: int,
                 input_size: tuple[int, int, int]) -> MatchedWidth:
-    """``ablate.isomacs.match_macs``, imported on first use: only spaces that match a cost need fvcore."""
-    from ablate.isomacs import match_macs
+    """``ablate.space.isomacs.match_macs``, imported on first use: only spaces that match a cost need fvcore."""
+    from ablate.space.isomacs import match_macs
 
     return match_macs(nonlinearity, spatial, macro, num_classes, tuple(input_size))
 

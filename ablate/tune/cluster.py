@@ -119,10 +119,14 @@ def check_token(gcs_address: str) -> None:
                          ) from None
 
 
-def ray_temp_dir(results_dir: Path) -> dict[str, str]:
-    """Ray's session folder under results/.ray when the path is short enough for its unix sockets (~107 bytes)."""
+_TEMP_DIRS_SET: set[str] = set()  # the RAY_TMPDIR values init_ray set (a user's own is left alone)
+
+
+def ray_temp_dir(results_dir: Path) -> str | None:
+    """Where a local Ray keeps its sessions (``$RAY_TMPDIR``): results/.ray, when the path is short enough for the
+    unix sockets Ray puts below it (~107 bytes in all); None leaves Ray's default."""
     path = (results_dir / ".ray").resolve()
-    return {"_temp_dir": str(path)} if len(str(path)) <= 40 else {}
+    return str(path) if len(str(path)) <= 36 else None
 
 
 def init_ray(settings: RunSettings) -> str | None:
@@ -141,8 +145,11 @@ def init_ray(settings: RunSettings) -> str | None:
     if settings.address:
         use_token_auth()  # for the whole driver: Ray starts here
         check_address(settings.address)
-    local = {} if settings.address else {"include_dashboard": settings.dashboard, "dashboard_host": "127.0.0.1",
-                                         **ray_temp_dir(settings.run_dir.parent)}
+    local = {} if settings.address else {"include_dashboard": settings.dashboard, "dashboard_host": "127.0.0.1"}
+    temp_dir = None if settings.address else ray_temp_dir(settings.run_dir.parent)
+    if temp_dir and os.environ.get("RAY_TMPDIR") in (None, *_TEMP_DIRS_SET):  # never override the user's own
+        os.environ["RAY_TMPDIR"] = temp_dir
+        _TEMP_DIRS_SET.add(temp_dir)
     try:
         context = ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR", **local)
     except (ConnectionError, ray.exceptions.AuthenticationError) as err:

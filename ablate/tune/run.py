@@ -18,7 +18,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ablate.data.splits import SPLITS
 from ablate.errors import error_summary
 from ablate.results import load, load_curves, read_run_json, write_run_json
-from ablate.training import load_protocol_data
+from ablate.data import load_protocol_data
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
 from ablate.tune.collect import candidate_rows, run_meta
 from ablate.tune.jobs import JobRunner, baseline_jobs, confirmation_jobs

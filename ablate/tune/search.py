@@ -12,17 +12,12 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ablate.design import balanced_design
 from ablate.errors import UsageError
 from ablate.registry import lookup
 from ablate.space import SearchSpace
+from ablate.space.design import design_points, startup_trials
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS, classify
-
-
-def startup_trials(trials: int) -> int:
-    """How many trials a sampler spends before it models the results (TPE's start-up, NSGA-II's first population)."""
-    return min(trials, 10, max(2, trials // 2))
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int, trials: int) -> optuna.samplers.BaseSampler:
@@ -57,22 +52,6 @@ def make_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"cannot open Optuna storage {url!r}: {message} (use e.g. sqlite:///study.db, "
                          "postgresql://user@host/db, or a .journal file path)") from None
-
-
-DESIGN_POINTS: dict[str, Callable[[RunSettings], list[dict[str, Any]]]] = {
-    "grid": lambda settings: settings.space.grid_points(),
-    "balanced": lambda settings: balanced_design(settings.space.axes, settings.trials, settings.seed),
-    "search": lambda settings: balanced_design(settings.space.axes, startup_trials(settings.trials), settings.seed),
-}
-
-
-def design_points(settings: RunSettings) -> list[dict[str, Any]]:
-    """The configs a run's design fixes before any result is in (axis → value), trained first and to the full budget.
-
-    ``grid``: every config; ``balanced``: ``trials`` configs with every choice (and pair of choices) about equally
-    often; ``search``: a balanced core of the sampler's start-up size, after which the sampler takes over.
-    """
-    return DESIGN_POINTS[settings.design](settings)
 
 
 PHASE = "phase"  # the config key that tells a design trial (full budget, never stopped early) from a search one
@@ -234,7 +213,8 @@ def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
     metrics = [o.column for o in settings.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in settings.objectives]
     return AblationSearch(
-        settings.protocol.epochs, settings.space.grid_points(), design_points(settings), space=settings.space,
+        settings.protocol.epochs, settings.space.grid_points(),
+        design_points(settings.space, settings.design, settings.trials, settings.seed), space=settings.space,
         metric=metrics if settings.multi_objective else metrics[0], mode=modes if settings.multi_objective else modes[0],
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,

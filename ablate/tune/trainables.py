@@ -15,7 +15,8 @@ from ablate.data import DatasetSplits
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol
 from ablate.models.symmetry import symmetry_columns
-from ablate.training import CHECKPOINT_NAME, default_device, load_protocol_data, read_epoch_log
+from ablate.data import default_device, load_protocol_data
+from ablate.training import CHECKPOINT_NAME, read_epoch_log
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS
 

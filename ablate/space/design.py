@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ablate.space import Axis
+    from ablate.space import Axis, SearchSpace
 
 DUPLICATE_PENALTY = 1000  # per pair of identical rows: far above any pair-imbalance a swap can fix
 ITERATIONS_PER_POINT = 300  # annealing budget: max(MIN_ITERATIONS, this × N) swaps
@@ -240,3 +240,24 @@ class _Annealer:
             if cost < best_cost:
                 best, best_cost = [list(c) for c in self.columns], cost
         return best
+
+
+def startup_trials(trials: int) -> int:
+    """How many trials a sampler spends before it models the results (TPE's start-up, NSGA-II's first population)."""
+    return min(trials, 10, max(2, trials // 2))
+
+
+DESIGN_POINTS: dict[str, Callable[[SearchSpace, int, int], list[dict[str, Any]]]] = {
+    "grid": lambda space, trials, seed: space.grid_points(),
+    "balanced": lambda space, trials, seed: balanced_design(space.axes, trials, seed),
+    "search": lambda space, trials, seed: balanced_design(space.axes, startup_trials(trials), seed),
+}
+
+
+def design_points(space: SearchSpace, design: str, trials: int, seed: int) -> list[dict[str, Any]]:
+    """The configs a run's design fixes before any result is in (axis → value), trained first and to the full budget.
+
+    ``grid``: every config; ``balanced``: ``trials`` configs with every choice (and pair of choices) about equally
+    often; ``search``: a balanced core of the sampler's start-up size, after which the sampler takes over.
+    """
+    return DESIGN_POINTS[design](space, trials, seed)

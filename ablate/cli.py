@@ -188,7 +188,7 @@ def summary_lines(table, predictions=None) -> list[str]:
     """The run in a few lines: trials by status, then the configs with their evidence top-1 ± 95 % interval
     (confirmed configs first: fresh seeds, test split) and their selection number."""
     from ablate.analysis import summarize
-    from ablate.results import search_trials
+    from ablate.schema import search_trials
 
     trials = search_trials(table)
     counts = trials["status"].value_counts().to_dict()

@@ -12,16 +12,15 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.formatting import duration_text
-from ablate.results import search_trials
+from ablate.schema import search_trials
 
-STATUS_ORDER = ("completed", "pruned", "failed")
+from ablate.schema import FINAL_STATUSES as STATUS_ORDER
 
 
 def status_lines(run_dir: Path, now: float | None = None) -> list[str]:

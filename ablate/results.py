@@ -21,6 +21,7 @@ import pandas as pd
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table, write_atomic, write_json
 from ablate.models.baselines import REFERENCE_BASELINE
+from ablate.schema import AXIS_COLUMNS, CURVE_COLUMNS, PREDICTION_COLUMNS, TRIAL_COLUMNS
 
 RESULTS_ENV = "ABLATE_RESULTS_DIR"  # where run folders go (default: results/ in the working directory)
 
@@ -29,32 +30,11 @@ def results_dir() -> Path:
     """The folder run names resolve under: ``$ABLATE_RESULTS_DIR``, else ``results``, read at each call."""
     return Path(os.environ.get(RESULTS_ENV) or "results")
 
-TRIAL_COLUMNS = [
-    "kind", "trial_id", "name", "config", "config_hash", "nonlinearity", "spatial", "width", "status", "reason",
-    "epochs", "val_top1", "val_top5", "val_loss", "test_top1", "delta_top1", "params", "macs", "elementwise_ops",
-    "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed", "phase", "symmetry_gap",
-    "symmetric", "node",
-]
-AXIS_COLUMNS = ("nonlinearity", "spatial", "width")
-CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr",
-                 "epoch_seconds", "images_per_second"]
-# One row per trained model, evaluation split and image: whether the final model's top-1 was right. Comparisons pair
-# two models image by image through it (``image`` is the index in the split's fixed order).
-PREDICTION_COLUMNS = ["trial_id", "kind", "name", "config", "seed", "phase", "split", "image", "correct"]
-
 
 def run_path(run: str | os.PathLike) -> Path:
     """A run given by name (a folder of ``results/``) or by path."""
     path = Path(run)
     return path if path.is_dir() or path.parent != Path(".") else results_dir() / path
-
-
-def search_trials(table: pd.DataFrame) -> pd.DataFrame:
-    """The run's own candidate trials (design and search): candidate rows other than confirmation reruns."""
-    if "kind" not in table:
-        return table.iloc[0:0]
-    trials = table[table["kind"] == "candidate"]
-    return trials[trials["phase"].astype(str) != "confirm"] if "phase" in trials else trials
 
 
 def encode_hits(hits) -> str:

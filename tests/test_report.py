@@ -63,7 +63,7 @@ def _trials(rows=ROWS) -> pd.DataFrame:
             "val_top5": top1 + 15 if done else np.nan, "val_loss": 0.5, "test_top1": top1 - 0.4 if done else np.nan,
             "delta_top1": top1 - 77.0, "params": macs * 4e4, "macs": macs * 1e6, "elementwise_ops": macs * 1e4,
             "activations": 1e5, "latency_ms": latency, "throughput": 1000.0 / latency if latency == latency else np.nan,
-            "train_seconds": 12.0, "seed": 0})
+            "train_seconds": 12.0, "seed": 0, "phase": "design"})
     return pd.DataFrame(records)
 
 
@@ -79,7 +79,7 @@ def _run_json(**overrides) -> dict:
     meta = {"command": "python run_ablation.py --space qlblock --trials 8 --seed 0", "space": "qlblock",
             "protocol": {"name": "digits-fast", "dataset": "digits", "epochs": 5, "batch_size": 64,
                          "optimizer": "sgd", "schedule": "cosine"},
-            "objectives": [{"metric": "val_top1", "direction": "maximize"}], "sampler": "TPESampler", "seed": 0,
+            "objectives": [{"metric": "top1", "column": "val_top1", "direction": "maximize"}], "sampler": "TPESampler", "seed": 0,
             "trials_requested": 8, "versions": {"torch": "2.15.0", "optuna": "5.0.0", "python": "3.11.7"},
             "hardware": {"cpu": "test-cpu", "gpu": None, "gpu_count": 0, "device": "cpu"},
             "started": "2025-01-01T00:00:00", "finished": "2025-01-01T00:10:00", "wall_seconds": 600.5}
@@ -237,11 +237,12 @@ def test_run_without_curves_or_run_json(tmp_path):
 
 
 def test_multi_objective_run(tmp_path):
-    objectives = [{"metric": "top1", "direction": "maximize"}, {"metric": "latency_ms", "direction": "minimize"}]
+    objectives = [{"metric": "top1", "column": "val_top1", "direction": "maximize"},
+                  {"metric": "latency", "column": "latency_ms", "direction": "minimize"}]
     trials = _trials()
     out = build_report(_write_run(tmp_path / "mo", trials, _run_json(objectives=objectives)))
     md = out.markdown.read_text()
-    assert "maximize top1; minimize latency_ms (multi-objective)" in md
+    assert "maximize top1; minimize latency (multi-objective)" in md
     done = trials[trials["status"] == "completed"]
     expected = set(done.loc[pareto_mask(done, "test_top1", "latency_ms"), "name"])
     board = _table(_section(md, SECTIONS[1]))

@@ -8,7 +8,8 @@ import pytest
 
 from ablate.analysis import SUMMARY_COLUMNS
 from ablate.errors import UsageError
-from ablate.results import PREDICTION_COLUMNS, TRIAL_COLUMNS, encode_hits, load, prediction_frame, write_tables
+from ablate.results import encode_hits, load, prediction_frame, write_tables
+from ablate.schema import PREDICTION_COLUMNS, TRIAL_COLUMNS
 
 
 def _rows() -> list[dict]:

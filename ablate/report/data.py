@@ -15,23 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablate.analysis.effects import choice_label  # noqa: F401  (one definition of how a choice is printed)
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
-from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
+from ablate.schema import AXIS_COLUMNS, TRIAL_COLUMNS
 
-REFERENCE = REFERENCE_BASELINE
-AXES = ("nonlinearity", "spatial", "width")
-SCHEMA = frozenset(
-    "kind trial_id name config config_hash nonlinearity spatial width status reason epochs val_top1 val_top5 "
-    "val_loss test_top1 delta_top1 params macs elementwise_ops activations latency_ms throughput trial_latency_ms "
-    "train_seconds "
-    "seed phase input_size batch_size device error traceback started finished logdir checkpoint hostname node_ip "
-    "experiment_tag trial_name node symmetry_gap symmetric".split()
-)
-METRIC_ALIASES = {"top1": "val_top1", "val_top1": "val_top1", "accuracy": "val_top1", "macs": "macs",
-                  "flops": "macs", "latency": "latency_ms", "latency_ms": "latency_ms", "params": "params",
-                  "elementwise_ops": "elementwise_ops"}
 COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
 EVIDENCE_SPLIT = "test"  # what judges: nothing selects on it
 URL = re.compile(r"(?:https?:)?//\S+|www\.\S+")
@@ -157,22 +144,20 @@ def load_run(run_dir: str | Path) -> Run:
                predictions if len(predictions) else None)
 
 
+NUMERIC_COLUMNS = ("val_top1", "test_top1", "delta_top1", "params", "macs", "elementwise_ops", "latency_ms",
+                   "throughput", "epochs")
+TEXT_COLUMNS = ("name", "kind", "status", "reason", "config", "trial_id", "phase", "uncounted_ops")
+
+
 def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """Fill the columns a partial table may lack so later code needs no guards."""
-    df = trials.copy().reset_index(drop=True)
-    for col in ("val_top1", "test_top1", "delta_top1", "params", "macs", "elementwise_ops", "latency_ms",
-                "throughput", "epochs"):
-        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
-    if "name" not in df:
-        df["name"] = df["config"] if "config" in df else df.get("trial_id", pd.Series(df.index.astype(str)))
-    df["name"] = df["name"].astype(str)
-    if "kind" not in df:
-        df["kind"] = np.where(df["name"].isin(BASELINE_NAMES), "baseline", "candidate")
-    df["status"] = df["status"].fillna("completed").astype(str).str.lower() if "status" in df else "completed"
-    df["reason"] = df["reason"].fillna("").astype(str) if "reason" in df else ""
-    df["config"] = df["config"].fillna("").astype(str) if "config" in df else ""
-    df["trial_id"] = df["trial_id"].astype(str) if "trial_id" in df else df["name"]
-    df["phase"] = df["phase"].fillna("design").astype(str) if "phase" in df else "design"  # one seed: the run's own
+    """The table with every schema column (a table written while a run was in progress leaves some cells empty),
+    numbers as numbers and labels as text, so later code needs no guards."""
+    extra = [c for c in trials.columns if c not in TRIAL_COLUMNS]
+    df = trials.reset_index(drop=True).reindex(columns=[*TRIAL_COLUMNS, *extra])
+    for col in NUMERIC_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in TEXT_COLUMNS:
+        df[col] = df[col].fillna("").astype(str)
     return df
 
 
@@ -186,8 +171,8 @@ def _detect_axes(trials: pd.DataFrame, meta: dict) -> tuple[str, ...]:
     """The three known axes plus extra ones: declared in run.json's space, or string columns that look like axes."""
     space = meta.get("space")
     declared = set(space.get("axes") or ()) if isinstance(space, dict) else set()
-    extra = sorted(c for c in trials.columns if c not in SCHEMA and (c in declared or _looks_like_axis(trials, c)))
-    return tuple(c for c in AXES if c in trials) + tuple(extra)
+    extra = sorted(c for c in trials.columns if c not in TRIAL_COLUMNS and (c in declared or _looks_like_axis(trials, c)))
+    return tuple(c for c in AXIS_COLUMNS if c in trials) + tuple(extra)
 
 
 def _looks_like_axis(trials: pd.DataFrame, column: str) -> bool:
@@ -202,9 +187,8 @@ def _looks_like_axis(trials: pd.DataFrame, column: str) -> bool:
 def _cost_metric(meta: dict) -> str:
     """The minimised objective that pairs with accuracy for the Pareto front; MACs unless run.json names another."""
     for obj in meta.get("objectives") or ():
-        metric = METRIC_ALIASES.get(str(obj.get("metric", "")).lower()) if isinstance(obj, dict) else None
-        if metric in COST_LABELS and str(obj.get("direction", "")).lower().startswith("min"):
-            return metric
+        if obj.get("column") in COST_LABELS and obj.get("direction") == "minimize":
+            return obj["column"]
     return "macs"
 
 

@@ -18,9 +18,9 @@ from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, norm
 from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
 from ablate.analysis.equal_cost import baseline_front  # noqa: E402
 from ablate.files import write_atomic  # noqa: E402
-from ablate.results import search_trials  # noqa: E402
-from ablate.report.data import (COST_LABELS, EVIDENCE_SPLIT, Figure, Run, choice_label, cost_unit,  # noqa: E402
-                                varying_axes)
+from ablate.schema import search_trials  # noqa: E402
+from ablate.analysis.effects import choice_label  # noqa: E402
+from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Figure, Run, cost_unit, varying_axes  # noqa: E402
 
 BASELINE_STYLE = dict(zip(BASELINE_NAMES, (("s", "#d62728"), ("D", "#1f77b4"), ("^", "#2ca02c"))))
 

@@ -16,7 +16,7 @@ from ablate.analysis import CHEAPER, best_candidate, noise_floor, rung_fidelity
 from ablate.analysis.evidence import METHOD as INTERVAL_METHOD
 from ablate.analysis.verdicts import KINDS
 from ablate.pareto import pareto_mask
-from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, REFERENCE, Run, cost_unit, fmt
+from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Run, cost_unit, fmt
 
 POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
                 "split (every comparison)")

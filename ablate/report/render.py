@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ablate.models.symmetry import SYMMETRY_RTOL
-from ablate.report.data import COST_LABELS, MISSING, REFERENCE, Figure, Run
+from ablate.models.baselines import REFERENCE_BASELINE
+from ablate.report.data import COST_LABELS, MISSING, Figure, Run
 from ablate.report.findings import findings, verdict_lines
 from ablate.report.tables import cost_table, leaderboard, published_table, unfinished_table
 from ablate.report.text import header_items
@@ -45,7 +46,7 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              "top-1, which ranked the configs and picked those to confirm (optimistic for the picked ones; it "
              "judges nothing). *evidence*: test top-1 — over the fresh confirmation seeds for a confirmed config, "
              "else the run seed's model — with a 95 % interval over both seeds and the finite test set; Δ vs "
-             f"{REFERENCE} and Δ at equal MACs (against the best baseline costing no more, chosen on the selection "
+             f"{REFERENCE_BASELINE} and Δ at equal MACs (against the best baseline costing no more, chosen on the selection "
              "numbers) pair the two configs image by image on the same seeds' kind. Only the Verdicts section judges; "
              f"★ marks the Pareto front (max evidence top-1, min {COST_LABELS[run.cost]}).")
     cost_intro = "Costs of the same configs (means over their models)."

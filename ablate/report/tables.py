@@ -11,7 +11,8 @@ import pandas as pd
 
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.pareto import pareto_mask
-from ablate.report.data import MISSING, REFERENCE, Run, cost_unit, fmt, fmt_ci, strip_urls
+from ablate.models.baselines import REFERENCE_BASELINE
+from ablate.report.data import MISSING, Run, cost_unit, fmt, fmt_ci, strip_urls
 
 
 def leaderboard(run: Run) -> pd.DataFrame:
@@ -34,7 +35,7 @@ def leaderboard(run: Run) -> pd.DataFrame:
         "seeds": seeds,
         "test top-1 (%)": done["test_top1_mean"].map(fmt),
         "test 95 % CI": [fmt_ci(lo, hi) for lo, hi in zip(done["test_top1_ci_low"], done["test_top1_ci_high"])],
-        f"Δ vs {REFERENCE} (pp)": [MISSING if name == REFERENCE else _with_ci(d, lo, hi)
+        f"Δ vs {REFERENCE_BASELINE} (pp)": [MISSING if name == REFERENCE_BASELINE else _with_ci(d, lo, hi)
                                    for name, d, lo, hi in zip(done["name"], done["delta_mean"], done["delta_ci_low"],
                                                               done["delta_ci_high"])],
         "Δ at equal MACs (pp)": equal,

@@ -6,7 +6,7 @@ import json
 
 from ablate.formatting import duration_text
 from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
-from ablate.results import search_trials
+from ablate.schema import search_trials
 
 
 def header_items(run: Run) -> list[str]:

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ablate.errors import error_summary
 from ablate.models import BlockConfig
-from ablate.results import CURVE_COLUMNS, hardware, prediction_frame, versions
+from ablate.results import hardware, prediction_frame, versions
+from ablate.schema import CURVE_COLUMNS
 from ablate.space import config_hash
 from ablate.training import read_epoch_log, read_predictions
 from ablate.tune.search import PHASE

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from ablate.files import write_json
-from ablate.results import CURVE_COLUMNS, PREDICTION_COLUMNS, prediction_frame, write_tables
+from ablate.results import prediction_frame, write_tables
+from ablate.schema import CURVE_COLUMNS, PREDICTION_COLUMNS
 from ablate.tune.collect import curve_frame
 from ablate.tune.jobs import Job, JobRunner
 from ablate.tune.settings import RunSettings

@@ -15,7 +15,8 @@ from ablate.formatting import compact_duration
 from ablate.tune.collect import candidate_row
 from ablate.tune.live import LIVE_RUNS, LiveRun
 from ablate.tune.settings import RunSettings
-from ablate.tune.status import STATUSES, classify
+from ablate.schema import STATUSES
+from ablate.tune.status import classify
 
 PLAIN_EVERY_S = 30.0  # plain lines when stdout is not a terminal
 POLL_EVERY_S = 2.0  # how often finished baselines / confirmations are looked for

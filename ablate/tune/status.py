@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-STATUSES = ("completed", "pruned", "failed", "running", "pending")
+from ablate.schema import COMPLETED, FAILED, PRUNED
 
 
 def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:
@@ -19,10 +19,10 @@ def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:
         ``failed`` (an error or a non-finite loss), ``pruned`` (stopped before the full budget), ``completed``,
         ``running`` or ``pending``.
     """
-    if tune_status == "ERROR" or result.get("status") == "failed":
-        return "failed"
+    if tune_status == "ERROR" or result.get("status") == FAILED:
+        return FAILED
     if tune_status == "TERMINATED":
-        return "completed" if result.get("epoch", 0) >= epochs else "pruned"
+        return COMPLETED if result.get("epoch", 0) >= epochs else PRUNED
     return "running" if tune_status == "RUNNING" else "pending"
 
 

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_argument_group("what to run")
     what.add_argument("--space", default="qlblock", help="search space name or YAML path (default: qlblock)")
+    what.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_PATH",
+                      help="a Python module or .py file that registers your own spatial ops or nonlinearities "
+                           "(ablate.register_spatial / register_nonlinearity); repeatable")
     what.add_argument("--protocol", default="digits", help="training protocol (default: digits, offline)")
     what.add_argument("--data-dir", help="dataset folder for cifar10 / cifar100 / imagefolder protocols")
     what.add_argument("--download", action="store_true", help="download the dataset into --data-dir if absent")
@@ -115,6 +118,7 @@ def latest_run(results_dir: Path) -> Path:
 
 def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str):
     """Validate the flags (each mistake is one UsageError) and turn them into RunSettings."""
+    from ablate.plugins import load_plugins
     from ablate.protocols import load_protocol
     from ablate.space import load_space, parse_objectives
     from ablate.tune import RunSettings
@@ -129,6 +133,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     if args.confirm < 0 or args.seeds < 1:
         raise UsageError(f"--confirm must be 0 or more and --seeds at least 1, got {args.confirm} and {args.seeds}")
+    plugins = load_plugins(args.plugin)  # before the space: its axes may name the plugins' ops
     space = load_space(args.space)
     protocol = load_protocol(args.protocol)
     if args.epochs is not None:
@@ -149,39 +154,23 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         objectives=objectives, scheduler=args.scheduler, address=args.address, gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, storage=args.storage,
         dashboard=not args.no_dashboard, data_dir=args.data_dir, max_failures=args.max_failures, command=command,
-        objectives_from=objectives_from, design=design, confirm=args.confirm, seeds=args.seeds,
+        objectives_from=objectives_from, design=design, confirm=args.confirm, seeds=args.seeds, plugins=plugins,
     )
 
 
 def resume_settings(args: argparse.Namespace, results_dir: Path, command: str):
-    """The settings a run was started with (run.json), so a resume continues exactly that run."""
+    """The settings a run was started with (run.json), so a resume continues exactly that run; ``--address``,
+    ``--data-dir`` and ``--no-dashboard`` may change where it goes on."""
     from ablate.results import read_run_json
+    from ablate.tune import RunSettings
 
     run_dir = results_dir / args.name if args.name else latest_run(results_dir)
     meta = read_run_json(run_dir)
     if not meta:
         raise UsageError(f"cannot resume {run_dir}: no such run (see `ls {results_dir}/`)")
-    saved = argparse.Namespace(**{**vars(args), "space": meta["space"]["path"], "protocol": meta["protocol"]["name"],
-                                  "epochs": meta["protocol"]["epochs"],
-                                  "trials": meta["trials_requested"], "seed": meta["seed"], "sampler": meta["sampler"],
-                                  "objectives": ",".join(_objective_names(meta)), "objectives_from": "run.json (resumed)",
-                                  "scheduler": meta["scheduler"],
-                                  "address": args.address or meta.get("address"),
-                                  "gpus_per_trial": meta.get("gpus_per_trial"), "cpus_per_trial": meta["cpus_per_trial"],
-                                  "max_concurrent": meta.get("max_concurrent"), "storage": meta.get("storage"),
-                                  "data_dir": args.data_dir or meta.get("data_dir"), "name": run_dir.name,
-                                  "design": meta.get("design"), "confirm": meta.get("confirm", defaults.CONFIRM),
-                                  "seeds": meta.get("seeds", defaults.SEEDS)})
-    return settings_from_args(saved, results_dir, meta.get("command") or command)
-
-
-def _objective_names(meta: dict) -> list[str]:
-    """Objective names from run.json, which stores names (older runs stored the result column)."""
-    from ablate.space import METRICS
-
-    by_column = {metric.column: name for name, metric in METRICS.items()}
-    return [o["metric"] if o["metric"] in METRICS else by_column[o["metric"]]
-            for o in meta.get("objectives", [{"metric": "top1"}])]
+    return RunSettings.from_json(meta, run_dir, address=args.address or meta.get("address"),
+                                 data_dir=args.data_dir or meta.get("data_dir"), dashboard=not args.no_dashboard,
+                                 objectives_from="run.json (resumed)")
 
 
 def summary_lines(table, predictions=None) -> list[str]:

@@ -45,7 +45,9 @@ def test_invalid_space_file_error_names_file_and_line(capsys, results_dir, tmp_p
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_SPACE)
     code, _, err = run_cli(capsys, "--space", str(bad))
-    assert code == 2 and err.strip() == f"error: {bad}:2: invalid value 'swish' for axis 'nonlinearity': expected one of relu, multiply, hardball"
+    assert code == 2 and err.strip() == (f"error: {bad}:2: invalid value 'swish' for axis 'nonlinearity': expected one "
+                                         "of relu, multiply, hardball (a plugin's op? name its module under plugins: "
+                                         "or pass --plugin)")
 
 
 def test_missing_cifar_names_the_directory_and_the_flag(capsys, results_dir, tmp_path):

@@ -148,3 +148,70 @@ def test_without_the_token_the_error_says_so_in_one_line_and_leaves_no_run_folde
     assert lines[-1].startswith("error: ") and "authentication token is missing" in lines[-1], out[-2000:]
     assert "Traceback" not in out and time.time() - started < 60  # not minutes of Ray's retries (a loaded box: ~10 s)
     assert not (results / "refused").exists()
+
+
+PLUGIN = '''
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import ablate
+
+with open({marker!r}, "a") as marks:  # who imported this module, and from where
+    marks.write(f"{{os.getpid()}} {{Path(__file__).resolve()}}\\n")
+
+
+class Shift(nn.Module):
+    """A cyclic shift whose first training step waits until two processes have started training: the two trials
+    then run at once, on the cluster's two 1-CPU nodes (else Tune could reuse the first node's actor for both)."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride, self.waited = stride, False
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled() and not self.waited:  # not the registration probe (no grad)
+            with open({training!r}, "a") as training:
+                training.write(f"{{os.getpid()}}\\n")
+            deadline = time.time() + 90
+            while len(set(Path({training!r}).read_text().split())) < 2 and time.time() < deadline:
+                time.sleep(0.2)
+            self.waited = True
+        return torch.roll(x, 1, dims=2)[:, :, ::self.stride, ::self.stride]
+
+
+@ablate.register_spatial("cshift", weighted=False)
+def shift(channels, stride):
+    return Shift(stride)
+'''
+
+
+@pytest.mark.timeout(420)
+def test_a_plugin_op_trains_on_the_second_node_from_the_copy_ray_ships(cluster, tmp_path, spawn):
+    """The plugin lives outside the package and is installed on no node: Ray's runtime_env ships it, and the
+    workers import that copy (its marker line names a path that is not the original file)."""
+    address, token, home = cluster
+    marker = tmp_path / "imports.txt"
+    plugin = tmp_path / "lab" / "plug_cluster.py"
+    plugin.parent.mkdir()
+    plugin.write_text(PLUGIN.format(marker=str(marker), training=str(tmp_path / "training.txt")))
+    space = tmp_path / "plugin.yaml"
+    space.write_text("name: plugin-cluster\nplugins: [lab/plug_cluster.py]\naxes:\n  nonlinearity:\n"
+                     "    choices: [relu, multiply]\n  spatial:\n    choices: [cshift]\n  width:\n    choices: [0.5]\n"
+                     "macro: {default: cifar-tiny}\nbaselines: []\n")
+    results = tmp_path / "results"
+    driver = _cli(["--space", str(space), "--address", address, "--trials", "2", "--epochs", "1", "--design", "grid",
+                   "--confirm", "0", "--name", "plugin", "--no-report"], results, spawn, HOME=str(home),
+                  RAY_AUTH_TOKEN=token)
+    out, _ = driver.communicate(timeout=360)
+    assert driver.returncode == 0, out[-3000:]
+    table = pd.read_parquet(results / "plugin" / "trials.parquet")
+    assert set(table["name"]) == {"relu-cshift-w0.5", "multiply-cshift-w0.5"}
+    assert (table["status"] == "completed").all(), table[["name", "status", "reason"]]
+    assert table["node"].nunique() == 2, table[["name", "node"]]  # the plugin's op trained on the second node too
+    imports = [line.split(" ", 1)[1] for line in marker.read_text().splitlines()]
+    shipped = [path for path in imports if path != str(plugin.resolve())]
+    assert shipped and len(imports) >= 3, imports  # the driver's import, then the workers' of Ray's shipped copy

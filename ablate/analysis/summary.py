@@ -30,7 +30,7 @@ SUMMARY_COLUMNS = [
     "test_top1_mean", "test_top1_se", "test_top1_ci_low", "test_top1_ci_high", "val_top1_mean",
     "delta_mean", "delta_ci_low", "delta_ci_high", "delta_p",
     "equal_macs_baseline", "delta_equal_macs", "delta_equal_macs_ci_low", "delta_equal_macs_ci_high",
-    "delta_equal_macs_p", *COSTS, "epochs", "symmetry_gap", "symmetric",
+    "delta_equal_macs_p", *COSTS, "uncounted_ops", "epochs", "symmetry_gap", "symmetric",
 ]
 
 
@@ -120,6 +120,8 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
            "epochs": pd.to_numeric(group["epochs"], errors="coerce").max() if "epochs" in group else math.nan}
     for cost in COSTS:
         row[cost] = pd.to_numeric(group[cost], errors="coerce").mean() if cost in group else math.nan
+    uncounted = group["uncounted_ops"].dropna().astype(str) if "uncounted_ops" in group else pd.Series(dtype=str)
+    row["uncounted_ops"] = next((u for u in uncounted if u), "")  # one model, so every seed counts the same ops
     row.update(_symmetry(group))
     return row
 

@@ -50,6 +50,11 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              "numbers) pair the two configs image by image on the same seeds' kind. Only the Verdicts section judges; "
              f"★ marks the Pareto front (max evidence top-1, min {COST_LABELS[run.cost]}).")
     cost_intro = "Costs of the same configs (means over their models)."
+    uncounted = run.summary.get("uncounted_ops", pd.Series(dtype=str)).fillna("").astype(str)
+    if (uncounted != "").any():
+        names = ", ".join(run.summary.loc[uncounted != "", "name"])
+        cost_intro += (f" Warning: fvcore cannot count some ops of {names} (column uncounted ops); their MACs and "
+                       "element-wise ops leave that work out, so they are lower bounds, not a free op.")
     if "symmetric" in run.summary and run.summary["symmetric"].notna().any():
         cost_intro += (f" symmetric: the trained model kept its logits (max |Δlogits| ≤ {SYMMETRY_RTOL:g} × max "
                        "|logit|, every seed) when each residual stream was rotated by a random orthogonal matrix with "

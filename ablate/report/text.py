@@ -6,18 +6,18 @@ import json
 
 from ablate.formatting import duration_text
 from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
-from ablate.schema import search_trials
+from ablate.schema import FINAL_STATUSES, search_trials
 
 
 def header_items(run: Run) -> list[str]:
     """The run's identity: space, protocol, objectives, trial counts, time, hardware, versions."""
     meta, protocol = run.meta, run.meta.get("protocol") or {}
-    protocol = protocol if isinstance(protocol, dict) else {"name": protocol}
+    protocol = {**protocol, "macro": meta.get("macro", protocol.get("macro"))}  # the macro the run built on
     recipe = ", ".join(f"{k}={_compact(v)}" for k, v in protocol.items()
                        if k not in ("dataset", "epochs", "description", "expected"))
     counts = search_trials(run.trials)["status"].value_counts()
-    statuses = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "pruned", "failed"))
-    others = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in ("completed", "pruned", "failed"))
+    statuses = ", ".join(f"{counts.get(s, 0)} {s}" for s in FINAL_STATUSES)
+    others = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in FINAL_STATUSES)
     objectives = meta.get("objectives") or []
     objective_text = "; ".join(f"{o.get('direction', '?')} {o.get('metric', '?')}" for o in objectives
                                if isinstance(o, dict)) or MISSING

@@ -10,6 +10,7 @@ import yaml
 
 from ablate.errors import UsageError
 from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS
+from ablate.plugins import Plugin, load_plugins
 from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Objective, objectives_problem
 from ablate.space.searchspace import DEFAULT_DESIGN, DESIGNS, WIDTH_MATCHES, Axis, SearchSpace
 
@@ -23,16 +24,16 @@ def _positive_number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class AxisKind:
-    """What values an axis accepts, and how to say so in an error."""
+    """What values an axis accepts, and how to say so in an error (read when needed: plugins add choices)."""
 
     valid: Callable[[Any], bool]
-    expected: str
+    expected: Callable[[], str]
 
 
 AXIS_KINDS: dict[str, AxisKind] = {
-    "nonlinearity": AxisKind(lambda v: v in NONLINEARITIES, f"one of {', '.join(NONLINEARITIES)}"),
-    "spatial": AxisKind(lambda v: v in SPATIAL_OPS, f"one of {', '.join(SPATIAL_OPS)}"),
-    "width": AxisKind(_positive_number, "a positive number"),
+    "nonlinearity": AxisKind(lambda v: v in NONLINEARITIES, lambda: f"one of {', '.join(NONLINEARITIES)}"),
+    "spatial": AxisKind(lambda v: v in SPATIAL_OPS, lambda: f"one of {', '.join(SPATIAL_OPS)}"),
+    "width": AxisKind(_positive_number, lambda: "a positive number"),
 }
 
 
@@ -54,7 +55,7 @@ class _Mapping(dict):
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
-_TOP_LEVEL_KEYS = {"name", "description", "axes", "fixed", "macro", "baselines", "objectives", "design"}
+_TOP_LEVEL_KEYS = {"name", "description", "plugins", "axes", "fixed", "macro", "baselines", "objectives", "design"}
 
 
 class _SpaceFile:
@@ -77,6 +78,7 @@ class _SpaceFile:
         for key in data:
             if key not in _TOP_LEVEL_KEYS:
                 raise self.fail(data.lines[key], f"unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
+        plugins = self._plugins(data.get("plugins", []), data.lines.get("plugins", 1))
         if "axes" not in data:
             raise self.fail(data.line, "missing 'axes': name at least one of " + ", ".join(AXIS_KINDS))
         width_match = self._width_match(data["axes"])
@@ -89,13 +91,24 @@ class _SpaceFile:
             baselines=self._baselines(data.get("baselines", list(BASELINE_IDS)), data.lines.get("baselines", 1)),
             objectives=self._objectives(data.get("objectives"), data.lines.get("objectives", 1)),
             design=self._design(data.get("design", DEFAULT_DESIGN), data.lines.get("design", 1)),
-            width_match=width_match,
+            width_match=width_match, plugins=plugins,
         )
+
+    def _plugins(self, node: Any, line: int) -> tuple[Plugin, ...]:
+        """Import the modules the file names (paths relative to the file), before its axes are checked."""
+        if not isinstance(node, list) or not all(isinstance(p, str) and p.strip() for p in node):
+            raise self.fail(line, "'plugins' must list module names or .py paths, e.g. plugins: [my_ops.py]")
+        try:
+            return load_plugins(node, base_dir=self.path.parent)
+        except UsageError as err:
+            raise self.fail(line, str(err)) from None
 
     def _check_value(self, axis: str, value: Any, line: int) -> Any:
         kind = AXIS_KINDS[axis]
         if not kind.valid(value):
-            raise self.fail(line, f"invalid value {value!r} for axis {axis!r}: expected {kind.expected}")
+            raise self.fail(line, f"invalid value {value!r} for axis {axis!r}: expected {kind.expected()}"
+                            + (" (a plugin's op? name its module under plugins: or pass --plugin)"
+                               if axis != "width" else ""))
         return float(value) if axis == "width" else value
 
     def _width_match(self, node: Any) -> str | None:

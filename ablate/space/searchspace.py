@@ -15,6 +15,7 @@ from ablate.models import BASELINE_IDS, BlockConfig
 from ablate.space.objectives import DEFAULT_OBJECTIVES, Objective
 
 if TYPE_CHECKING:
+    from ablate.plugins import Plugin
     from ablate.space.isomacs import MatchedWidth
 
 DESIGNS = ("balanced", "search", "grid")  # which configs a run trains; see ablate.space.design and the CLI's --design
@@ -68,6 +69,7 @@ class SearchSpace:
     design: str = DEFAULT_DESIGN  # one of DESIGNS
     width_match: str | None = None  # a WIDTH_MATCHES name when the width is solved, not sampled
     matched: dict[tuple[str, str], MatchedWidth] = field(default_factory=dict)  # (nl, spatial) → solved width
+    plugins: tuple[Plugin, ...] = ()  # the modules the file names (``plugins:``), imported before its axes are checked
 
     @property
     def size(self) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import ray
 
 from ablate.errors import UsageError, error_summary
+from ablate.plugins import runtime_env
 from ablate.tune.settings import RunSettings
 
 RAY_ENVIRONMENT = {
@@ -130,7 +131,8 @@ def ray_temp_dir(results_dir: Path) -> str | None:
 
 
 def init_ray(settings: RunSettings) -> str | None:
-    """Connect to ``settings.address`` or start a local Ray.
+    """Connect to ``settings.address`` or start a local Ray, with the run's plugins shipped to every node (Ray's
+    ``runtime_env``: each worker then imports them before it builds a model).
 
     Returns:
         The dashboard's host:port, if a dashboard runs.
@@ -151,7 +153,8 @@ def init_ray(settings: RunSettings) -> str | None:
         os.environ["RAY_TMPDIR"] = temp_dir
         _TEMP_DIRS_SET.add(temp_dir)
     try:
-        context = ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR", **local)
+        context = ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR",
+                           runtime_env=runtime_env(settings.every_plugin), **local)
     except (ConnectionError, ray.exceptions.AuthenticationError) as err:
         hint = f" (if the cluster uses token authentication: pass its token through {TOKEN_SOURCES})"
         raise UsageError(f"cannot connect to Ray at {settings.address!r}: {error_summary(err)}{hint}") from None

@@ -86,17 +86,6 @@ def candidate_rows(result_grid, settings: RunSettings) -> list[Outcome]:
 
 
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
-    """run.json: the command, what ran (space, protocol, objectives, search), where, and with which versions."""
-    return {
-        "command": settings.command, "space": {"name": settings.space.name, "path": str(settings.space.path),
-                                              "axes": [a.name for a in settings.space.axes]},
-        "protocol": {**settings.protocol.as_dict(), "macro": settings.macro},
-        "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in settings.objectives],
-        "objectives_from": settings.objectives_from,
-        "sampler": settings.sampler, "scheduler": settings.scheduler, "seed": settings.seed,
-        "design": settings.design, "confirm": settings.confirm, "seeds": settings.seeds,
-        "trials_requested": settings.trials, "address": settings.address, "gpus_per_trial": settings.gpus_per_trial,
-        "cpus_per_trial": settings.cpus_per_trial, "max_concurrent": settings.max_concurrent,
-        "storage": settings.storage, "data_dir": settings.data_dir, "max_failures": settings.max_failures,
-        "versions": versions(), "hardware": hardware(), **extra,
-    }
+    """run.json: the settings (``RunSettings.to_json``, plugins with their source hashes), the versions and
+    hardware, and ``extra`` (start and finish times, data split sizes, wall time)."""
+    return {**settings.to_json(), "versions": versions(), "hardware": hardware(), **extra}

@@ -83,10 +83,12 @@ def data_identity(settings: RunSettings, split_sizes: dict[str, int] | None = No
 def baseline_cache_key(settings: RunSettings, name: str, seed: int | None = None,
                        split_sizes: dict[str, int] | None = None) -> str:
     """What a cached baseline must match to be reused: every protocol field (epochs included), the macro, the split
-    seed, the training seed, the baseline, the data (:func:`data_identity`) and the code version."""
+    seed, the training seed, the baseline, the data (:func:`data_identity`), the code version and the source hash of
+    every plugin the run imports (a plugin's import may change what any model does)."""
     key = json.dumps({"protocol": settings.protocol.as_dict(), "macro": settings.macro, "seed": settings.seed,
                       "training_seed": settings.seed if seed is None else seed, "baseline": name,
-                      "data": data_identity(settings, split_sizes), "code": code_version()},
+                      "data": data_identity(settings, split_sizes), "code": code_version(),
+                      "plugins": sorted(p.source_hash for p in settings.every_plugin)},
                      sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 

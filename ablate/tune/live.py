@@ -42,10 +42,18 @@ class LiveRun:
         self.started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.filed: set[Job] = set()  # jobs already filed into the rows
+        self.uncounted: set[str] = set()  # configs whose uncounted ops were already said
 
     def add(self, row: dict[str, Any], curve: pd.DataFrame | None, predictions: pd.DataFrame | None = None) -> None:
-        """Record (or replace) one finished model's row, curve and per-image evidence."""
+        """Record (or replace) one finished model's row, curve and per-image evidence; the first row of a config with
+        ops fvcore could not count says so in one warning line."""
         self.rows[row["trial_id"]] = row
+        uncounted = row.get("uncounted_ops")
+        if isinstance(uncounted, str) and uncounted and row.get("config") not in self.uncounted:
+            self.uncounted.add(row.get("config"))
+            print(f"[ablate] warning: {row.get('name')}: fvcore cannot count {uncounted}; its MACs and element-wise "
+                  "ops leave that work out (a lower bound, named in the table's uncounted_ops and the report)",
+                  flush=True)
         for store, frame in ((self.curves, curve), (self.predictions, predictions)):
             if frame is not None:
                 store[row["trial_id"]] = frame

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ablate import defaults
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
 from ablate.registry import lookup
-from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace
+from ablate.plugins import Plugin, load_plugins
+from ablate.protocols.recipe import build_protocol
+from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace, load_space
 from ablate.training import TrainResult, train
 
 TrainFn = Callable[..., TrainResult]
@@ -45,6 +47,7 @@ class RunSettings:
         confirm: How many of the best candidates (by the run seed's val top-1) to retrain under fresh training seeds
             once the design is done; the baselines are trained under the same fresh seeds.
         seeds: Fresh training seeds per confirmed candidate and per baseline (used only when ``confirm > 0``).
+        plugins: Plugin modules named for the run (``--plugin``), besides those its space file names.
         train_fn: The trainer; injectable for tests (e.g. one that fails on purpose).
 
     Example:
@@ -73,6 +76,7 @@ class RunSettings:
     design: str | None = None
     confirm: int = defaults.CONFIRM
     seeds: int = defaults.SEEDS
+    plugins: tuple[Plugin, ...] = ()
     train_fn: TrainFn = field(default=train, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +88,53 @@ class RunSettings:
         lookup({d: d for d in DESIGNS}, self.design, "design")
         if self.confirm < 0 or self.seeds < 1:
             raise ValueError(f"confirm must be ≥ 0 and seeds ≥ 1, got {self.confirm} and {self.seeds}")
+
+    @property
+    def every_plugin(self) -> tuple[Plugin, ...]:
+        """The run's plugins and its space file's, each once: what every worker imports."""
+        return tuple({p.spec: p for p in (*self.plugins, *self.space.plugins)}.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as run.json keeps them (plain types): what ``from_json`` and ``--resume`` read back."""
+        return {
+            "command": self.command, "space": {"name": self.space.name, "path": str(self.space.path),
+                                               "axes": [a.name for a in self.space.axes]},
+            "protocol": self.protocol.as_dict(), "macro": self.macro,
+            "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in self.objectives],
+            "objectives_from": self.objectives_from, "sampler": self.sampler, "scheduler": self.scheduler,
+            "seed": self.seed, "design": self.design, "confirm": self.confirm, "seeds": self.seeds,
+            "trials_requested": self.trials, "address": self.address, "gpus_per_trial": self.gpus_per_trial,
+            "cpus_per_trial": self.cpus_per_trial, "max_concurrent": self.max_concurrent, "storage": self.storage,
+            "data_dir": self.data_dir, "max_failures": self.max_failures, "dashboard": self.dashboard,
+            "plugins": [p.as_dict() for p in self.plugins], "space_plugins": [p.as_dict() for p in self.space.plugins],
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict[str, Any], run_dir: Path, **overrides: Any) -> "RunSettings":
+        """The settings a run was started with, from its run.json (``to_json``): its plugins are imported again,
+        its space file is loaded again from its path.
+
+        Args:
+            meta: run.json's content.
+            run_dir: The run folder.
+            **overrides: Fields to replace (``--resume`` may point at another ``address`` or ``data_dir``).
+
+        Raises:
+            UsageError: The space file or a plugin is gone or now fails to load (one line).
+        """
+        plugins = load_plugins(p["spec"] for p in meta.get("plugins", ()))
+        protocol = build_protocol(meta["protocol"], f"{run_dir}/run.json")
+        fields = {
+            "space": load_space(meta["space"]["path"]), "protocol": protocol, "run_dir": run_dir,
+            "trials": meta["trials_requested"], "seed": meta["seed"], "sampler": meta["sampler"],
+            "objectives": tuple(Objective(o["metric"], o["direction"]) for o in meta["objectives"]),
+            "objectives_from": meta["objectives_from"], "scheduler": meta["scheduler"], "address": meta["address"],
+            "gpus_per_trial": meta["gpus_per_trial"], "cpus_per_trial": meta["cpus_per_trial"],
+            "max_concurrent": meta["max_concurrent"], "storage": meta["storage"], "data_dir": meta["data_dir"],
+            "max_failures": meta["max_failures"], "dashboard": meta["dashboard"], "command": meta["command"],
+            "design": meta["design"], "confirm": meta["confirm"], "seeds": meta["seeds"], "plugins": plugins,
+        }
+        return cls(**{**fields, **overrides})
 
     @property
     def confirmation_seeds(self) -> tuple[int, ...]:

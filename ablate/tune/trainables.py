@@ -16,11 +16,12 @@ from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol
 from ablate.models.symmetry import symmetry_columns
 from ablate.data import default_device, load_protocol_data
+from ablate.plugins import ensure_plugins
 from ablate.training import CHECKPOINT_NAME, read_epoch_log
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS
 
-COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "activations")
+COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "uncounted_ops", "activations")
 TRIAL_LATENCY = "trial_latency_ms"
 SYMMETRY_COLUMNS = ("symmetry_gap", "symmetric")
 
@@ -31,7 +32,9 @@ def node_id() -> str:
 
 
 def prepare(settings: RunSettings) -> tuple[Protocol, DatasetSplits, torch.device]:
-    """This worker's protocol (on the run's macro), data splits (loaded once per process) and device."""
+    """This worker's protocol (on the run's macro), data splits (loaded once per process) and device; the run's
+    plugins imported first, so their ops can be built."""
+    ensure_plugins(settings.every_plugin)
     device = default_device()
     torch.set_num_threads(max(1, int(settings.cpus_per_trial)))
     protocol = settings.protocol.with_overrides(macro=settings.macro)
@@ -73,8 +76,8 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     rotated-away checkpoint or at a trial it believes unfinished. On a multi-node cluster the results folder
     must be on shared storage, as Ray Tune's storage_path must be anyway.
     """
-    block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
     protocol, data, device = prepare(settings)
+    block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
     costs = cost_columns(block, settings, data, device,
                          trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
     state_dir = settings.state_dir(block)

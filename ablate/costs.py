@@ -279,11 +279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput measurement")
     parser.add_argument("--no-timing", action="store_true", help="count only; skip latency and throughput")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_PATH",
+                        help="a module or .py file registering your own spatial ops or nonlinearities; repeatable")
     args = parser.parse_args(argv)
     from ablate.models.networks import MACROS
+    from ablate.plugins import load_plugins
     from ablate.registry import lookup
 
     try:
+        load_plugins(args.plugin)
         lookup(MACROS, args.macro, "macro", UsageError)
         table = cost_table(args.models, macro=args.macro, image_size=args.image_size, num_classes=args.num_classes,
                            device=args.device, batch_size=args.batch_size, timing=not args.no_timing,

@@ -22,9 +22,13 @@ def error_summary(err: BaseException, limit: int = 300) -> str:
     """
     while getattr(err, "cause", None) is not None and err.cause is not err:
         err = err.cause
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if type(err).__module__.startswith("ray."):
-        text = lines[-1] if lines else type(err).__name__
-    else:
-        text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-    return text[:limit]
+        return traceback_summary(str(err), type(err).__name__, limit)
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__)[:limit]
+
+
+def traceback_summary(text: str, default: str, limit: int = 300) -> str:
+    """A traceback's text in one line: its last line, which names the error (``default`` when it is empty)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else default)[:limit]

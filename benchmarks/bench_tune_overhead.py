@@ -26,12 +26,13 @@ from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
 from ablate.space import load_space
 from ablate.data import load_protocol_data
+from ablate.schema import AXIS_COLUMNS
 from ablate.training import train
 
 
 def space_file(configs: list[BlockConfig], folder: Path) -> Path:
     """A space whose grid is exactly these blocks (they must form the full product of the values they take)."""
-    axes = {axis: sorted({getattr(c, axis) for c in configs}, key=str) for axis in ("nonlinearity", "spatial", "width")}
+    axes = {axis: sorted({getattr(c, axis) for c in configs}, key=str) for axis in AXIS_COLUMNS}
     path = folder / "bench.yaml"
     lines = ["name: bench", "axes:"]
     lines += [f"  {axis}:\n    choices: [{', '.join(map(str, values))}]" for axis, values in axes.items()]

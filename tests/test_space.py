@@ -163,7 +163,7 @@ def test_matched_width_is_not_sampled_and_needs_resolving(tmp_path):
     with pytest.raises(ValueError, match=r"call space.resolved\(macro, num_classes, input_size\)"):
         space.config({"nonlinearity": "relu"})
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    space.define_by_run(trial)  # Ray's define-by-run only suggests parameters: fine before resolving
+    space.suggest_values(trial)  # define-by-run sampling only suggests parameters: fine before resolving
     assert set(trial.params) == {"nonlinearity"}
     resolved = space.resolved("cifar", 10, (3, 32, 32))
     assert resolved.width_match == "macs" and resolved.axes == space.axes

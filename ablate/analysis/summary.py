@@ -19,10 +19,10 @@ import pandas as pd
 from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_baseline
 from ablate.analysis.evidence import MISSING, Estimate, Evidence
 from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
+from ablate.schema import AXIS_COLUMNS, DESIGN, PHASES, SEARCH
 
-DEFAULT_AXES = ("nonlinearity", "spatial", "width")
-PHASES = ("design", "search", "confirm")
-SEARCH_PHASES = ("design", "search")  # the run's own seed: the trials that select
+DEFAULT_AXES = AXIS_COLUMNS
+SEARCH_PHASES = (DESIGN, SEARCH)  # the run's own seed: the trials that select
 NO_SEED = -1  # old tables without a seed column: every row is one (the same) seed
 COSTS = ("params", "macs", "elementwise_ops", "activations", "latency_ms", "throughput", "trial_latency_ms")
 SUMMARY_COLUMNS = [

@@ -78,6 +78,10 @@ class SearchSpace:
             size *= len(axis.choices)
         return size
 
+    def block_of(self, params: dict[str, Any]) -> BlockConfig:
+        """The block of a trial's config: its axes' values (other keys, such as ``phase``, ignored)."""
+        return self.config({a.name: params[a.name] for a in self.axes})
+
     def config(self, values: dict[str, Any]) -> BlockConfig:
         """The block at one point (axis → value), the fixed values and, on a matched space, the solved width.
 
@@ -125,12 +129,9 @@ class SearchSpace:
         return dataclasses.replace(self, matched=matched)
 
     def suggest_values(self, trial: Any) -> dict[str, Any]:
-        """One categorical parameter per sampled axis, named after it, from an ``optuna.Trial``."""
+        """One categorical parameter per sampled axis, named after it, from an ``optuna.Trial`` (the searcher's
+        define-by-run sampling)."""
         return {a.name: trial.suggest_categorical(a.name, list(a.choices)) for a in self.axes}
-
-    def define_by_run(self, trial: Any) -> None:
-        """The define-by-run function Ray Tune's ``OptunaSearch`` takes (it reads the suggested params itself)."""
-        self.suggest_values(trial)
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every point of the space as axis → value (the parameters an Optuna trial would suggest)."""

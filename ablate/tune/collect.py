@@ -62,7 +62,7 @@ def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[s
     Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
     it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
     """
-    block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
+    block = settings.space.block_of(config)
     history = read_epoch_log(settings.state_dir(block))
     epoch = history[-1]["epoch"] if history else 0
     status = classify("ERROR" if error else "TERMINATED", {**metrics, "epoch": epoch}, settings.protocol.epochs)

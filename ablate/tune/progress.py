@@ -15,6 +15,7 @@ from ablate.formatting import compact_duration
 from ablate.tune.collect import candidate_row
 from ablate.tune.live import LIVE_RUNS, LiveRun
 from ablate.tune.settings import RunSettings
+from ablate.errors import traceback_summary
 from ablate.schema import STATUSES
 from ablate.tune.status import classify
 
@@ -119,10 +120,9 @@ class RunProgress(tune.Callback):
 
 
 def _error_of(trial) -> str:
-    """The first line of a failed trial's error as Ray stored it."""
+    """The first line of a failed trial's error as Ray stored it (a traceback in the trial's error file)."""
     try:
         text = Path(trial.error_file).read_text() if getattr(trial, "error_file", None) else ""
     except OSError:
         text = ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else "the trial raised an error")[:300]
+    return traceback_summary(text, "the trial raised an error")

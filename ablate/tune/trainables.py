@@ -77,7 +77,7 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     must be on shared storage, as Ray Tune's storage_path must be anyway.
     """
     protocol, data, device = prepare(settings)
-    block = settings.space.config({a.name: config[a.name] for a in settings.space.axes})
+    block = settings.space.block_of(config)
     costs = cost_columns(block, settings, data, device,
                          trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
     state_dir = settings.state_dir(block)

@@ -223,8 +223,12 @@ def _import_path(spec: str, path: Path) -> Any:
             return existing
         raise UsageError(f"plugin {spec}: its name {module_name!r} is taken by another module "
                          f"({getattr(existing, '__file__', 'built in')}); rename the file")
-    if importlib.util.find_spec(module_name) is not None:
-        raise UsageError(f"plugin {spec}: its name {module_name!r} is taken by an importable module; rename the file")
+    found = importlib.util.find_spec(module_name)
+    if found is not None:
+        if found.origin and Path(found.origin).resolve() == path:  # the file is on sys.path already
+            return importlib.import_module(module_name)
+        raise UsageError(f"plugin {spec}: its name {module_name!r} is taken by an importable module "
+                         f"({found.origin}); rename the file")
     spec_ = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec_)
     sys.modules[module_name] = module

@@ -185,8 +185,8 @@ class AblationSearch(Searcher):
                 raise
 
     def save(self, checkpoint_path: str) -> None:
-        """Ray's snapshot of the searcher: everything but the study, which lives in its storage."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("study", "_asked")}
+        """Ray's snapshot of the searcher: everything but the study and its storage, which hold their own state."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("study", "storage", "_asked")}
         state["_asked"] = {trial_id: trial.number for trial_id, trial in self._asked.items()}
         with open(checkpoint_path, "wb") as file:
             pickle.dump(state, file)
@@ -197,7 +197,7 @@ class AblationSearch(Searcher):
         with open(checkpoint_path, "rb") as file:
             state = pickle.load(file)
         asked = state.pop("_asked")
-        self.__dict__.update({k: v for k, v in state.items() if k != "storage"})
+        self.__dict__.update(state)
         self._asked = {trial_id: optuna.Trial(self.study, self._trial_id(number)) for trial_id, number in asked.items()}
         for params in repair_study(self.study, self.storage, self._space, known=set(asked.values())):
             self.study.enqueue_trial(params)

@@ -122,7 +122,7 @@ class RunSettings:
         Raises:
             UsageError: The space file or a plugin is gone or now fails to load (one line).
         """
-        plugins = load_plugins(p["spec"] for p in meta.get("plugins", ()))
+        plugins = load_plugins(p["spec"] for p in meta["plugins"])
         protocol = build_protocol(meta["protocol"], f"{run_dir}/run.json")
         fields = {
             "space": load_space(meta["space"]["path"]), "protocol": protocol, "run_dir": run_dir,

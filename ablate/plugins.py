@@ -43,7 +43,6 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a block's name is NONLINEARITY-SPATIA
 POSITIONS = ("inner", "after_spatial", "out")
 HASH_ATTRIBUTE = "__ablate_source_hash__"  # set on a plugin module when it is first loaded
 BUILT_IN = {"spatial op": frozenset(SPATIAL_OPS), "nonlinearity": frozenset(NONLINEARITIES)}
-_REGISTRIES: dict[str, dict[str, Any]] = {"spatial op": SPATIAL_OPS, "nonlinearity": NONLINEARITIES}
 _OWNERS: dict[tuple[str, str], str] = {}  # (kind, name) → the module that registered it
 _PROBE_CHANNELS, _PROBE_SIDE = 8, 8
 
@@ -65,18 +64,22 @@ def _claim(kind: str, name: str, factory: Callable) -> None:
         raise PluginError(f"{kind} {name!r} is already registered by {owner}; register yours under another name")
 
 
-def _run_probe(kind: str, name: str, what: str, build: Callable[[], nn.Module], x: torch.Tensor,
+def _run_probe(kind: str, name: str, what: str, build: Callable[[], nn.Module], shape: tuple[int, ...],
                expected: tuple[int, ...]) -> None:
-    try:
-        module = build()
-        if not isinstance(module, nn.Module):
-            raise PluginError(f"{kind} {name!r}: its factory returned {type(module).__name__}, not a torch.nn.Module")
-        with torch.no_grad():
-            y = module(x)
-    except PluginError:
-        raise
-    except Exception as err:  # whatever the user's code raises, it is one line naming the part
-        raise PluginError(f"{kind} {name!r}: {what} raised {error_summary(err)}") from None
+    """Build a part and run it on a random tensor of ``shape``; the global RNG is left as it was (a plugin's import
+    must not shift the random streams of what the run does next)."""
+    with torch.random.fork_rng(devices=[]):
+        try:
+            module = build()
+            if not isinstance(module, nn.Module):
+                raise PluginError(f"{kind} {name!r}: its factory returned {type(module).__name__}, not a "
+                                  "torch.nn.Module")
+            with torch.no_grad():
+                y = module(torch.randn(shape))
+        except PluginError:
+            raise
+        except Exception as err:  # whatever the user's code raises, it is one line naming the part
+            raise PluginError(f"{kind} {name!r}: {what} raised {error_summary(err)}") from None
     if not isinstance(y, torch.Tensor):
         raise PluginError(f"{kind} {name!r}: {what} returned {type(y).__name__}, not a tensor")
     if tuple(y.shape) != expected:
@@ -113,7 +116,7 @@ def register_spatial(name: str, *, weighted: bool = True, description: str | Non
         for stride in (1, 2):
             out = -(-side // stride)
             _run_probe("spatial op", name, f"factory({c}, stride={stride}) on a (2, {c}, {side}, {side}) tensor",
-                       lambda: factory(c, stride), torch.randn(2, c, side, side), (2, c, out, out))
+                       lambda: factory(c, stride), (2, c, side, side), (2, c, out, out))
         SPATIAL_OPS[name] = SpatialOp(factory, weighted, description or _first_line(factory, name),
                                       weights_only_when_strided)
         _OWNERS[("spatial op", name)] = factory.__module__
@@ -161,7 +164,7 @@ def register_nonlinearity(name: str, *, conv1_factor: int = 1, positions: Sequen
         for position in positions:
             wide = c * conv1_factor if position == "inner" else c
             _run_probe("nonlinearity", name, f"factory({c}) at {position} on a (2, {wide}, {side}, {side}) tensor",
-                       lambda: factory(c), torch.randn(2, wide, side, side), (2, c, side, side))
+                       lambda: factory(c), (2, wide, side, side), (2, c, side, side))
 
         def at(position: str) -> Callable[[int], nn.Module]:
             return factory if position in positions else (lambda channels: nn.Identity())
@@ -309,7 +312,3 @@ def ensure_plugins(plugins: Sequence[Plugin]) -> None:
         except ModuleNotFoundError:
             load_plugin(plugin.spec)
 
-
-def owner(kind: str, name: str) -> str | None:
-    """The module that registered a part (``spatial op`` or ``nonlinearity``), None for a built-in."""
-    return _OWNERS.get((kind, name))

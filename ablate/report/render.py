@@ -50,7 +50,7 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              "numbers) pair the two configs image by image on the same seeds' kind. Only the Verdicts section judges; "
              f"★ marks the Pareto front (max evidence top-1, min {COST_LABELS[run.cost]}).")
     cost_intro = "Costs of the same configs (means over their models)."
-    uncounted = run.summary.get("uncounted_ops", pd.Series(dtype=str)).fillna("").astype(str)
+    uncounted = run.summary["uncounted_ops"].fillna("").astype(str)
     if (uncounted != "").any():
         names = ", ".join(run.summary.loc[uncounted != "", "name"])
         cost_intro += (f" Warning: fvcore cannot count some ops of {names} (column uncounted ops); their MACs and "

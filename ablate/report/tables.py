@@ -63,8 +63,8 @@ def cost_table(run: Run) -> pd.DataFrame:
     if done["trial_latency_ms"].notna().any():  # a latency objective's own number
         table.insert(table.columns.get_loc("latency (ms)") + 1, "in-trial latency (ms)",
                      done["trial_latency_ms"].map(fmt))
-    uncounted = done["uncounted_ops"].fillna("").astype(str) if "uncounted_ops" in done else None
-    if uncounted is not None and (uncounted != "").any():  # ops fvcore cannot count: the counts are lower bounds
+    uncounted = done["uncounted_ops"].fillna("").astype(str)
+    if (uncounted != "").any():  # ops fvcore cannot count: the counts are lower bounds
         table["uncounted ops"] = uncounted.map(lambda u: u or MISSING)
     if "symmetric" in done and done["symmetric"].notna().any():  # QLNet's property, measured on the trained weights
         table["symmetric"] = done["symmetric"].map(lambda v: MISSING if v is None or v != v else ("yes" if v else "no"))

@@ -13,7 +13,7 @@ import os
 import random
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
@@ -52,9 +52,11 @@ class TrainResult:
     train_seconds: float = 0.0
     seed: int = 0
     correct: dict[str, np.ndarray] = field(default_factory=dict)  # split → per-image top-1 hit (completed only)
+    model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained model, in eval mode
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The outcome's values, without the model."""
+        return {k: v for k, v in asdict(replace(self, model=None)).items() if k != "model"}
 
 
 @dataclass
@@ -287,7 +289,8 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
 
     Returns:
         TrainResult: ``completed`` with the last epoch's validation metrics and the test top-1, or ``failed`` with
-        the reason (a non-finite training loss ends the run instead of raising).
+        the reason (a non-finite training loss ends the run instead of raising); either way with the model as
+        trained (in eval mode, on ``device``), so that a caller measures it without reloading the checkpoint.
 
     Raises:
         UsageError: data that does not match the protocol, or a checkpoint written for another run.
@@ -309,7 +312,8 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
         last = run.history[-1] if run.history else {}
         return TrainResult(str(config), protocol.name, status, reason, run.epoch, run.history,
                            last.get("val_top1", math.nan), last.get("val_top5", math.nan),
-                           last.get("val_loss", math.nan), test_top1, run.train_seconds, seed, correct or {})
+                           last.get("val_loss", math.nan), test_top1, run.train_seconds, seed, correct or {},
+                           run.model.eval())
 
     correct = read_predictions(directory) if directory is not None else {}
     with cudnn_autotuning(device):

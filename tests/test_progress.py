@@ -27,7 +27,7 @@ def setup(monkeypatch, tmp_path):
     clock = Clock()
     monkeypatch.setattr(progress_module.time, "monotonic", clock)
     settings = SimpleNamespace(run_dir=Path(tmp_path), trials=3, protocol=SimpleNamespace(epochs=2))
-    return RunProgress(settings), clock
+    return RunProgress(settings, []), clock
 
 
 def test_plain_lines_at_most_every_30_s_and_the_last_one_always(setup, monkeypatch):

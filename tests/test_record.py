@@ -9,18 +9,22 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray.cloudpickle
 
 from ablate.monitor import status_lines
+from ablate.records import append_epoch_log, save_predictions
 from ablate.protocols import load_protocol
 from ablate.results import load, write_run_json
 from ablate.space import load_space
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, run_ablation
-from ablate.tune.live import LiveRun
+from ablate.tune.progress import RunProgress
+from ablate.tune.record import RunRecord
 from conftest import tiny_space_text
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
@@ -79,6 +83,11 @@ def test_two_runs_sharing_the_cache_train_the_baselines_once(local_ray, tmp_path
     first = run_ablation(_settings(tmp_path, "first", train_fn=trainer)).table
     assert _trained(marks, "relu-conv3x3-w0.25") == 1 and _trained(marks, "relu-maxpool-w0.5") + \
         _trained(marks, "relu-dwconv-w0.5") + _trained(marks, "multiply-maxpool-w0.5") >= 1
+    first_dir = tmp_path / "results" / "first"  # the record: one file per trained model, the tables a view of it
+    assert sorted(p.stem for p in (first_dir / "records").glob("*.json")) == sorted(first["trial_id"])
+    (first_dir / "trials.parquet").unlink()
+    RunRecord(first_dir).write()
+    pd.testing.assert_frame_equal(load(first_dir), first)
     second = run_ablation(_settings(tmp_path, "second", train_fn=trainer)).table
     assert _trained(marks, "relu-conv3x3-w0.25") == 1  # reused, not trained again
     columns = ["name", "seed", "val_top1", "test_top1", "epochs"]
@@ -132,33 +141,21 @@ def block_of(config: str):
     return BlockConfig.parse(config)
 
 
-class _NoJobs:
-    """The job runner of a run without baselines or confirmations (no Ray needed)."""
-
-    jobs: list = []
-    results: dict = {}
-
-    def collect(self, wait: bool = True) -> dict:
-        return {}
-
-    def done_count(self) -> int:
-        return 0
-
-
 def test_the_live_record_feeds_status(tmp_path):
     settings = _settings(tmp_path, "live", space=load_space(_no_baselines(tmp_path)))
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True)
     started = time.time() - 90.0
     write_run_json(run_dir, {"trials_requested": 2, "started_at": started, "wall_seconds": 0.0, "finished": None})
-    live = LiveRun(settings, _NoJobs())
+    record = RunRecord(run_dir)
     rows = [{"kind": "candidate", "trial_id": f"t{i}", "name": name, "config": name, "status": status,
              "val_top1": top1, "test_top1": top1 - 1, "seed": 0, "phase": "design", "epochs": 2}
             for i, (name, status, top1) in enumerate([("relu-dwconv-w0.5", "completed", 91.25),
                                                       ("multiply-maxpool-w0.5", "pruned", 40.0)])]
     for row in rows:
-        live.add(row, None)
-    live.write({"running": 1})
+        record.file({"row": row, "curves": [], "predictions": {}})
+    assert sorted(p.name for p in (run_dir / "records").iterdir()) == ["t0.json", "t1.json"]
+    record.write({"running": 1})
     lines = status_lines(run_dir, now=started + 90.0)
     assert lines[1] == "trials 2/2 done: 1 completed, 1 pruned, 0 failed; 1 running"
     assert ("best so far: relu-dwconv-w0.5 at 91.25 % val top-1 (the run seed's: a selection number, not a verdict)"
@@ -166,6 +163,28 @@ def test_the_live_record_feeds_status(tmp_path):
     assert lines[-1] == "elapsed: 1 min 30 s"
     progress = json.loads((run_dir / "progress.json").read_text())
     assert progress["best"] == {"val_top1": 91.25, "name": "relu-dwconv-w0.5"} and progress["trials"] == {"running": 1}
+
+
+def test_the_callback_ray_restores_files_into_the_same_record(tmp_path):
+    """Ray restores the callback pickled in tuner.pkl on --resume: that copy, with no driver state to reach, files
+    a trial Tune ends into the run's record, from the trial's last result and what its trainer left on disk."""
+    settings = _settings(tmp_path, "restored", space=load_space(_no_baselines(tmp_path)))
+    restored = ray.cloudpickle.loads(ray.cloudpickle.dumps(RunProgress(settings, [])))
+    block = block_of("relu-dwconv-w0.5")
+    state_dir = settings.state_dir(block)
+    state_dir.mkdir(parents=True)  # what the trainer leaves there
+    for epoch in (1, 2):
+        append_epoch_log(state_dir, {"epoch": epoch, "val_top1": 80.0 + epoch, "epoch_seconds": 1.0})
+    save_predictions(state_dir, {"val": np.array([True, False, True]), "test": np.array([False, True])})
+    config = {"nonlinearity": block.nonlinearity, "spatial": block.spatial, "width": block.width, "phase": "design"}
+    trial = SimpleNamespace(trial_id="abc_00000", config=config, status="RUNNING",
+                            last_result={"epoch": 2, "val_top1": 82.0, "params": 1234, "status": "running"})
+    restored.on_trial_complete(0, [trial], trial)
+    outcome = RunRecord(settings.run_dir).outcomes()["abc_00000"]
+    assert outcome["predictions"] == {"val": "101", "test": "01"} and [e["epoch"] for e in outcome["curves"]] == [1, 2]
+    row = load(settings.run_dir).set_index("trial_id").loc["abc_00000"]
+    assert (row["status"], row["epochs"], row["val_top1"], row["params"], row["phase"]) == \
+        ("completed", 2, 82.0, 1234, "design")
 
 
 @pytest.mark.slow

@@ -114,3 +114,16 @@ def test_report_exceptions_propagate(tiny):
 
     with pytest.raises(RuntimeError, match="scheduler says stop"):
         train("relu-maxpool-w0.25", protocol, data=data, report=boom)
+
+
+def test_the_trainer_returns_its_model_as_trained(tiny, tmp_path):
+    """What measures a trained model (symmetry) takes the model from the trainer, not from a reloaded checkpoint:
+    it is the checkpoint's model, in eval mode; a resumed, already finished training returns it too."""
+    protocol, data = tiny
+    result = train("hardball-dwconv-w0.5", protocol, data=data, checkpoint_dir=tmp_path)
+    assert result.model is not None and not result.model.training and "model" not in result.as_dict()
+    saved = torch.load(tmp_path / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["model"]
+    assert saved.keys() == result.model.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in result.model.state_dict().items())
+    again = train("hardball-dwconv-w0.5", protocol, data=data, checkpoint_dir=tmp_path)  # nothing left to train
+    assert all(torch.equal(saved[k], v) for k, v in again.model.state_dict().items())

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from ablate.errors import error_summary
 from ablate.models import BlockConfig
-from ablate.results import hardware, prediction_frame, versions
-from ablate.schema import CURVE_COLUMNS
+from ablate.results import encode_hits, hardware, versions
 from ablate.space import config_hash
 from ablate.training import read_epoch_log, read_predictions
 from ablate.tune.search import PHASE
@@ -45,19 +41,21 @@ def training_row(*, kind: str, trial_id: str, name: str, block: BlockConfig, set
     }
 
 
-def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFrame:
-    """One learning curve in the curves table's columns."""
-    return pd.DataFrame(list(history)).assign(trial_id=row["trial_id"], name=row["name"], kind=row["kind"]) \
-        .reindex(columns=CURVE_COLUMNS)
+Outcome = dict[str, Any]
+"""One trained model's outcome: its table ``row``, its learning curve (``curves``: the epoch log's dicts) and its
+per-image evidence (``predictions``: split → :func:`~ablate.results.encode_hits` text; empty unless completed)."""
 
 
-Outcome = tuple[dict[str, Any], "pd.DataFrame | None", "pd.DataFrame | None"]  # row, curve, per-image evidence
+def outcome_of(row: dict[str, Any], history: list[dict[str, Any]], correct: dict[str, Any]) -> Outcome:
+    """An :data:`Outcome` from a row, the epoch log it was read off and the per-image hits (split → bool array)."""
+    return {"row": row, "curves": list(history),
+            "predictions": {split: encode_hits(hits) for split, hits in correct.items()}}
 
 
-def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[str, Any], trial_id: str,
-                  error: BaseException | str | None = None) -> Outcome:
-    """One trial's row, learning curve and (completed) per-image evidence, read from what the trainer left in the
-    block's state folder: its own epoch log and ``predictions.npz``.
+def candidate_outcome(settings: RunSettings, config: dict[str, Any], metrics: dict[str, Any], trial_id: str,
+                      error: BaseException | str | None = None) -> Outcome:
+    """One Tune trial's outcome as Tune ends it: its last result (what the worker measured and how it ended) with
+    what the trainer left in the block's state folder: its own epoch log and ``predictions.npz``.
 
     Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
     it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
@@ -70,19 +68,7 @@ def candidate_row(settings: RunSettings, config: dict[str, Any], metrics: dict[s
     measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, *SYMMETRY_COLUMNS, "node") if k in metrics}
     row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
                        status=status, phase=config.get(PHASE, "search"), reason=reason, history=history, measured=measured)
-    evidence = prediction_frame(read_predictions(settings.state_dir(block)), row) if status == "completed" else None
-    return row, curve_frame(history, row) if history else None, evidence
-
-
-def candidate_rows(result_grid, settings: RunSettings) -> list[Outcome]:
-    """Every trial's row, learning curve and evidence once Tune is done (see :func:`candidate_row`)."""
-    outcomes = []
-    for result in result_grid:
-        if result.config:
-            metrics = dict(result.metrics or {})
-            trial_id = metrics.get("trial_id") or Path(result.path).name
-            outcomes.append(candidate_row(settings, result.config, metrics, trial_id, result.error))
-    return outcomes
+    return outcome_of(row, history, read_predictions(settings.state_dir(block)) if status == "completed" else {})
 
 
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import ray
 from ablate.errors import UsageError, error_summary
 from ablate.files import read_json, write_json
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
-from ablate.results import encode_hits
-from ablate.tune.collect import training_row
+from ablate.tune.collect import Outcome, outcome_of, training_row
+from ablate.tune.record import RunRecord, json_value
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of
 
@@ -99,17 +99,18 @@ def job_row(job: Job, settings: RunSettings, **outcome: Any) -> dict[str, Any]:
                         seed=job.seed, phase=job.phase, **outcome)
 
 
-def train_job(job: Job, settings: RunSettings) -> dict[str, Any]:
-    """Train one job on this worker (resuming its checkpoint); returns its row and learning curve."""
+def train_job(job: Job, settings: RunSettings) -> Outcome:
+    """Train one job on this worker (resuming its checkpoint), file its outcome in the run's record, return it."""
     protocol, data, device = prepare(settings)
     measured = {**cost_columns(job.block, settings, data, device), "node": node_id()}
     state_dir = settings.state_dir(job.block, job.seed, job.folder)
     result = settings.train_fn(job.block, protocol, checkpoint_dir=state_dir, seed=job.seed, data=data, device=device)
     if result.status == "completed":
-        measured.update(symmetry_of(job.block, settings, data, state_dir))
+        measured.update(symmetry_of(result.model, data))
     row = job_row(job, settings, status=result.status, reason=result.reason, history=result.history, measured=measured)
-    return {"row": row, "curves": result.history,
-            "predictions": {split: encode_hits(hits) for split, hits in result.correct.items()}}
+    outcome = outcome_of(row, result.history, result.correct)
+    RunRecord(settings.run_dir).file(outcome)
+    return outcome
 
 
 class JobRunner:
@@ -124,8 +125,9 @@ class JobRunner:
 
     def __init__(self, settings: RunSettings, cache_dir: Path, split_sizes: dict[str, int] | None = None):
         self.settings, self.cache_dir, self.split_sizes = settings, cache_dir, split_sizes
+        self.record = RunRecord(settings.run_dir)
         self.jobs: list[Job] = []
-        self.results: dict[Job, dict[str, Any]] = {}
+        self.results: dict[Job, Outcome] = {}
         self.pending: dict[Job, Any] = {}
 
     def _cache_file(self, job: Job) -> Path | None:
@@ -133,7 +135,7 @@ class JobRunner:
             return None
         return self.cache_dir / f"{baseline_cache_key(self.settings, job.name, job.seed, self.split_sizes)}.json"
 
-    def _cached(self, job: Job) -> dict[str, Any] | None:
+    def _cached(self, job: Job) -> Outcome | None:
         """A usable cache entry of a job, or None (no entry, or a damaged one: said in one line, then retrained)."""
         path = self._cache_file(job)
         if path is None or not path.is_file():
@@ -150,7 +152,7 @@ class JobRunner:
         return None
 
     def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
-        """Start ``jobs`` (cached baselines are taken from the cache at once)."""
+        """Start ``jobs``; a cached baseline is filed in the run's record at once."""
         remote = ray.remote(train_job).options(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0),
                                                max_retries=self.settings.max_failures)
         for job in jobs:
@@ -158,6 +160,7 @@ class JobRunner:
             cached = self._cached(job)
             if cached is not None:
                 self.results[job] = cached
+                self.record.file(cached)
             else:
                 self.pending[job] = remote.remote(job, self.settings)
 
@@ -171,20 +174,25 @@ class JobRunner:
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
         return [refs[ref] for ref in ready]
 
-    def collect(self, wait: bool = True) -> dict[Job, dict[str, Any]]:
-        """Every finished job's outcome (``row``, ``curves`` and ``predictions``); with ``wait``, after every pending
-        job ends."""
-        for job in self._ready(timeout=None if wait else 0):
+    def collect(self, wait: bool = True) -> list[Job]:
+        """Take in the jobs that ended since the last call (with ``wait``, wait for every pending one): a completed
+        baseline goes into the cache; a crashed job, which could not file itself, is filed as a failed row with its
+        reason. Returns the jobs taken in."""
+        ended = self._ready(timeout=None if wait else 0)
+        for job in ended:
             try:
-                outcome = ray.get(self.pending.pop(job))
+                outcome = ray.get(self.pending.pop(job))  # the worker has filed it
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
-                outcome = {"row": job_row(job, self.settings, status="failed", reason=error_summary(err)),
-                           "curves": [], "predictions": {}}
+                outcome = self.record.outcomes().get(job.trial_id)  # unless it had filed itself before it died
+                if outcome is None or outcome["row"]["status"] != "completed":
+                    outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)),
+                                         [], {})
+                    self.record.file(outcome)
             cached = self._cache_file(job)
             if cached is not None and outcome["row"]["status"] == "completed":
-                write_json(cached, outcome, default=_json_number)
+                write_json(cached, outcome, default=json_value)
             self.results[job] = outcome
-        return self.results
+        return ended
 
 
 def _complete(outcome: dict[str, Any]) -> bool:
@@ -193,6 +201,3 @@ def _complete(outcome: dict[str, Any]) -> bool:
     return isinstance(row, dict) and row.get("status") == "completed" and isinstance(outcome.get("curves"), list) \
         and isinstance(outcome.get("predictions"), dict) and bool(outcome["predictions"])
 
-
-def _json_number(value: Any) -> Any:
-    return float(value) if hasattr(value, "__float__") else str(value)

@@ -1,4 +1,4 @@
-"""The run as it goes: a Tune callback that files each finished trial into the live tables and shows progress —
+"""The run as it goes: a Tune callback that files each trial Tune ends in the run's record and shows progress —
 one line redrawn in place on a terminal (tqdm), or a plain line at most every 30 s when output goes to a file."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from ray import tune
 from tqdm import tqdm
 
 from ablate.formatting import compact_duration
-from ablate.tune.collect import candidate_row
-from ablate.tune.live import LIVE_RUNS, LiveRun
+from ablate.tune.collect import candidate_outcome
+from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
 from ablate.errors import traceback_summary
 from ablate.schema import STATUSES
@@ -24,27 +24,38 @@ POLL_EVERY_S = 2.0  # how often finished baselines / confirmations are looked fo
 
 
 class RunProgress(tune.Callback):
-    """Files every ended trial into the run's live tables and shows trials done / total, pruned, failed, the best
-    so far (restored trials included), baselines, elapsed time and ETA.
+    """Files every trial Tune ends in the run's record and shows trials done / total, pruned, failed, the best so
+    far (restored trials included), baselines, elapsed time and ETA.
 
-    Ray pickles callbacks into its experiment state and restores them on ``--resume``, so this holds only plain
-    values and finds the driver's live record (tables, jobs) through ``LIVE_RUNS``; the tqdm bar is not pickled.
+    Ray pickles callbacks into its experiment state and restores that copy on ``--resume``, so this holds only
+    plain values and the :class:`RunRecord`, which lives in the run folder (the baselines' workers file theirs
+    there too); the tqdm bar is not pickled, and the clock restarts with each session.
+
+    Args:
+        settings: The run's settings (trial outcomes are built from them).
+        job_ids: The trial ids of the baselines running beside Tune, counted as they are filed.
     """
 
-    def __init__(self, settings: RunSettings):
-        self.run_dir, self.trials, self.epochs = str(settings.run_dir), settings.trials, settings.protocol.epochs
+    def __init__(self, settings: RunSettings, job_ids: list[str]):
+        self.settings, self.trials, self.epochs = settings, settings.trials, settings.protocol.epochs
+        self.record, self.job_ids = RunRecord(settings.run_dir), list(job_ids)
         self.seen: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, str] = {}  # Tune calls the hooks below before it updates trial.status
-        self.last_print = self.last_poll = 0.0
-        self.printed_done = -1
+        self.uncounted: set[str] = set()  # configs whose uncounted ops were already said
+        self.jobs_done = 0
+        self._start_session()
+
+    def _start_session(self) -> None:
+        self.started, self.last_print, self.last_poll, self.printed_done = time.time(), 0.0, 0.0, -1
         self.bar: tqdm | None = None
+        self.best = self.record.best()  # an interrupted session's candidates count
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "bar": None}
 
-    @property
-    def live(self) -> LiveRun | None:
-        return LIVE_RUNS.get(self.run_dir)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._start_session()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.seen[trial.trial_id] = result
@@ -58,20 +69,34 @@ class RunProgress(tune.Callback):
 
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
-        if self.live is not None and now - self.last_poll >= POLL_EVERY_S:
+        if now - self.last_poll >= POLL_EVERY_S:  # baselines file themselves: rewrite the tables when one has
             self.last_poll = now
-            if self.live.poll_jobs():
-                self.live.write(self.counts(trials))
+            filed = self.record.outcomes()
+            done = sum(job_id in filed for job_id in self.job_ids)
+            if done != self.jobs_done:
+                self.jobs_done = done
+                self.record.write(self.counts(trials), (done, len(self.job_ids)))
         self.show(trials)
 
     def _ended(self, trials, trial, status: str, error: str | None) -> None:
         self.ended[trial.trial_id] = status
-        live = self.live
-        if live is not None and trial.config:
+        if trial.config:
             metrics = self.seen.get(trial.trial_id) or trial.last_result or {}
-            live.add(*candidate_row(live.settings, trial.config, metrics, trial.trial_id, error))
-            live.write(self.counts(trials))
+            outcome = candidate_outcome(self.settings, trial.config, metrics, trial.trial_id, error)
+            self.record.file(outcome)
+            self._say_uncounted(outcome["row"])
+            self.best = self.record.best()
+            self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
         self.show(trials)
+
+    def _say_uncounted(self, row: dict[str, Any]) -> None:
+        """The first row of a config with ops fvcore could not count says so in one warning line."""
+        uncounted = row.get("uncounted_ops")
+        if isinstance(uncounted, str) and uncounted and row["config"] not in self.uncounted:
+            self.uncounted.add(row["config"])
+            print(f"[ablate] warning: {row['name']}: fvcore cannot count {uncounted}; its MACs and element-wise "
+                  "ops leave that work out (a lower bound, named in the table's uncounted_ops and the report)",
+                  flush=True)
 
     def counts(self, trials) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -81,10 +106,8 @@ class RunProgress(tune.Callback):
         return counts
 
     def text(self, counts: dict[str, int]) -> str:
-        live = self.live
-        best = live.best() if live is not None else None
-        best_text = f"best val top-1 {best[0]:.1f}% ({best[1]})" if best else "best —"
-        jobs = f" | baselines {live.jobs.done_count()}/{len(live.jobs.jobs)}" if live is not None and live.jobs.jobs else ""
+        best_text = f"best val top-1 {self.best[0]:.1f}% ({self.best[1]})" if self.best else "best —"
+        jobs = f" | baselines {self.jobs_done}/{len(self.job_ids)}" if self.job_ids else ""
         return (f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed; "
                 f"{counts['running']} running | {best_text}{jobs}")
 
@@ -107,8 +130,7 @@ class RunProgress(tune.Callback):
             return
         self.printed_done = done
         self.last_print = now
-        live = self.live
-        elapsed = time.monotonic() - live.started if live is not None else 0.0
+        elapsed = time.time() - self.started
         eta = f", ETA {compact_duration(elapsed / done * (self.trials - done))}" if 0 < done < self.trials else ""
         print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {compact_duration(elapsed)}{eta}",
               flush=True)

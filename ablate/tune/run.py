@@ -17,12 +17,12 @@ from ray.tune.search import ConcurrencyLimiter
 
 from ablate.data.splits import SPLITS
 from ablate.errors import error_summary
-from ablate.results import load, load_curves, read_run_json, write_run_json
+from ablate.results import load, read_run_json, write_run_json
 from ablate.data import load_protocol_data
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
-from ablate.tune.collect import candidate_rows, run_meta
+from ablate.tune.collect import run_meta
 from ablate.tune.jobs import JobRunner, baseline_jobs, confirmation_jobs
-from ablate.tune.live import LIVE_RUNS, LiveRun
+from ablate.tune.record import RunRecord
 from ablate.tune.progress import RunProgress
 from ablate.tune.search import PHASE, make_searcher
 from ablate.tune.settings import RunSettings
@@ -81,50 +81,41 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     return replace(settings, space=space), {split: data.size(split) for split in SPLITS}
 
 
-def _previous_tables(run_dir: Path) -> tuple[pd.DataFrame | None, ...]:
-    """The tables an interrupted run had written, so a resumed run shows (and counts) them from the start."""
-    if not (run_dir / "trials.parquet").is_file():
-        return None, None, None
-    evidence = load(run_dir, predictions=True) if (run_dir / "predictions.parquet").is_file() else None
-    return load(run_dir), load_curves(run_dir), evidence
-
-
-def _finish_jobs(live: LiveRun) -> None:
-    """Wait for the baselines and confirmations still running, filing each into the tables as it ends."""
+def _finish_jobs(jobs: JobRunner, record: RunRecord) -> None:
+    """Wait for the baselines and confirmations still running, rewriting the tables as each one ends."""
     announced = -1
-    while live.jobs.pending:
-        ray.wait(list(live.jobs.pending.values()), num_returns=1, timeout=5.0)
-        if live.poll_jobs():
-            live.write()
-        done = live.jobs.done_count()
+    while jobs.pending:
+        ray.wait(list(jobs.pending.values()), num_returns=1, timeout=5.0)
+        if jobs.collect(wait=False):
+            record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
+        done = jobs.done_count()
         if done != announced:
-            print(f"[ablate] baselines and confirmations {done}/{len(live.jobs.jobs)} done", flush=True)
+            print(f"[ablate] baselines and confirmations {done}/{len(jobs.jobs)} done", flush=True)
             announced = done
-    live.poll_jobs()
 
 
-def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, float], live: LiveRun) -> None:
-    """The design (and search) on Tune, the confirmations, and the side-by-side timing, all filed into ``live``."""
-    run_dir, jobs = settings.run_dir, live.jobs
+def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, float], jobs: JobRunner) -> None:
+    """The design (and search) on Tune, the confirmations, and the side-by-side timing, all filed in the run's
+    record (Tune's trials by the progress callback, the jobs by their workers) and written as its tables."""
+    run_dir, record = settings.run_dir, RunRecord(settings.run_dir)
     tune_dir = str(run_dir / "tune")
     if resume and tune.Tuner.can_restore(tune_dir):
         tuner = tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
                                    resume_errored=False)
     else:
-        tuner = build_tuner(settings, resources, [RunProgress(settings)], study_name=run_dir.name)
+        tuner = build_tuner(settings, resources, [RunProgress(settings, [job.trial_id for job in jobs.jobs])],
+                            study_name=run_dir.name)
     timer = start_timer(resources, at_start=True)
-    outcomes = candidate_rows(tuner.fit(), settings)
-    for outcome in outcomes:
-        live.add(*outcome)
-    rows = [row for row, _, _ in outcomes]
-    confirmations = confirmation_jobs(settings, rows)
+    tuner.fit()
+    jobs.collect(wait=False)
+    confirmations = confirmation_jobs(settings, record.rows())
     if confirmations:
         print(f"[ablate] confirming the best {settings.confirm} candidates under {settings.seeds} fresh training "
               f"seeds {list(settings.confirmation_seeds)} ({len(confirmations)} more trainings) …", flush=True)
         jobs.submit(confirmations, resources)
-    _finish_jobs(live)
-    rows = list(live.rows.values())
-    configs = sorted({r["config"] for r in rows})
+    record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
+    _finish_jobs(jobs, record)
+    configs = sorted({row["config"] for row in record.rows()})
     print(f"[ablate] timing {len(configs)} models side by side …", flush=True)
     timer = timer or start_timer(resources, at_start=False)
     try:
@@ -133,9 +124,8 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
         print(f"[ablate] timing failed, latency/throughput left empty: {error_summary(err)}", flush=True)
         timings = {}
     ray.kill(timer)
-    for row in rows:
-        row.update(timings.get(row["config"], {}))
-    live.write()
+    record.save_timings(timings)
+    record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
 
 
 def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
@@ -181,12 +171,7 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     resources = trial_resources(settings)
     jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
     jobs.submit(baseline_jobs(settings), resources)
-    live = LiveRun(settings, jobs, *(_previous_tables(run_dir) if resume else (None, None, None)))
-    LIVE_RUNS[str(run_dir)] = live
-    try:
-        _train_everything(settings, resume, resources, live)
-    finally:
-        LIVE_RUNS.pop(str(run_dir), None)
+    _train_everything(settings, resume, resources, jobs)
     table = load(run_dir)
     wall = previous.get("wall_seconds", 0.0) + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -17,7 +16,7 @@ from ablate.protocols import Protocol
 from ablate.models.symmetry import symmetry_columns
 from ablate.data import default_device, load_protocol_data
 from ablate.plugins import ensure_plugins
-from ablate.training import CHECKPOINT_NAME, read_epoch_log
+from ablate.training import read_epoch_log
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS
 
@@ -55,12 +54,9 @@ def cost_columns(block: BlockConfig, settings: RunSettings, data: DatasetSplits,
     return {**columns, TRIAL_LATENCY: costs.latency_ms} if trial_latency else columns
 
 
-def symmetry_of(block: BlockConfig, settings: RunSettings, data: DatasetSplits, state_dir: Path) -> dict[str, Any]:
-    """The continuous-symmetry columns of the trained weights in ``state_dir``'s checkpoint (QLNet's headline
-    property: radial blocks keep their logits when each residual stream is rotated, ReLU blocks do not)."""
-    state = torch.load(state_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["model"]
-    model = build_model(block, settings.macro, data.num_classes)
-    model.load_state_dict(state)
+def symmetry_of(model: torch.nn.Module, data: DatasetSplits) -> dict[str, Any]:
+    """The continuous-symmetry columns of a trained model, as the trainer returned it (QLNet's headline property:
+    radial blocks keep their logits when each residual stream is rotated, ReLU blocks do not)."""
     try:
         return symmetry_columns(model, data.input_size)
     except ValueError:  # a macro with no stream to rotate: the property is undefined, not false
@@ -68,13 +64,14 @@ def symmetry_of(block: BlockConfig, settings: RunSettings, data: DatasetSplits, 
 
 
 def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
-    """One Ray Tune trial: count costs, train, report every epoch.
+    """One Ray Tune trial: count costs, train, report every epoch; the last one once training has returned, with
+    the symmetry of the model the trainer returns.
 
     The trainer checkpoints every epoch into the block's state folder (``RunSettings.state_dir``), which a retried
-    trial (FailureConfig) or a restored one (``--resume``) resumes from. That folder, not Ray's checkpoint rotation, is the source of
-    truth: Ray snapshots its experiment state only every few seconds, so after a driver kill it may point at a
-    rotated-away checkpoint or at a trial it believes unfinished. On a multi-node cluster the results folder
-    must be on shared storage, as Ray Tune's storage_path must be anyway.
+    trial (FailureConfig) or a restored one (``--resume``) resumes from. That folder, not Ray's checkpoint rotation,
+    is the source of truth: Ray snapshots its experiment state only every few seconds, so after a driver kill it may
+    point at a rotated-away checkpoint or at a trial it believes unfinished. On a multi-node cluster the results
+    folder must be on shared storage, as Ray Tune's storage_path must be anyway.
     """
     protocol, data, device = prepare(settings)
     block = settings.space.block_of(config)
@@ -83,19 +80,17 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     state_dir = settings.state_dir(block)
     earlier = [[int(e["epoch"]), float(e["val_top1"])] for e in read_epoch_log(state_dir)]  # a resumed trial's past
     constant = {"block": str(block), "phase": config.get("phase", "search"), "node": node_id(),
-                EARLIER_EPOCHS: earlier, **costs}
-    reported = []
+                EARLIER_EPOCHS: earlier, **costs, "status": "running", "reason": ""}
 
     def report(metrics: dict[str, Any]) -> None:
-        reported.append(metrics["epoch"])
-        final = symmetry_of(block, settings, data, state_dir) if metrics["epoch"] == protocol.epochs else {}
-        tune.report({**metrics, **constant, **final, "status": "running", "reason": ""})
+        if metrics["epoch"] < protocol.epochs:  # the last epoch is reported below, with the trained model's columns
+            tune.report({**metrics, **constant})
 
     result = settings.train_fn(block, protocol, report=report, checkpoint_dir=state_dir, seed=settings.seed,
                                data=data, device=device)
-    if result.status == "completed" and not reported:  # it had finished before the driver was killed
-        report(result.history[-1])
-    elif result.status != "completed":  # val_top1 stays in the result: Tune checks every result has its metric
+    if result.status == "completed":  # also when it had finished before a killed driver's trial was restored
+        tune.report({**result.history[-1], **constant, **symmetry_of(result.model, data)})
+    else:  # val_top1 stays in the result: Tune checks every result has its metric
         tune.report({**constant, "status": result.status, "reason": result.reason, "epoch": result.epochs,
                      "val_top1": result.val_top1})
 

@@ -1,0 +1,128 @@
+"""A run's record: one file per trained model, filed the moment it ends, and the tables rebuilt from those files.
+
+``records/<trial id>.json`` holds one model's outcome — its table ``row``, its learning curve (``curves``, the
+trainer's epoch log) and its per-image evidence (``predictions``, split → hits as ``encode_hits`` text) — in the
+format a cached baseline is kept in. A baseline or confirmation is filed by the Ray worker that trained it; a Tune
+trial by the driver's callback as Tune ends it (a pruned or crashed trial cannot file itself). Every file is
+written atomically, so whatever kills the driver, a model that ended is on disk, and a resumed run starts from the
+folder as it is. ``trials.parquet`` and the other tables are a view of the folder (plus ``timings.json``, the
+side-by-side timing), rewritten whole after each filing, and ``progress.json`` says how far the run has got.
+
+Nothing here lives only in memory: the Tune callback, which Ray pickles into its experiment state, and the driver
+each open the record by its folder and see the same run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablate.files import read_json, write_json
+from ablate.results import prediction_frame, write_tables
+from ablate.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, search_trials
+from ablate.tune.collect import Outcome
+
+RECORDS_FOLDER = "records"
+TIMINGS_FILE = "timings.json"
+PROGRESS_FILE = "progress.json"
+
+
+class RunRecord:
+    """The record of the run in ``run_dir`` (see the module docstring); cheap to open, safe to pickle.
+
+    Args:
+        run_dir: The run's folder (on a cluster, on storage every node sees, as Tune's ``storage_path`` is).
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self._read: dict[str, tuple[tuple[int, int], Outcome, pd.DataFrame | None, pd.DataFrame]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"run_dir": self.run_dir}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["run_dir"])
+
+    @property
+    def folder(self) -> Path:
+        return self.run_dir / RECORDS_FOLDER
+
+    def file(self, outcome: Outcome) -> None:
+        """File (or replace) one model's outcome, atomically, under its trial id."""
+        write_json(self.folder / f"{outcome['row']['trial_id']}.json", outcome, default=json_value)
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """Every filed outcome by trial id (files unchanged since the last call are not read again)."""
+        return {trial_id: entry[1] for trial_id, entry in self._entries().items()}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [outcome["row"] for outcome in self.outcomes().values()]
+
+    def _entries(self) -> dict[str, tuple]:
+        current = {}
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            stat = path.stat()
+            key, entry = (stat.st_mtime_ns, stat.st_size), self._read.get(path.stem)
+            if entry is None or entry[0] != key:
+                outcome = read_json(path)  # a damaged record: one line naming it
+                row = outcome["row"]
+                entry = (key, outcome, curve_frame(outcome["curves"], row) if outcome.get("curves") else None,
+                         prediction_frame(outcome.get("predictions") or {}, row))
+            current[path.stem] = entry
+        self._read = current
+        return current
+
+    def save_timings(self, timings: dict[str, dict[str, Any]]) -> None:
+        """The side-by-side timing of every config (config → latency / throughput columns)."""
+        write_json(self.run_dir / TIMINGS_FILE, timings, default=json_value)
+
+    def best(self) -> tuple[float, str] | None:
+        """The best completed candidate so far (val top-1, name), an interrupted session's included."""
+        done = [(r["val_top1"], r["name"]) for r in self.rows() if r.get("kind") == CANDIDATE
+                and r.get("status") == COMPLETED and isinstance(r.get("val_top1"), (int, float))
+                and math.isfinite(r["val_top1"])]
+        return max(done) if done else None
+
+    def write(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None) -> None:
+        """Rewrite the tables (atomically) from the filed outcomes, and progress.json.
+
+        Args:
+            counts: Tune's trials by status now; without it, the filed search trials by status (all of them have
+                ended once Tune is done).
+            jobs: Baselines and confirmations (done, total).
+        """
+        entries = list(self._entries().values())
+        timings = read_json(self.run_dir / TIMINGS_FILE)
+        rows = [{**entry[1]["row"], **timings.get(entry[1]["row"].get("config"), {})} for entry in entries]
+        if rows:
+            write_tables(self.run_dir, rows, _stacked([e[2] for e in entries], CURVE_COLUMNS),
+                         _stacked([e[3] for e in entries], PREDICTION_COLUMNS))
+        if counts is None:
+            counts = search_trials(pd.DataFrame(rows, columns=["kind", "phase", "status"]))["status"] \
+                .value_counts().to_dict()
+        best = self.best()
+        progress = {"updated": time.time(), "trials": counts,
+                    "jobs": {"done": jobs[0], "total": jobs[1]} if jobs else None,
+                    "best": {"val_top1": best[0], "name": best[1]} if best else None}
+        write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
+
+
+def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFrame:
+    """One learning curve in the curves table's columns."""
+    return pd.DataFrame(list(history)).assign(trial_id=row["trial_id"], name=row["name"], kind=row["kind"]) \
+        .reindex(columns=CURVE_COLUMNS)
+
+
+def _stacked(frames: list[pd.DataFrame | None], columns: list[str]) -> pd.DataFrame:
+    parts = [f for f in frames if f is not None and len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def json_value(value: Any) -> Any:
+    """numpy scalars as numbers, anything else JSON has no type for as its text."""
+    return value.item() if hasattr(value, "item") else float(value) if hasattr(value, "__float__") else str(value)

@@ -177,17 +177,19 @@ class JobRunner:
     def collect(self, wait: bool = True) -> list[Job]:
         """Take in the jobs that ended since the last call (with ``wait``, wait for every pending one): a completed
         baseline goes into the cache; a crashed job, which could not file itself, is filed as a failed row with its
-        reason. Returns the jobs taken in."""
+        reason (unless it had filed itself completed before it died). Returns the jobs taken in."""
         ended = self._ready(timeout=None if wait else 0)
         for job in ended:
+            filed = self.record.outcomes().get(job.trial_id)  # what the worker filed, if it got that far
             try:
-                outcome = ray.get(self.pending.pop(job))  # the worker has filed it
+                outcome = ray.get(self.pending.pop(job))
+                unfiled = filed is None  # a worker that cannot see the run folder (it must: its checkpoints are there)
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
-                outcome = self.record.outcomes().get(job.trial_id)  # unless it had filed itself before it died
-                if outcome is None or outcome["row"]["status"] != "completed":
-                    outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)),
-                                         [], {})
-                    self.record.file(outcome)
+                unfiled = filed is None or filed["row"]["status"] != "completed"  # or it died after filing
+                outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)), [],
+                                     {}) if unfiled else filed
+            if unfiled:
+                self.record.file(outcome)
             cached = self._cache_file(job)
             if cached is not None and outcome["row"]["status"] == "completed":
                 write_json(cached, outcome, default=json_value)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ TRAIN_LIKE = textwrap.dedent('''
 
     import torch
     from timm import create_model
+    from timm.utils import ParseKwargs
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="resnet50")
@@ -33,10 +35,11 @@ TRAIN_LIKE = textwrap.dedent('''
     parser.add_argument("--bn-eps", type=float, default=None)
     parser.add_argument("--torchscript", action="store_true", default=False)
     parser.add_argument("--img-size", type=int, default=32)
+    parser.add_argument("--model-kwargs", nargs="*", default={}, action=ParseKwargs)
     parser.add_argument("--result", required=True)
     args = parser.parse_args()
     in_chans = 3 if args.in_chans is None else args.in_chans
-    factory_kwargs = {}
+    factory_kwargs = args.model_kwargs
     model = create_model(
         args.model,
         pretrained=args.pretrained,
@@ -63,7 +66,9 @@ TRAIN_LIKE = textwrap.dedent('''
     optimizer.step()
     changed = sum(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
     json.dump({"class": type(model).__name__, "loss": loss.item(), "changed": changed,
-               "num_classes": model.num_classes, "drop_rate": model.drop_rate}, open(args.result, "w"))
+               "num_classes": model.num_classes, "drop_rate": model.drop_rate,
+               "modules": sorted({type(m).__name__ for m in model.modules()})},
+              open(args.result, "w"))
 ''')
 
 
@@ -78,6 +83,23 @@ def test_a_train_py_like_script_trains_a_step(tmp_path, model):
     out = json.loads(result.read_text())
     assert out["class"] == "BlockNet" and out["num_classes"] == 5 and out["drop_rate"] == 0.1
     assert out["loss"] > 0 and out["changed"] > 0
+
+
+def test_a_plugins_block_trains_through_model_kwargs(tmp_path, capsys):
+    """``--plugin`` before the script imports the plugin, so train.py's ``--model-kwargs block=…`` builds its parts;
+    a plugin that cannot be imported is one line, exit 2."""
+    script, result = tmp_path / "train.py", tmp_path / "result.json"
+    script.write_text(TRAIN_LIKE)
+    plugin = Path(__file__).resolve().parent.parent / "examples" / "plugins" / "shift_glu.py"
+    command = [sys.executable, "-m", "ablate.timm_train", "--plugin", str(plugin), str(script), "--model",
+               "resnet50_max", "--num-classes", "5", "--model-kwargs", "block=glu-shift-w1", "--result", str(result)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(result.read_text())
+    assert {"ChannelShift", "GLU"} <= set(out["modules"]) and out["changed"] > 0  # the plugin's two parts
+    assert main([f"--plugin={tmp_path / 'missing.py'}", str(script)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.py" in err
 
 
 def test_the_same_script_fails_without_ablate(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,8 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from ablate.analysis import (
-    Evidence, baseline_front, compare_runs, complexity_weights, cost_matched_baseline, effects, error_edf,
+    Evidence, baseline_front, compare_runs, complexity_weights, cost_matched_baseline, detectable_difference, effects,
+    error_edf,
     noise_floor, rung_fidelity, summarize,
 )
 from ablate.analysis.edf import normalisable
@@ -303,3 +305,20 @@ def test_rung_fidelity_from_curves_over_design_trials_only_with_a_bootstrap_ci()
                            random_state=np.random.default_rng(0)).confidence_interval
     assert (low, high) == (pytest.approx(boot.low), pytest.approx(boot.high)) and low < agreement.kendall_tau <= high
     assert rung_fidelity(pd.DataFrame(), trials).n == 0
+
+
+@pytest.mark.parametrize("df", [1.0, 2.0, 3.0, 5.0, 13.0, 78.0, 1000.0])
+@pytest.mark.parametrize("comparisons", [1, 12, 30])
+def test_the_detectable_difference_has_the_power_it_states(df, comparisons):
+    """At the stated difference, a simulated two-sided t-test at α / m rejects in 80 % of 400,000 draws — at every
+    df and family size, the few-df, many-comparison corners included (where statsmodels' ``TTestPower.solve_power``
+    returned differences with as little as 7 % power), and in milliseconds (that took 9 s at df 78, m 12)."""
+    alpha, se = 0.05 / comparisons, 1.7
+    started = time.perf_counter()
+    detectable = detectable_difference(se, df, alpha)
+    assert time.perf_counter() - started < 0.5
+    noise = se * math.sqrt(df / stats.chi2.median(df))  # the median-unbiased noise the difference is stated in
+    rng = np.random.default_rng(int(df) * 100 + comparisons)
+    t = (rng.standard_normal(400_000) + detectable / noise) / np.sqrt(rng.chisquare(df, 400_000) / df)
+    power = np.mean(np.abs(t) > stats.t.isf(alpha / 2, df))
+    assert abs(power - 0.8) < 0.004, power  # ±0.004: five standard errors of 400,000 draws

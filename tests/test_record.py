@@ -187,6 +187,25 @@ def test_the_callback_ray_restores_files_into_the_same_record(tmp_path):
         ("completed", 2, 82.0, 1234, "design")
 
 
+def test_a_run_moved_to_another_folder_is_refused_on_resume_in_one_line(tmp_path, capsys, monkeypatch):
+    """Ray's saved state (tuner.pkl) holds the folder a run was started in: resuming a moved run would read a study
+    that is not there (Ray then hangs), so --resume says where the run belongs, before Ray starts or anything is
+    written."""
+    from ablate import cli
+    from ablate.tune.collect import run_meta
+
+    settings = _settings(tmp_path, "started-here")
+    moved = tmp_path / "results" / "moved-here"
+    moved.mkdir(parents=True)
+    write_run_json(moved, run_meta(settings, started="earlier", finished=None))
+    before = sorted(moved.rglob("*"))
+    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "results"))
+    assert cli.main(["--resume", "--name", "moved-here", "--no-dashboard"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"was started as {settings.run_dir}" in err and "move it back" in err, err
+    assert sorted(moved.rglob("*")) == before and not settings.run_dir.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_a_driver_killed_during_the_confirmations_resumes_without_training_anything_twice(tmp_path, spawn):

@@ -72,6 +72,7 @@ def candidate_outcome(settings: RunSettings, config: dict[str, Any], metrics: di
 
 
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
-    """run.json: the settings (``RunSettings.to_json``, plugins with their source hashes), the versions and
-    hardware, and ``extra`` (start and finish times, data split sizes, wall time)."""
-    return {**settings.to_json(), "versions": versions(), "hardware": hardware(), **extra}
+    """run.json: the settings (``RunSettings.to_json``, plugins with their source hashes), the folder the run
+    was started in, the versions and hardware, and ``extra`` (start and finish times, data split sizes, wall time)."""
+    return {**settings.to_json(), "run_dir": str(settings.run_dir), "versions": versions(), "hardware": hardware(),
+            **extra}

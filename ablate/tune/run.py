@@ -3,6 +3,7 @@ best candidates under more training seeds, time every model side by side, and wr
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from ablate.data.splits import SPLITS
-from ablate.errors import error_summary
+from ablate.errors import UsageError, error_summary
 from ablate.results import load, read_run_json, write_run_json
 from ablate.data import load_protocol_data
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
@@ -140,7 +141,7 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
         The run folder, the table written to ``trials.parquet`` / ``trials.csv``, and the dashboard URL.
 
     Raises:
-        UsageError: Ray cannot be started or reached.
+        UsageError: Ray cannot be started or reached, or a resumed run is not in the folder it was started in.
 
     Example:
         >>> outcome = run_ablation(RunSettings(load_space("qlblock"), load_protocol("digits"),  # doctest: +SKIP
@@ -155,8 +156,23 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
         optuna.logging.set_verbosity(verbosity)
 
 
+def check_started_here(run_dir: Path) -> None:
+    """A run resumes only in the folder it was started in: Ray's saved state of the run (``tune/tuner.pkl``: the
+    searcher with its study's storage, the progress callback) holds that folder's absolute path.
+
+    Raises:
+        UsageError: run.json says the run was started in another folder (one line: how to resume it).
+    """
+    started_in = read_run_json(run_dir).get("run_dir")
+    if started_in and not (Path(started_in).exists() and os.path.samefile(started_in, run_dir)):
+        raise UsageError(f"{run_dir} was started as {started_in}, and Ray's saved state of the run points there: "
+                         f"move it back (or link {started_in} to it) to resume it")
+
+
 def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     settings = replace(settings, run_dir=settings.run_dir.resolve())  # trials run with the trial folder as cwd
+    if resume:
+        check_started_here(settings.run_dir)
     started = time.time()
     settings, split_sizes = _with_data(settings)
     dashboard_url = init_ray(settings)  # before the run folder exists: a cluster that refuses us leaves nothing

@@ -85,8 +85,7 @@ class RunProgress(tune.Callback):
             outcome = candidate_outcome(self.settings, trial.config, metrics, trial.trial_id, error)
             self.record.file(outcome)
             self._say_uncounted(outcome["row"])
-            self.best = self.record.best()
-            self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
+            self.best = self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
         self.show(trials)
 
     def _say_uncounted(self, row: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -31,6 +31,15 @@ TIMINGS_FILE = "timings.json"
 PROGRESS_FILE = "progress.json"
 
 
+class _Filed(NamedTuple):
+    """One record as read: the file's (mtime, size) when read, its outcome, and the outcome's table parts."""
+
+    stamp: tuple[int, int]
+    outcome: Outcome
+    curve: pd.DataFrame | None
+    predictions: pd.DataFrame
+
+
 class RunRecord:
     """The record of the run in ``run_dir`` (see the module docstring); cheap to open, safe to pickle.
 
@@ -40,7 +49,7 @@ class RunRecord:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self._read: dict[str, tuple[tuple[int, int], Outcome, pd.DataFrame | None, pd.DataFrame]] = {}
+        self._read: dict[str, _Filed] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"run_dir": self.run_dir}
@@ -58,22 +67,22 @@ class RunRecord:
 
     def outcomes(self) -> dict[str, Outcome]:
         """Every filed outcome by trial id (files unchanged since the last call are not read again)."""
-        return {trial_id: entry[1] for trial_id, entry in self._entries().items()}
+        return {trial_id: filed.outcome for trial_id, filed in self._entries().items()}
 
     def rows(self) -> list[dict[str, Any]]:
         return [outcome["row"] for outcome in self.outcomes().values()]
 
-    def _entries(self) -> dict[str, tuple]:
+    def _entries(self) -> dict[str, _Filed]:
         current = {}
         for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
             stat = path.stat()
-            key, entry = (stat.st_mtime_ns, stat.st_size), self._read.get(path.stem)
-            if entry is None or entry[0] != key:
+            stamp, filed = (stat.st_mtime_ns, stat.st_size), self._read.get(path.stem)
+            if filed is None or filed.stamp != stamp:
                 outcome = read_json(path)  # a damaged record: one line naming it
                 row = outcome["row"]
-                entry = (key, outcome, curve_frame(outcome["curves"], row) if outcome.get("curves") else None,
-                         prediction_frame(outcome.get("predictions") or {}, row))
-            current[path.stem] = entry
+                filed = _Filed(stamp, outcome, curve_frame(outcome["curves"], row) if outcome.get("curves") else None,
+                               prediction_frame(outcome.get("predictions") or {}, row))
+            current[path.stem] = filed
         self._read = current
         return current
 
@@ -83,33 +92,42 @@ class RunRecord:
 
     def best(self) -> tuple[float, str] | None:
         """The best completed candidate so far (val top-1, name), an interrupted session's included."""
-        done = [(r["val_top1"], r["name"]) for r in self.rows() if r.get("kind") == CANDIDATE
-                and r.get("status") == COMPLETED and isinstance(r.get("val_top1"), (int, float))
-                and math.isfinite(r["val_top1"])]
-        return max(done) if done else None
+        return best_so_far(self.rows())
 
-    def write(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None) -> None:
+    def write(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None
+              ) -> tuple[float, str] | None:
         """Rewrite the tables (atomically) from the filed outcomes, and progress.json.
 
         Args:
             counts: Tune's trials by status now; without it, the filed search trials by status (all of them have
                 ended once Tune is done).
             jobs: Baselines and confirmations (done, total).
+
+        Returns:
+            The best completed candidate so far (see :meth:`best`).
         """
-        entries = list(self._entries().values())
+        filed = list(self._entries().values())
         timings = read_json(self.run_dir / TIMINGS_FILE)
-        rows = [{**entry[1]["row"], **timings.get(entry[1]["row"].get("config"), {})} for entry in entries]
+        rows = [{**f.outcome["row"], **timings.get(f.outcome["row"].get("config"), {})} for f in filed]
         if rows:
-            write_tables(self.run_dir, rows, _stacked([e[2] for e in entries], CURVE_COLUMNS),
-                         _stacked([e[3] for e in entries], PREDICTION_COLUMNS))
+            write_tables(self.run_dir, rows, _stacked([f.curve for f in filed], CURVE_COLUMNS),
+                         _stacked([f.predictions for f in filed], PREDICTION_COLUMNS))
         if counts is None:
             counts = search_trials(pd.DataFrame(rows, columns=["kind", "phase", "status"]))["status"] \
                 .value_counts().to_dict()
-        best = self.best()
+        best = best_so_far(rows)
         progress = {"updated": time.time(), "trials": counts,
                     "jobs": {"done": jobs[0], "total": jobs[1]} if jobs else None,
                     "best": {"val_top1": best[0], "name": best[1]} if best else None}
         write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
+        return best
+
+
+def best_so_far(rows: list[dict[str, Any]]) -> tuple[float, str] | None:
+    """The completed candidate with the highest val top-1 among ``rows`` (val top-1, name), or None."""
+    done = [(r["val_top1"], r["name"]) for r in rows if r.get("kind") == CANDIDATE and r.get("status") == COMPLETED
+            and isinstance(r.get("val_top1"), (int, float)) and math.isfinite(r["val_top1"])]
+    return max(done) if done else None
 
 
 def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFrame:

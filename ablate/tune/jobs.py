@@ -179,8 +179,9 @@ class JobRunner:
         baseline goes into the cache; a crashed job, which could not file itself, is filed as a failed row with its
         reason (unless it had filed itself completed before it died). Returns the jobs taken in."""
         ended = self._ready(timeout=None if wait else 0)
+        record = self.record.outcomes() if ended else {}  # read after the jobs ended: what their workers filed
         for job in ended:
-            filed = self.record.outcomes().get(job.trial_id)  # what the worker filed, if it got that far
+            filed = record.get(job.trial_id)  # what the worker filed, if it got that far
             try:
                 outcome = ray.get(self.pending.pop(job))
                 unfiled = filed is None  # a worker that cannot see the run folder (it must: its checkpoints are there)

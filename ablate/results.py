@@ -54,7 +54,7 @@ def prediction_frame(correct: dict[str, Any], row: dict[str, Any]) -> pd.DataFra
     if not parts:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
     frame = pd.concat(parts, ignore_index=True)
-    for column in ("trial_id", "kind", "name", "config", "seed", "phase"):
+    for column in ("trial_id", "kind", "name", "config", "network", "seed", "phase"):
         frame[column] = row.get(column)
     return frame[PREDICTION_COLUMNS]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 TRIAL_COLUMNS = [
-    "kind", "trial_id", "name", "config", "config_hash", "nonlinearity", "spatial", "width", "status", "reason",
+    "kind", "trial_id", "name", "config", "config_hash", "network", "nonlinearity", "spatial", "width", "status", "reason",
     "epochs", "val_top1", "val_top5", "val_loss", "test_top1", "delta_top1", "params", "macs", "elementwise_ops",
     "uncounted_ops", "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed", "phase",
     "symmetry_gap", "symmetric", "node",
@@ -21,7 +21,7 @@ CURVE_COLUMNS = ["trial_id", "name", "kind", "epoch", "train_loss", "val_loss", 
                  "epoch_seconds", "images_per_second"]
 # One row per trained model, evaluation split and image: whether the final model's top-1 was right. Comparisons pair
 # two models image by image through it (``image`` is the index in the split's fixed order).
-PREDICTION_COLUMNS = ["trial_id", "kind", "name", "config", "seed", "phase", "split", "image", "correct"]
+PREDICTION_COLUMNS = ["trial_id", "kind", "name", "config", "network", "seed", "phase", "split", "image", "correct"]
 
 CANDIDATE, BASELINE = "candidate", "baseline"  # ``kind``: a block of the space, or a reference network
 # ``phase``: a design trial (full budget, never stopped early), a sampler's trial, a confirmation rerun of a

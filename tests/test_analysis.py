@@ -22,7 +22,7 @@ from ablate.analysis import (
     noise_floor, rung_fidelity, summarize,
 )
 from ablate.analysis.edf import normalisable
-from ablate.analysis.evidence import pooled_seed_variance, seed_component
+from ablate.analysis.evidence import pooled_dispersion, seed_component
 from ablate.analysis.noise import binomial_se
 
 AXES = ("nonlinearity", "spatial", "width")
@@ -101,9 +101,11 @@ def test_summary_keeps_selection_apart_from_the_evidence():
     assert (cand["delta_ci_low"], cand["delta_p"]) == (pytest.approx(delta.low), pytest.approx(delta.p_value))
     single = summary.loc["multiply-twist-w4"]
     assert (single["evidence"], single["n_confirm"], single["test_top1_mean"]) == ("design", 0, 70.0)
-    # one seed still gets an interval: the seed variance pooled over the confirmed configs
+    # one seed still gets an interval: the seed dispersion of the confirmed configs, at its accuracy
     assert single["test_top1_ci_low"] < 70.0 < single["test_top1_ci_high"]
-    assert single["delta_mean"] == pytest.approx(70.0 - 77.0)  # vs ResNet50's run-seed model
+    # Δ against the number shown beside it: ResNet50's fresh-seed mean (its row's evidence), not its run-seed model
+    assert single["delta_mean"] == pytest.approx(70.0 - summary.loc["ResNet50", "test_top1_mean"])
+    assert single["delta_mean"] == pytest.approx(70.0 - np.mean([77.5, 76.0, 78.0]))
     # Δ at equal MACs: the best baseline (by the run seed's val top-1) costing no more
     assert cand["equal_macs_baseline"] == "R50-max" and single["equal_macs_baseline"] == "ResNet50"
     assert cand["delta_equal_macs"] == pytest.approx(np.mean([80.0, 81.5, 79.0]) - np.mean([75.5, 74.5, 76.0]))
@@ -137,8 +139,8 @@ def test_seed_component_by_hand_and_intervals_never_zero_width():
     table = np.array([[1, 1, 1, 0], [0, 0, 1, 0]], dtype=float)
     assert seed_component(table) == pytest.approx((0.5 - 1 / 6) / 4)
     same = np.tile((np.arange(N_IMAGES) % 10 != 0).astype(float), (3, 1))  # three seeds, identical hits: 90 %
-    pooled = pooled_seed_variance([same, same])
-    assert pooled.df == 4 and pooled.var == 0.0  # clamped: identical seeds have no seed variance
+    pooled = pooled_dispersion([same, same])
+    assert pooled.df == 4 and pooled.dispersion == 0.0  # identical seeds have no seed variance
     preds = pd.concat(pd.DataFrame({"trial_id": f"{n}{s}", "kind": "candidate", "name": n, "config": n, "seed": s,
                                     "phase": "confirm", "split": "test", "image": np.arange(N_IMAGES),
                                     "correct": same[0].astype(bool)}) for n in "ab" for s in (1, 2, 3))
@@ -322,3 +324,29 @@ def test_the_detectable_difference_has_the_power_it_states(df, comparisons):
     t = (rng.standard_normal(400_000) + detectable / noise) / np.sqrt(rng.chisquare(df, 400_000) / df)
     power = np.mean(np.abs(t) > stats.t.isf(alpha / 2, df))
     assert abs(power - 0.8) < 0.004, power  # ±0.004: five standard errors of 400,000 draws
+
+
+def test_ties_in_selection_are_broken_by_the_run_seed_never_by_name():
+    from dataclasses import dataclass
+
+    from ablate.tune.jobs import selected
+
+    @dataclass(frozen=True)
+    class Settings:
+        confirm: int
+        seed: int
+
+    names = ["hardball-dwconv-w1", "multiply-dwconv-w1", "relu-dwconv-w1"]  # alphabetical order: relu always last
+    rows = [{"kind": "candidate", "status": "completed", "phase": "design", "config": n, "val_top1": 95.70}
+            for n in names] + [{"kind": "candidate", "status": "completed", "phase": "design",
+                                "config": "relu-maxpool-w1", "val_top1": 90.0}]
+    firsts = [selected(Settings(1, seed), rows)[0]["config"] for seed in range(30)]
+    assert set(firsts) == set(names)  # each of the tied configs comes first under some run seed
+    assert selected(Settings(3, 5), rows)[-1]["config"] != "relu-maxpool-w1"  # a lower score never wins a tie
+    assert firsts == [selected(Settings(1, seed), rows)[0]["config"] for seed in range(30)]  # and reproducibly
+    # the summary ranks the same way: its rank 1 is what the run confirmed
+    for seed in (0, 1, 2):
+        trials = pd.DataFrame([row(r["config"], r["val_top1"], seed=seed, nonlinearity=r["config"].split("-")[0],
+                                   spatial=r["config"].split("-")[1], width=1.0) for r in rows])
+        summary = summarize(trials).set_index("name")
+        assert summary["selection_rank"].idxmin() == selected(Settings(1, seed), rows)[0]["config"]

@@ -218,6 +218,43 @@ def test_balanced_design_with_confirmation_seeds(local_ray, tmp_path):
         summary.loc[best, "test_top1_ci_high"]
 
 
+TWIN_SPACE = """\
+name: twins
+axes:
+  nonlinearity:
+    choices: [relu, multiply]
+  spatial:
+    choices: [maxpool, dwconv]
+  width:
+    choices: [0.25, 0.2501]
+macro: cifar-tiny
+baselines: [resnet50_max]
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_design_with_twins_trains_each_network_once_and_the_report_counts_it_once(local_ray, tmp_path, capsys):
+    """8 points but 4 networks (widths 0.25 and 0.2501 give the same channels), one of them R50-max's: the grid
+    trains 3 candidates and the baseline, and the report's effects see 4 networks (1 residual df: not estimable)."""
+    run_dir = tmp_path / "results" / "twins"
+    run_ablation(settings(space_file(tmp_path, TWIN_SPACE), run_dir, design="grid", trials=8, scheduler="none"))
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    candidates = table[table["kind"] == "candidate"]
+    assert len(candidates) == 3 and candidates["network"].is_unique and (candidates["status"] == "completed").all()
+    assert "relu-maxpool-w0.25" not in set(candidates["config"])  # R50-max's own network: the baseline trains it
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["aliases"]["relu-maxpool-w0.25"] == "R50-max" and len(meta["aliases"]) == 5
+    assert "relu-dwconv-w0.2501 builds the same network as relu-dwconv-w0.25" in capsys.readouterr().out
+    from ablate.report import build_report
+    from ablate.report.data import load_run
+
+    run = load_run(run_dir)
+    assert run.effects.attrs["n_model"] == 4 and not run.effects["estimable"].any()
+    assert run.stand_ins == ["R50-max"] and run.aliases["R50-max"] == ["relu-maxpool-w0.25", "relu-maxpool-w0.2501"]
+    md = build_report(run_dir).markdown.read_text()
+    assert "twins (one network under several names" in md and "`R50-max` = `relu-maxpool-w0.25`" in md
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("objectives,cost", [("top1,macs", "macs"), ("top1,latency", "trial_latency_ms")])
 def test_multi_objective_gives_a_pareto_set(local_ray, tmp_path, objectives, cost):

@@ -1,8 +1,9 @@
 """Verdicts that survive the null, with honest power, intervals that cover and confirmed means without a winner's
 curse — proved by simulating hundreds of default runs (``tests/simulated_runs.py``: a balanced design of 12
-qlblock configs, the best 3 and the 3 baselines retrained under 3 fresh seeds, per-image hits on 302 val / 359 test
-images with digits' seed noise) and pushing each through the report's own statistics and sentences
-(``ablate.report.findings.verdict_lines`` on an ``ablate.report.data.Run``)."""
+qlblock configs, the best 3 and the 3 baselines retrained under the default fresh seeds, per-image hits on 302 val / 359 test
+images with digits' seed noise, each config with its own seed SD spread over 1 : 6 as measured on digits) and pushing
+each through the report's own statistics and sentences (``ablate.report.findings.verdict_lines`` on an
+``ablate.report.data.Run``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 from scipy import stats
-from simulated_runs import Population, simulate_run, simulated_report_run
+from simulated_runs import Population, _configs, simulate_run, simulated_report_run
 
 from ablate.analysis.verdicts import ALPHA
 from ablate.report.findings import verdict_lines
@@ -20,9 +21,11 @@ from ablate.report.findings import verdict_lines
 NULL_RUNS = 1000
 POWER_RUNS = 200
 WORKERS = 2
+SEED_SD_RATIO = 6.0  # the configs' seed SDs differ: noisy configs must not be judged with the quiet ones' noise
 
 
 def _report(rng, population=None, design_seed=0):
+    population = population or Population(seed_sd_ratio=SEED_SD_RATIO)
     run = simulated_report_run(*simulate_run(rng, population, design_seed=design_seed))
     return run, verdict_lines(run)
 
@@ -35,15 +38,27 @@ def _null_batch(seed: int, runs: int) -> list[int]:
             for r in range(runs)]
 
 
-# One real effect of each kind: twist worse than dwconv (an axis effect), ResNet50 worse than everything (best
-# candidate vs baseline). Each returns the comparison's row in the family and whether the report found it.
+DESIGN_0 = [c["name"] for c in _configs(12, 0)]
+FAVOURITE = DESIGN_0[0]  # in the power runs of "baseline", the candidate selection picks
+
+
+def _worse_resnet50(population, pp):
+    """Every candidate but one 6 pp behind it, and ResNet50 ``pp`` behind that one. Only runs in which selection
+    picked that one count (:func:`_power_batch`): the comparison's two sides then keep their own seed SDs from run to
+    run, and the statement's honesty is not blurred by a mixture of differently noisy pairs. Selection sees only the
+    run seed's val split, so the runs it keeps are no luckier on the fresh seeds' test split that judges."""
+    population.config_effects.update((name, population.shift_for(-6.0)) for name in DESIGN_0[1:])
+    population.config_effects["ResNet50"] = population.shift_for(-pp)
+
+
+# One real effect of each kind: twist worse than dwconv (an axis effect), ResNet50 worse than the best candidate. Each returns the comparison's row in the family and whether the report found it.
 EFFECTS = {
     "effect": (lambda p, pp: p.effects.__setitem__(("spatial", "twist"), p.shift_for(-pp)),
                lambda f: f[(f["kind"] == "effect") & (f["a"] == "twist")],
-               lambda line: line.startswith("`dwconv` is better than `twist` — spatial")),
-    "baseline": (lambda p, pp: p.config_effects.__setitem__("ResNet50", p.shift_for(-pp)),
-                 lambda f: f[(f["kind"] == "baseline") & (f["b"] == "ResNet50")],
-                 lambda line: " is better than `ResNet50` — best candidate " in line),
+               lambda line: line.startswith("`dwconv` is better than `twist` — spatial"), None),
+    "baseline": (_worse_resnet50,
+                 lambda f: f[(f["kind"] == "baseline") & (f["a"] == FAVOURITE) & (f["b"] == "ResNet50")],
+                 lambda line: f"`{FAVOURITE}` is better than `ResNet50` — best candidate " in line, 0),
 }
 
 
@@ -51,13 +66,17 @@ def _power_batch(seed: int, runs: int, kind: str, effect_pp: float) -> list[tupl
     """For ``runs`` reports with one real effect of ``effect_pp`` pp: found it, and the detectable difference the
     report states for that comparison."""
     gc.freeze()
-    population = Population()
-    inject, comparison, found = EFFECTS[kind]
-    inject(population, effect_pp)
+    inject, comparison, found, design_seed = EFFECTS[kind]
     rng, out = np.random.default_rng(1000 + seed), []
-    for r in range(runs):
-        run, lines = _report(rng, population, design_seed=seed * runs + r)
-        out.append((any(found(line) for line in lines), float(comparison(run.verdicts)["detectable"].iloc[0])))
+    for r in range(10 * runs):
+        population = Population(seed_sd_ratio=SEED_SD_RATIO)
+        inject(population, effect_pp)
+        run, lines = _report(rng, population, design_seed=seed * runs + r if design_seed is None else design_seed)
+        row = comparison(run.verdicts)
+        if len(row):  # the comparison took place (for "baseline": selection picked the favourite)
+            out.append((any(found(line) for line in lines), float(row["detectable"].iloc[0])))
+        if len(out) == runs:
+            break
     return out
 
 
@@ -89,7 +108,7 @@ def test_the_stated_detectable_difference_is_honest(parallel, kind):
     size = 0.0
     for _ in range(3):
         size = float(np.median([d for _, d in parallel(_power_batch, 60, kind, size)]))
-    assert 3.0 < size < 16.0  # pp: what a 12-config run on digits tells apart after multiplicity
+    assert 3.0 < size < 30.0  # pp: what a 12-config run on digits tells apart after multiplicity, seeds 1 : 6
     found = np.mean([f for f, _ in parallel(_power_batch, POWER_RUNS, kind, size)])
     assert 0.70 <= found <= 0.90, (size, found)
     twice = np.mean([f for f, _ in parallel(_power_batch, POWER_RUNS // 2, kind, 2 * size)])
@@ -102,7 +121,7 @@ def test_intervals_cover_and_confirmed_means_carry_no_winners_curse():
     covered, bias, selection_bias = [], [], []
     gc.freeze()
     for r in range(300):
-        population = Population()  # configs that really differ (≈ ±2 pp), so selection has something to pick
+        population = Population(seed_sd_ratio=SEED_SD_RATIO)  # configs that really differ (≈ ±2 pp): selection picks
         trials, predictions = simulate_run(rng, population, design_seed=r, spread=0.15)
         run = simulated_report_run(trials, predictions)
         truth = {name: population.top1(skill) for name, skill in population.skills.items()}

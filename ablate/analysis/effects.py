@@ -1,7 +1,7 @@
 """Per-axis effects, controlled for the other axes: an additive OLS with treatment coding (statsmodels).
 
 ``top1 ~ C(nonlinearity, Treatment(ref)) + C(spatial, Treatment(ref)) + C(width, Treatment(ref))`` over one
-observation per config: the full-budget candidate rows of the run's own seed (design and search phases). The
+observation per distinct network (twin configs are one: :mod:`ablate.analysis.twins`): the full-budget candidate rows of the run's own seed (design and search phases). The
 confirmation reruns of the selected configs are left out: replicate seeds of a few configs are evidence about those
 configs' noise, not about the axes, and counting them as independent rows would narrow the intervals falsely.
 Each coefficient is one choice against its axis's reference choice, with the fitted model's 95 % CI. A choice the
@@ -35,7 +35,7 @@ def choice_label(value: Any) -> str:
 
 def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
             reference: Mapping[str, Any] | None = None, *, min_rows: int = 2, min_resid_df: int = 2,
-            confidence: float = 0.95) -> pd.DataFrame:
+            confidence: float = 0.95, stand_ins: Sequence[str] = ()) -> pd.DataFrame:
     """Each non-reference choice of each axis against the reference choice, from one additive OLS fit.
 
     Args:
@@ -48,6 +48,8 @@ def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
         min_rows: Fewest configs a choice needs to be estimated.
         min_resid_df: Fewest residual degrees of freedom for a noise estimate (and so a CI).
         confidence: Coverage of the intervals.
+        stand_ins: Baselines whose network is a point of the space (``relu-hybrid-w0.25`` is R50-hybrid): their
+            run-seed rows count as that point's observation.
 
     Returns:
         ``EFFECT_COLUMNS``: ``estimate`` (pp vs the reference), ``se``, ``ci_low``/``ci_high``, ``p_value``
@@ -55,7 +57,8 @@ def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
         ``reason`` ("" when estimable), ``n_model`` configs and ``df_resid`` of the fit. ``attrs["formula"]`` holds the model as text.
     """
     rows = search_rows(trials)
-    rows = rows[(rows["kind"] == "candidate") & np.isfinite(pd.to_numeric(rows[metric], errors="coerce"))]
+    points = (rows["kind"] == "candidate") | rows["name"].isin(list(stand_ins))
+    rows = rows[points & np.isfinite(pd.to_numeric(rows[metric], errors="coerce"))]
     axes = [a for a in axes if a in rows.columns]
     rows = rows.dropna(subset=axes)
     if len(rows):  # one observation per config (a table with several run-seed rows of a config: their mean)

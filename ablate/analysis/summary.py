@@ -18,6 +18,8 @@ import pandas as pd
 
 from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_baseline
 from ablate.analysis.evidence import MISSING, Estimate, Evidence
+from ablate.analysis.selection import selection_key
+from ablate.analysis.twins import ALIASES, merge_twins
 from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
 from ablate.schema import AXIS_COLUMNS, DESIGN, PHASES, SEARCH
 
@@ -26,7 +28,7 @@ SEARCH_PHASES = (DESIGN, SEARCH)  # the run's own seed: the trials that select
 NO_SEED = -1  # old tables without a seed column: every row is one (the same) seed
 COSTS = ("params", "macs", "elementwise_ops", "activations", "latency_ms", "throughput", "trial_latency_ms")
 SUMMARY_COLUMNS = [
-    "kind", "name", "config", "phases", "n", "seeds", "selection_val_top1", "selection_rank", "n_confirm", "evidence",
+    "kind", "name", "config", "aliases", "phases", "n", "seeds", "selection_val_top1", "selection_rank", "n_confirm", "evidence",
     "test_top1_mean", "test_top1_se", "test_top1_ci_low", "test_top1_ci_high", "val_top1_mean",
     "delta_mean", "delta_ci_low", "delta_ci_high", "delta_p",
     "equal_macs_baseline", "delta_equal_macs", "delta_equal_macs_ci_low", "delta_equal_macs_ci_high",
@@ -36,7 +38,8 @@ SUMMARY_COLUMNS = [
 
 def completed_rows(trials: pd.DataFrame) -> pd.DataFrame:
     """Full-budget rows (``status == "completed"``; a table without ``status`` counts as completed), with ``kind``,
-    ``seed`` and ``phase`` filled in for old-style tables."""
+    ``seed`` and ``phase`` filled in for old-style tables, and twin configs merged (:func:`merge_twins`: one name
+    per network, each model once)."""
     df = trials if "status" not in trials else trials[trials["status"] == "completed"]
     df = df.copy()
     if "kind" not in df:
@@ -46,7 +49,7 @@ def completed_rows(trials: pd.DataFrame) -> pd.DataFrame:
     df["phase"] = df["phase"].astype("string").fillna("design") if "phase" in df else "design"
     for column in ("val_top1", "test_top1"):
         df[column] = pd.to_numeric(df[column], errors="coerce") if column in df else np.nan
-    return df
+    return merge_twins(df)
 
 
 def search_rows(trials: pd.DataFrame) -> pd.DataFrame:
@@ -85,17 +88,26 @@ def summarize(trials: pd.DataFrame, predictions: pd.DataFrame | Evidence | None 
     evidence = predictions if isinstance(predictions, Evidence) else Evidence(predictions, split)
     rows = [_summary_row(kind, name, group, axes, evidence, split)
             for (kind, name), group in done.groupby(["kind", "name"], sort=False)]
-    ranked = pd.DataFrame(rows)
-    ranks = ranked.loc[ranked["kind"] == "candidate", "selection_val_top1"].rank(ascending=False, method="first")
-    front = baseline_front(ranked)
+    ranks = _selection_ranks(rows, done)
+    front = baseline_front(pd.DataFrame(rows))
     means = {r["name"]: (r["test_top1_mean"], r["evidence"]) for r in rows if r["kind"] == "baseline"}
-    for index, row in enumerate(rows):
-        row["selection_rank"] = ranks.get(index, math.nan)
+    for row in rows:
+        row["selection_rank"] = ranks.get(row["name"], math.nan)
         row.update(_comparisons(row, means, evidence, reference, front))
     summary = pd.DataFrame(rows).reindex(columns=columns)
     summary = summary.assign(_confirmed=summary["evidence"] == "confirm").sort_values(
         ["_confirmed", "test_top1_mean", "name"], ascending=[False, False, True], na_position="last", kind="stable")
     return summary.drop(columns="_confirmed").reset_index(drop=True)
+
+
+def _selection_ranks(rows: list[dict], done: pd.DataFrame) -> dict[str, int]:
+    """Each selected-on candidate's rank by the run seed's val top-1, ties broken by the run's seed
+    (:func:`ablate.analysis.selection.selection_key`)."""
+    own = done[done["phase"].isin(SEARCH_PHASES)]
+    seed = int(own["seed"].mode().iloc[0]) if len(own) else 0
+    ranked = sorted((r for r in rows if r["kind"] == "candidate" and math.isfinite(r["selection_val_top1"])),
+                    key=lambda r: selection_key(seed, r["selection_val_top1"], r["config"]))
+    return {r["name"]: rank for rank, r in enumerate(ranked, 1)}
 
 
 def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evidence: Evidence,
@@ -110,7 +122,8 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
     if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
         accuracy = Estimate(float((confirm if len(confirm) else own if len(own) else group)[f"{split}_top1"].mean()),
                             math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
-    row = {"kind": kind, "name": name, "config": first.get("config", name), **{a: first[a] for a in axes},
+    row = {"kind": kind, "name": name, "config": first.get("config", name), ALIASES: first.get(ALIASES, ""),
+           **{a: first[a] for a in axes},
            "phases": "+".join(p for p in PHASES if p in phases), "n": len(group["seed"].unique()),
            "seeds": ",".join(str(s) for s in seeds),
            "selection_val_top1": float(own["val_top1"].mean()) if len(own) else math.nan,
@@ -138,14 +151,14 @@ def _comparisons(row: dict, means: dict, evidence: Evidence, reference: str, fro
 
 
 def paired(evidence: Evidence, means: dict, row: dict, b: str) -> Estimate:
-    """Δ top-1 of ``row``'s config − ``b`` on the config's evidence group (both sides' confirmation seeds, or both
-    run-seed models), paired by image; without a per-image record for both, the plain difference of the evidence
-    means and no interval."""
-    group = row["evidence"]
-    if evidence.has(row["name"], group) and evidence.has(b, group):
-        return evidence.difference(row["name"], b, group)
-    if b not in means or (group == "confirm") != (means[b][1] == "confirm"):
+    """Δ top-1 of ``row``'s config − baseline ``b``, each on its own evidence group — the numbers the summary shows
+    for them (a config seen under the run seed only against the baseline's fresh-seed mean, when it has them) —
+    paired by image; without a per-image record for both, the plain difference of those means and no interval."""
+    if b not in means:
         return MISSING
+    group, group_b = row["evidence"], means[b][1]
+    if evidence.has(row["name"], group) and evidence.has(b, group_b):
+        return evidence.difference(row["name"], b, group, group_b)
     return Estimate(row["test_top1_mean"] - means[b][0], math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
 
 

@@ -95,7 +95,28 @@ class Run:
         (:func:`ablate.analysis.effects`)."""
         from ablate.analysis import effects
 
-        return effects(self.trials, self.design_axes, metric=f"{EVIDENCE_SPLIT}_top1", reference=self.choice_orders)
+        return effects(self.trials, self.design_axes, metric=f"{EVIDENCE_SPLIT}_top1", reference=self.choice_orders,
+                       stand_ins=self.stand_ins)
+
+    @cached_property
+    def aliases(self) -> dict[str, list[str]]:
+        """Each config reported under one name for several (twins: one network), with its other names: those the
+        design did not train (run.json ``aliases``) and those trained under both names (merged in the tables)."""
+        names: dict[str, list[str]] = {}
+        recorded = self.meta.get("aliases")
+        for alias, name in (recorded.items() if isinstance(recorded, dict) else ()):
+            names.setdefault(str(name), []).append(str(alias))
+        for name, merged in zip(self.summary["name"], self.summary["aliases"].fillna("")):
+            names.setdefault(name, []).extend(a for a in str(merged).split(", ") if a)
+        return {name: sorted(set(others)) for name, others in names.items() if others}
+
+    @property
+    def stand_ins(self) -> list[str]:
+        """Baselines that build a point of the space (run.json ``aliases``): their run-seed models stand for that
+        point in the per-axis effects, since the design did not train it again as a candidate."""
+        recorded = self.meta.get("aliases")
+        targets = set(recorded.values()) if isinstance(recorded, dict) else set()
+        return sorted(targets & set(self.trials.loc[self.trials["kind"] == "baseline", "name"]))
 
     @property
     def design_axes(self) -> list[str]:

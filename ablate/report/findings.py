@@ -23,11 +23,17 @@ POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds
 
 
 def p_text(p: float, what: str = "p") -> str:
-    """A p-value for a sentence: two significant digits, or "p < 0.001"."""
+    """A p-value for a sentence: two significant digits, or "p < 0.001" ("not tested" when there is none)."""
+    if not math.isfinite(p):
+        return f"{what}: not tested"
     return f"{what} < 0.001" if p < 0.001 else f"{what} = {p:.2g}"
 
 
 def interval_text(low: float, high: float, signed: bool = True) -> str:
+    """``95 % CI [low, high]``, or "no interval" when the evidence gives none (no per-image record, no seed noise
+    measured): a report never prints NaN."""
+    if not all(isinstance(v, (int, float, np.floating)) and math.isfinite(v) for v in (low, high)):
+        return "no interval (no per-image record or seed noise to build one)"
     spec = "{:+.2f}" if signed else "{:.2f}"
     return f"95 % CI [{spec.format(low)}, {spec.format(high)}]"
 
@@ -52,6 +58,8 @@ def verdict_lines(run: Run) -> list[str]:
         return [_no_family(run), noise_sentence(run)]
     better, unclear = [], []
     for row in family.itertuples(index=False):
+        if not math.isfinite(row.estimate):
+            continue
         numbers = (f"{row.estimate:+.2f} pp {EVIDENCE_SPLIT} top-1, {interval_text(row.ci_low, row.ci_high)}, "
                    f"{p_text(row.p_adjusted, 'Holm-adjusted p')}")
         if isinstance(row.better, str):

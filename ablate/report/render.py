@@ -47,7 +47,8 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              "judges nothing). *evidence*: test top-1 — over the fresh confirmation seeds for a confirmed config, "
              "else the run seed's model — with a 95 % interval over both seeds and the finite test set; Δ vs "
              f"{REFERENCE_BASELINE} and Δ at equal MACs (against the best baseline costing no more, chosen on the selection "
-             "numbers) pair the two configs image by image on the same seeds' kind. Only the Verdicts section judges; "
+             "numbers) are against the test top-1 shown in that baseline's row, paired image by image, each side "
+             "over its own seeds. Only the Verdicts section judges; "
              f"★ marks the Pareto front (max evidence top-1, min {COST_LABELS[run.cost]}).")
     cost_intro = "Costs of the same configs (means over their models)."
     uncounted = run.summary["uncounted_ops"].fillna("").astype(str)

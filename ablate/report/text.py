@@ -64,8 +64,11 @@ def _design_item(run: Run) -> str:
     replication = (f"confirmation: the best {_compact(meta.get('confirm'))} candidates by the run seed's val top-1, "
                    f"and the baselines, retrained under {_compact(meta.get('seeds'))} fresh training seeds"
                    if meta.get("confirm") else "confirmation: none (no candidate retrained under fresh seeds)")
+    twins = "; ".join(f"`{name}` = {', '.join(f'`{a}`' for a in others)}" for name, others in run.aliases.items())
+    twins = (f"; twins (one network under several names, trained and counted once, reported under the first name): "
+             f"{twins}" if twins else "")
     return (f"Design: {_compact(meta.get('design'))}; {replication}; rows by phase: {by_phase or MISSING}; "
-            f"completed seeds per config: {spread}")
+            f"completed seeds per config: {spread}{twins}")
 
 
 def _compact(value) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ablate.errors import error_summary
 from ablate.models import BlockConfig
+from ablate.models.fingerprint import network_fingerprint
 from ablate.results import encode_hits, hardware, versions
 from ablate.space import config_hash
 from ablate.training import read_epoch_log, read_predictions
@@ -17,8 +18,10 @@ from ablate.tune.trainables import COUNT_COLUMNS, SYMMETRY_COLUMNS, TRIAL_LATENC
 
 
 def identity_columns(block: BlockConfig, macro: str) -> dict[str, Any]:
-    """The columns that say which model a row is: config string, its hash on the macro, and the axes."""
-    return {"config": str(block), "config_hash": config_hash(block, macro), "nonlinearity": block.nonlinearity,
+    """The columns that say which model a row is: config string, its hash on the macro, the fingerprint of the
+    network it builds there (twin configs share it) and the axes."""
+    return {"config": str(block), "config_hash": config_hash(block, macro),
+            "network": network_fingerprint(block, macro), "nonlinearity": block.nonlinearity,
             "spatial": block.spatial, "width": block.width}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from ablate.analysis.selection import selection_key
 from ablate.errors import UsageError, error_summary
 from ablate.files import read_json, write_json
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
@@ -53,10 +54,11 @@ def selected(settings: RunSettings, rows: list[dict[str, Any]]) -> list[dict[str
     """The ``confirm`` best completed search candidates by val top-1 under the run's seed: what selection picks.
 
     Only the design seed's validation split selects; nothing that judges the selected configs (fresh seeds, the
-    test split) takes part, so their confirmed numbers carry no winner's curse.
+    test split) takes part, so their confirmed numbers carry no winner's curse. Ties are broken by the run's seed
+    (:func:`ablate.analysis.selection.selection_key`).
     """
     done = [r for r in rows if r["kind"] == "candidate" and r["status"] == "completed" and r["phase"] != "confirm"]
-    return sorted(done, key=lambda r: (-r["val_top1"], r["config"]))[:settings.confirm]
+    return sorted(done, key=lambda r: selection_key(settings.seed, r["val_top1"], r["config"]))[:settings.confirm]
 
 
 def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list[Job]:

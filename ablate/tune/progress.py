@@ -34,10 +34,11 @@ class RunProgress(tune.Callback):
     Args:
         settings: The run's settings (trial outcomes are built from them).
         job_ids: The trial ids of the baselines running beside Tune, counted as they are filed.
+        trials: The Tune trials the run trains (default: ``settings.trials``; fewer when the design had twins).
     """
 
-    def __init__(self, settings: RunSettings, job_ids: list[str]):
-        self.settings, self.trials, self.epochs = settings, settings.trials, settings.protocol.epochs
+    def __init__(self, settings: RunSettings, job_ids: list[str], trials: int | None = None):
+        self.settings, self.trials, self.epochs = settings, trials or settings.trials, settings.protocol.epochs
         self.record, self.job_ids = RunRecord(settings.run_dir), list(job_ids)
         self.seen: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, str] = {}  # Tune calls the hooks below before it updates trial.status

@@ -20,6 +20,7 @@ from ablate.data.splits import SPLITS
 from ablate.errors import UsageError, error_summary
 from ablate.results import load, read_run_json, write_run_json
 from ablate.data import load_protocol_data
+from ablate.space.networks import space_networks
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
 from ablate.tune.collect import run_meta
 from ablate.tune.jobs import JobRunner, baseline_jobs, confirmation_jobs
@@ -50,20 +51,23 @@ class DesignExemptASHA(ASHAScheduler):
         return TrialScheduler.CONTINUE if trial.config.get(PHASE) == "design" else action
 
 
-def build_tuner(settings: RunSettings, resources: dict[str, float], callbacks: list, study_name: str) -> tune.Tuner:
-    """A Tuner over the candidates: the searcher (design first) behind a concurrency limit, ASHA for single-objective
-    search runs."""
+def build_tuner(settings: RunSettings, resources: dict[str, float], job_ids: list[str], study_name: str) -> tune.Tuner:
+    """A Tuner over the candidates: the searcher (design first, twins trained once) behind a concurrency limit, ASHA
+    for single-objective search runs, the progress callback that files each trial."""
     concurrency = settings.max_concurrent or default_concurrency(resources)
+    searcher = make_searcher(settings, study_name)
+    # balanced and grid train their design and nothing else; a search samples up to --trials distinct networks
+    trials = searcher.design_size if settings.design != "search" else min(settings.trials, searcher.distinct_points)
     scheduler = None
     if settings.scheduler == "asha" and not settings.multi_objective and settings.protocol.epochs > 1:
         scheduler = DesignExemptASHA(time_attr="epoch", metric="val_top1", mode="max",
                                      max_t=settings.protocol.epochs, grace_period=1, reduction_factor=2)
     return tune.Tuner(
         make_trainable(settings, resources),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(make_searcher(settings, study_name),
-                                                                  max_concurrent=concurrency),
-                                    scheduler=scheduler, num_samples=settings.trials, reuse_actors=True),
-        run_config=tune.RunConfig(name="tune", storage_path=str(settings.run_dir), verbose=0, callbacks=callbacks,
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+                                    scheduler=scheduler, num_samples=trials, reuse_actors=True),
+        run_config=tune.RunConfig(name="tune", storage_path=str(settings.run_dir), verbose=0,
+                                  callbacks=[RunProgress(settings, job_ids, trials)],
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
 
@@ -104,8 +108,7 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
         tuner = tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
                                    resume_errored=False)
     else:
-        tuner = build_tuner(settings, resources, [RunProgress(settings, [job.trial_id for job in jobs.jobs])],
-                            study_name=run_dir.name)
+        tuner = build_tuner(settings, resources, [job.trial_id for job in jobs.jobs], study_name=run_dir.name)
     timer = start_timer(resources, at_start=True)
     tuner.fit()
     jobs.collect(wait=False)
@@ -182,8 +185,11 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = read_run_json(run_dir)
     first_start = previous.get("started") or _iso(started)
+    aliases = space_networks(settings.space, settings.macro).aliases
+    for alias, name in aliases.items():
+        print(f"[ablate] {alias} builds the same network as {name}: trained once, reported as {name}", flush=True)
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
-                                     wall_seconds=previous.get("wall_seconds", 0.0)))
+                                     wall_seconds=previous.get("wall_seconds", 0.0), aliases=aliases))
     resources = trial_resources(settings)
     jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
     jobs.submit(baseline_jobs(settings), resources)
@@ -191,5 +197,5 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     table = load(run_dir)
     wall = previous.get("wall_seconds", 0.0) + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
-                                     wall_seconds=wall))
+                                     wall_seconds=wall, aliases=aliases))
     return RunOutcome(run_dir, table, dashboard_url, load(run_dir, predictions=True))

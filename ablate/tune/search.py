@@ -16,6 +16,7 @@ from ablate.errors import UsageError
 from ablate.registry import lookup
 from ablate.space import SearchSpace
 from ablate.space.design import design_points, startup_trials
+from ablate.space.networks import Networks, space_networks
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS, classify
 
@@ -82,14 +83,20 @@ class AblationSearch(Searcher):
         study_name: The study's name in its storage.
         storage: Where the study lives (in memory if None).
         seed: Seeds the choice of the unseen block that replaces a repeat.
+        networks: Which network each point builds (:func:`ablate.space.networks.space_networks`): a proposal of a
+            network already proposed under another name, or of one a baseline trains, is a repeat. None: every
+            point is its own network.
     """
 
     def __init__(self, epochs: int, points: list[dict[str, Any]], design: list[dict[str, Any]] = (), *,
                  space: SearchSpace, metric: str | list[str], mode: str | list[str],
                  sampler: optuna.samplers.BaseSampler | None = None, study_name: str | None = None,
-                 storage: optuna.storages.BaseStorage | None = None, seed: int | None = None):
+                 storage: optuna.storages.BaseStorage | None = None, seed: int | None = None,
+                 networks: Networks | None = None):
         super().__init__(metric=metric, mode=mode)
-        self._epochs, self._points, self._space = epochs, points, space
+        self._epochs, self._space = epochs, space
+        self._networks = networks or Networks({}, {})
+        self._points = self._networks.distinct(points)
         self.storage = storage or optuna.storages.InMemoryStorage()
         modes = mode if isinstance(mode, list) else [mode]
         self.study = optuna.create_study(
@@ -98,15 +105,23 @@ class AblationSearch(Searcher):
         self._design = {self._key(p) for p in design}
         self._asked: dict[str, optuna.Trial] = {}  # Ray trial id → the study trial it trains
         self._told: set[str] = set()  # Ray trial ids whose outcome the study holds
-        self._suggested: set[str] = set()
+        self._suggested: set[str] = {k for k in self._networks.stands_for.values() if k.startswith("baseline:")}
         self._reported: set[tuple[str, int]] = set()  # (trial id, epoch) already in the study
         self._rng = random.Random(seed)
         for point in design:
             self.study.enqueue_trial(point)
 
-    @staticmethod
-    def _key(config: dict[str, Any]) -> str:
-        return json.dumps(config, sort_keys=True, default=str)
+    def _key(self, config: dict[str, Any]) -> str:
+        """The key of the network a point builds (twins share it)."""
+        return self._networks.key({a.name: config[a.name] for a in self._space.axes})
+
+    @property
+    def design_size(self) -> int:
+        return len(self._design)
+
+    @property
+    def distinct_points(self) -> int:
+        return len(self._points)
 
     def _ask(self, trial_id: str) -> dict[str, Any]:
         trial = self.study.ask()
@@ -115,8 +130,9 @@ class AblationSearch(Searcher):
         return dict(trial.params)
 
     def suggest(self, trial_id: str) -> dict | None:
-        """The next block to train. A repeated proposal is told to the study as FAIL (user attr ``duplicate``) and
-        replaced by a random unseen block, enqueued so Optuna records it as usual."""
+        """The next block to train. A repeated proposal (a network already proposed, under any name, or one a
+        baseline trains) is told to the study as FAIL (user attr ``duplicate``) and replaced by a random unseen
+        block, enqueued so Optuna records it as usual."""
         config = self._ask(trial_id)
         unseen = [p for p in self._points if self._key(p) not in self._suggested]
         if self._key(config) in self._suggested and unseen:
@@ -209,12 +225,14 @@ class AblationSearch(Searcher):
 
 
 def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
-    """The searcher of a run: its space, objectives, sampler and study storage."""
+    """The searcher of a run: its space, objectives, sampler and study storage; the design without twins."""
     metrics = [o.column for o in settings.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in settings.objectives]
+    networks = space_networks(settings.space, settings.macro)
     return AblationSearch(
         settings.protocol.epochs, settings.space.grid_points(),
-        design_points(settings.space, settings.design, settings.trials, settings.seed), space=settings.space,
+        networks.distinct(design_points(settings.space, settings.design, settings.trials, settings.seed)),
+        space=settings.space, networks=networks,
         metric=metrics if settings.multi_objective else metrics[0], mode=modes if settings.multi_objective else modes[0],
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,

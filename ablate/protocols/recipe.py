@@ -7,22 +7,53 @@ A protocol says *what* to train with (dataset, macro, optimizer, schedule, augme
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from ablate.data import DATASETS, Augmentation, augmentation_problem
 from ablate.errors import UsageError
 from ablate.models import MACROS
 from ablate.protocols.optimizers import OPTIMIZERS
 from ablate.protocols.schedules import SCHEDULES
+from ablate.yamlfile import one_line, read_yaml, shown
 
 PROTOCOL_DIR = Path(__file__).parent
 DEFAULT_PROTOCOL = "digits"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a recipe's keys come from, for its one-line errors.
+
+    A label (``protocol 'digits'``, ``runs/x/run.json``) starts every error as is; a YAML file read by
+    :func:`load_protocol` also knows each key's line, and its errors start ``path:line:``.
+    """
+
+    label: str
+    lines: dict[Any, int] | None = None  # key (``augmentation.hflip`` for a nested one) → line; a YAML file's only
+
+    def at(self, key: Any) -> str:
+        """The label, or ``path:line`` of ``key`` (of its parent key, or of the file's start, when it is not there)."""
+        if self.lines is None:
+            return self.label
+        line = self.lines.get(key) or self.lines.get(str(key).split(".")[0]) or 1
+        return f"{self.label}:{line}"
+
+    @classmethod
+    def of(cls, where: str | Source) -> Source:
+        return where if isinstance(where, Source) else cls(where)
+
+    @classmethod
+    def of_file(cls, path: Path, data: dict[Any, Any]) -> Source:
+        """A file's keys and, under ``augmentation.``, its augmentation's keys, with the lines they are on."""
+        lines = dict(getattr(data, "lines", {}))
+        augmentation = data.get("augmentation")
+        lines.update({f"augmentation.{k}": line for k, line in getattr(augmentation, "lines", {}).items()})
+        return cls(str(path), lines)
 
 
 @dataclass(frozen=True)
@@ -72,50 +103,73 @@ DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Protoc
                             if f.default is not dataclasses.MISSING}
 
 
-def check_type(value: Any, expected: Any, where: str, key: str) -> Any:
-    """bool is not an int and an int is a fine float; ``X | None`` also takes None; anything else must match."""
+def _finite(value: int | float) -> bool:
+    """Not NaN or infinite, and an int small enough to be a float (a 400-digit int would overflow later)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def check_type(value: Any, expected: Any, where: str | Source, key: str) -> Any:
+    """bool is not an int and an int is a fine float; ``X | None`` also takes None; anything else must match; a
+    number must be finite."""
     if typing.get_origin(expected) in (typing.Union, types.UnionType):
         if value is None:
             return None
         expected = next(t for t in typing.get_args(expected) if t is not type(None))
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected in (int, float) and number and not _finite(value):
+        raise UsageError(f"{Source.of(where).at(key)}: key {key!r} must be a finite number, got {shown(value)}")
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
-    raise UsageError(f"{where}: key {key!r} must be {expected.__name__}, got {value!r}")
+    raise UsageError(f"{Source.of(where).at(key)}: key {key!r} must be {expected.__name__}, got {shown(value)}")
 
 
-def build_augmentation(value: Any, where: str, base: Augmentation) -> Augmentation:
+def build_augmentation(value: Any, where: str | Source, base: Augmentation) -> Augmentation:
     """A mapping of Augmentation fields merged over ``base``, or an Augmentation as is."""
+    source = Source.of(where)
     if isinstance(value, Augmentation):
         return value
     if not isinstance(value, dict):
-        raise UsageError(f"{where}: key 'augmentation' must be a mapping with {', '.join(AUGMENTATION_TYPES)}")
-    unknown = sorted(set(value) - set(AUGMENTATION_TYPES))
+        raise UsageError(f"{source.at('augmentation')}: key 'augmentation' must be a mapping with "
+                         f"{', '.join(AUGMENTATION_TYPES)}")
+    unknown = [k for k in value if k not in AUGMENTATION_TYPES]
     if unknown:
         allowed = ", ".join(AUGMENTATION_TYPES)
-        raise UsageError(f"{where}: unknown key 'augmentation.{unknown[0]}' (allowed: {allowed})")
+        key = f"augmentation.{unknown[0]}"
+        raise UsageError(f"{source.at(key)}: unknown key {shown(key)} (allowed: {allowed})")
     merged = {**dataclasses.asdict(base), **value}
-    return Augmentation(**{k: check_type(v, AUGMENTATION_TYPES[k], where, f"augmentation.{k}")
+    return Augmentation(**{k: check_type(v, AUGMENTATION_TYPES[k], source, f"augmentation.{k}")
                            for k, v in merged.items()})
 
 
-def build_protocol(raw: dict[str, Any], where: str, base: Protocol | None = None) -> Protocol:
-    """Typed Protocol from a mapping; unknown keys, wrong types and missing keys are one-line UsageErrors."""
-    unknown = sorted(set(raw) - set(FIELD_TYPES))
+def build_protocol(raw: dict[str, Any], where: str | Source, base: Protocol | None = None) -> Protocol:
+    """Typed Protocol from a mapping; unknown keys, wrong types and missing keys are one-line UsageErrors.
+
+    Args:
+        raw: Keys and values of the recipe.
+        where: What the errors start with: a label, or the :class:`Source` of a file with its keys' lines.
+        base: The protocol whose augmentation a partial ``augmentation`` mapping is merged over.
+    """
+    source = Source.of(where)
+    unknown = [k for k in raw if k not in FIELD_TYPES]
     if unknown:
-        raise UsageError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(FIELD_TYPES)})")
+        raise UsageError(f"{source.at(unknown[0])}: unknown key {shown(unknown[0])} "
+                         f"(allowed: {', '.join(FIELD_TYPES)})")
     required = [f.name for f in dataclasses.fields(Protocol) if f.default is dataclasses.MISSING]
     missing = [k for k in required if k not in raw]
     if missing:
-        raise UsageError(f"{where}: missing key {missing[0]!r}")
+        raise UsageError(f"{source.at(missing[0])}: missing key {missing[0]!r}")
     values = {}
     for key, value in raw.items():
         if key == "augmentation":
-            values[key] = build_augmentation(value, where, base.augmentation if base else Augmentation())
+            values[key] = build_augmentation(value, source, base.augmentation if base else Augmentation())
         else:
-            values[key] = check_type(value, FIELD_TYPES[key], where, key)
-    validate({**DEFAULTS, **values}, where)
+            values[key] = check_type(value, FIELD_TYPES[key], source, key)
+    validate({**DEFAULTS, **values}, source)
     return Protocol(**values)
 
 
@@ -126,33 +180,37 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "schedule": lambda: list(SCHEDULES),
 }
 
+MAX_COUNT = 1_000_000  # epochs, a batch, a step: a count beyond this is a typo, not a recipe
 BOUNDS: dict[str, Callable[[Any], bool]] = {
-    "epochs": lambda v: v >= 1,
-    "batch_size": lambda v: v >= 1,
+    "epochs": lambda v: 1 <= v <= MAX_COUNT,
+    "batch_size": lambda v: 1 <= v <= MAX_COUNT,
     "lr": lambda v: v > 0,
     "momentum": lambda v: 0 <= v < 1,
     "weight_decay": lambda v: v >= 0,
-    "step_epochs": lambda v: v >= 1,
+    "step_epochs": lambda v: 1 <= v <= MAX_COUNT,
     "gamma": lambda v: 0 < v <= 1,
     "label_smoothing": lambda v: 0 <= v < 1,
     "val_fraction": lambda v: 0 < v < 1,
-    "image_size": lambda v: v is None or v >= 8,
+    "image_size": lambda v: v is None or 8 <= v <= MAX_COUNT,
 }
 
 
-def validate(values: dict[str, Any], where: str) -> None:
+def validate(values: dict[str, Any], where: str | Source) -> None:
     """Named choices must exist in their registries; numbers must be in range; warm-up must fit."""
+    source = Source.of(where)
     for key, names in CHOICES.items():
         if values[key] not in names():
-            raise UsageError(f"{where}: key {key!r}: {values[key]!r} is not one of {', '.join(names())}")
+            raise UsageError(f"{source.at(key)}: key {key!r}: {shown(values[key])} is not one of {', '.join(names())}")
     for key, ok in BOUNDS.items():
         if not ok(values[key]):
-            raise UsageError(f"{where}: key {key!r} is out of range: {values[key]!r}")
+            raise UsageError(f"{source.at(key)}: key {key!r} is out of range: {shown(values[key])}")
     if not 0 <= values["warmup_epochs"] < values["epochs"]:
-        raise UsageError(f"{where}: key 'warmup_epochs' must be in [0, epochs), got {values['warmup_epochs']}")
+        raise UsageError(f"{source.at('warmup_epochs')}: key 'warmup_epochs' must be in [0, epochs), "
+                         f"got {values['warmup_epochs']}")
     problem = augmentation_problem(values["augmentation"], values["dataset"])
     if problem is not None:
-        raise UsageError(f"{where}: key 'augmentation.{problem[0]}' {problem[1]}")
+        key = f"augmentation.{problem[0]}"
+        raise UsageError(f"{source.at(key)}: key {key!r} {one_line(problem[1])}")
 
 
 def list_protocols() -> list[str]:
@@ -194,10 +252,7 @@ def load_protocol(name_or_path: str | Path | Protocol = DEFAULT_PROTOCOL) -> Pro
     if isinstance(name_or_path, Protocol):
         return name_or_path
     path = protocol_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"protocol file {path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
-        raise UsageError(f"protocol file {path}: expected a mapping of keys to values")
-    return build_protocol({"name": path.stem, **raw}, f"protocol file {path}")
+        raise UsageError(f"{path}:1: a protocol file must be a mapping of keys to values, e.g. `epochs: 10`")
+    return build_protocol({"name": path.stem, **raw}, Source.of_file(path, raw))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from ablate.errors import UsageError
+from ablate.yamlfile import YamlMapping, one_line, read_yaml, shown
 from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS
 from ablate.plugins import Plugin, load_plugins
 from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Objective, objectives_problem
@@ -18,8 +18,17 @@ SPACES_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces"
 DEFAULT_SPACE = "qlblock"
 
 
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+MAX_WIDTH = 1000  # a width multiplies a block's channels: more is a typo, not a network
+
+
+def _width(value: Any) -> bool:
+    """A finite positive number up to MAX_WIDTH (NaN, infinities and huge ints fail the comparison)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_WIDTH
+
+
+def _name_in(names: Any) -> Callable[[Any], bool]:
+    """A check for a name of ``names`` (a list or a mapping is no name: it would not even hash)."""
+    return lambda value: isinstance(value, str) and value in names
 
 
 @dataclass(frozen=True)
@@ -31,31 +40,14 @@ class AxisKind:
 
 
 AXIS_KINDS: dict[str, AxisKind] = {
-    "nonlinearity": AxisKind(lambda v: v in NONLINEARITIES, lambda: f"one of {', '.join(NONLINEARITIES)}"),
-    "spatial": AxisKind(lambda v: v in SPATIAL_OPS, lambda: f"one of {', '.join(SPATIAL_OPS)}"),
-    "width": AxisKind(_positive_number, lambda: "a positive number"),
+    "nonlinearity": AxisKind(_name_in(NONLINEARITIES), lambda: f"one of {', '.join(NONLINEARITIES)}"),
+    "spatial": AxisKind(_name_in(SPATIAL_OPS), lambda: f"one of {', '.join(SPATIAL_OPS)}"),
+    "width": AxisKind(_width, lambda: f"a positive number up to {MAX_WIDTH}"),
 }
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader whose mappings remember the line of each key, for one-line errors that point at it."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping(loader.construct_mapping(node, deep=True))
-    mapping.lines = {loader.construct_object(k, deep=True): k.start_mark.line + 1 for k, _ in node.value}
-    mapping.line = node.start_mark.line + 1
-    return mapping
-
-
-class _Mapping(dict):
-    lines: dict[Any, int]
-    line: int
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-_TOP_LEVEL_KEYS = {"name", "description", "plugins", "axes", "fixed", "macro", "baselines", "objectives", "design"}
+_TOP_LEVEL_KEYS = {"name", "description", "plugins", "axes", "fixed", "macro", "baselines", "objectives", "design",
+                   "reference"}
 
 
 class _SpaceFile:
@@ -68,31 +60,61 @@ class _SpaceFile:
         return UsageError(f"{self.path}:{line}: {message}")
 
     def load(self) -> SearchSpace:
-        try:
-            data = yaml.load(self.path.read_text(), Loader=_LineLoader)
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            raise self.fail(mark.line + 1 if mark else 1, f"invalid YAML: {err.problem or err.context}")
-        if not isinstance(data, _Mapping):
+        data = read_yaml(self.path)
+        if not isinstance(data, YamlMapping):
             raise self.fail(1, "a search space must be a mapping with an 'axes' key")
         for key in data:
             if key not in _TOP_LEVEL_KEYS:
-                raise self.fail(data.lines[key], f"unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
+                raise self.fail(data.lines[key],
+                                f"unknown key {shown(key)} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
         plugins = self._plugins(data.get("plugins", []), data.lines.get("plugins", 1))
         if "axes" not in data:
             raise self.fail(data.line, "missing 'axes': name at least one of " + ", ".join(AXIS_KINDS))
         width_match = self._width_match(data["axes"])
         axes = self._axes(data["axes"], data.lines["axes"])
         searched = {a.name for a in axes} | ({"width"} if width_match else set())
-        fixed = self._fixed(data.get("fixed") or _Mapping(), data.lines.get("fixed", 1), searched)
-        return SearchSpace(
-            name=str(data.get("name", self.path.stem)), path=self.path, description=str(data.get("description", "")),
+        fixed = self._fixed(data.get("fixed", YamlMapping()), data.lines.get("fixed", 1), searched)
+        space = SearchSpace(
+            name=self._text(data, "name", self.path.stem), path=self.path,
+            description=self._text(data, "description", ""),
             axes=axes, fixed=fixed, macros=self._macros(data.get("macro"), data.lines.get("macro", 1)),
             baselines=self._baselines(data.get("baselines", list(BASELINE_IDS)), data.lines.get("baselines", 1)),
             objectives=self._objectives(data.get("objectives"), data.lines.get("objectives", 1)),
             design=self._design(data.get("design", DEFAULT_DESIGN), data.lines.get("design", 1)),
             width_match=width_match, plugins=plugins,
         )
+        reference = self._reference(space, data.get("reference"), data.lines.get("reference", 1))
+        if space.design == "ablation" and reference is None:
+            raise self.fail(data.lines.get("design", 1), "design: ablation needs a reference block: add e.g. "
+                                                         "`reference: multiply-dwconv-w2` (a point of the space)")
+        return dataclasses.replace(space, reference=reference)
+
+    def _text(self, data: YamlMapping, key: str, default: str) -> str:
+        """A prose key's value: text (a number is read as its text); empty, it is ``default``."""
+        value = data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.fail(data.lines[key], f"'{key}' must be text, got {shown(value)}: quote it")
+        return str(value)
+
+    def _reference(self, space: SearchSpace, node: Any, line: int) -> dict[str, Any] | None:
+        """The ablation design's reference point: a config string (``multiply-dwconv-w2``) or axis → value."""
+        if node is None:
+            return None
+        try:
+            if isinstance(node, str):
+                return space.point_of(node)
+            if isinstance(node, YamlMapping) and set(node) == {a.name for a in space.axes}:
+                point = {a.name: self._check_value(a.name, node[a.name], node.lines[a.name]) for a in space.axes}
+                for axis in space.axes:
+                    if point[axis.name] not in axis.choices:
+                        raise ValueError(f"{axis.name} {point[axis.name]!r} is not one of its choices")
+                return point
+        except ValueError as err:
+            raise self.fail(line, f"reference: {one_line(str(err))}") from None
+        raise self.fail(line, "'reference' must be a config string (e.g. multiply-dwconv-w2) or map each axis ("
+                              + ", ".join(a.name for a in space.axes) + ") to one of its choices")
 
     def _plugins(self, node: Any, line: int) -> tuple[Plugin, ...]:
         """Import the modules the file names (paths relative to the file), before its axes are checked."""
@@ -101,38 +123,39 @@ class _SpaceFile:
         try:
             return load_plugins(node, base_dir=self.path.parent)
         except UsageError as err:
-            raise self.fail(line, str(err)) from None
+            raise self.fail(line, one_line(str(err))) from None
 
     def _check_value(self, axis: str, value: Any, line: int) -> Any:
         kind = AXIS_KINDS[axis]
         if not kind.valid(value):
-            raise self.fail(line, f"invalid value {value!r} for axis {axis!r}: expected {kind.expected()}"
+            raise self.fail(line, f"invalid value {shown(value)} for axis {axis!r}: expected {kind.expected()}"
                             + (" (a plugin's op? name its module under plugins: or pass --plugin)"
                                if axis != "width" else ""))
         return float(value) if axis == "width" else value
 
     def _width_match(self, node: Any) -> str | None:
         """The cost named by ``width: {match: NAME}``, or None when the width (if any) lists choices."""
-        spec = node.get("width") if isinstance(node, _Mapping) else None
-        if not isinstance(spec, _Mapping) or "match" not in spec:
+        spec = node.get("width") if isinstance(node, YamlMapping) else None
+        if not isinstance(spec, YamlMapping) or "match" not in spec:
             return None
         at = spec.lines["match"]
         if "choices" in spec:
             raise self.fail(at, "axis 'width' has both choices and match: keep one")
         if not isinstance(spec["match"], str) or spec["match"] not in WIDTH_MATCHES:
-            raise self.fail(at, f"unknown width match {spec['match']!r}: choose one of {', '.join(WIDTH_MATCHES)}")
+            raise self.fail(at, f"unknown width match {shown(spec['match'])}: choose one of {', '.join(WIDTH_MATCHES)}")
         return spec["match"]
 
     def _axes(self, node: Any, line: int) -> tuple[Axis, ...]:
         """The sampled axes (a matched width is not one)."""
-        if not isinstance(node, _Mapping) or not node:
+        if not isinstance(node, YamlMapping) or not node:
             raise self.fail(line, "'axes' must map axis names to their choices")
         axes = []
         for name, spec in node.items():
             at = node.lines[name]
             if name not in AXIS_KINDS:
-                raise self.fail(at, f"unknown axis {name!r} (known: {', '.join(AXIS_KINDS)})")
-            if isinstance(spec, _Mapping) and "match" in spec:
+                raise self.fail(at, f"unknown axis {shown(name)} (known: {', '.join(AXIS_KINDS)})")
+            self._known_keys(spec, ("choices", "match"), f"axis {name!r}")
+            if isinstance(spec, YamlMapping) and "match" in spec:
                 if name != "width":
                     raise self.fail(spec.lines["match"], f"only the width can be matched, not {name!r}: give choices")
                 continue
@@ -145,34 +168,44 @@ class _SpaceFile:
             axes.append(Axis(name, values))
         return tuple(axes)
 
+    def _known_keys(self, node: Any, known: tuple[str, ...], what: str) -> None:
+        """A mapping in the file (``node``, when it is one) may only use the ``known`` keys."""
+        for key in node if isinstance(node, YamlMapping) else ():
+            if key not in known:
+                raise self.fail(node.lines[key], f"unknown key {shown(key)} in {what} (known: {', '.join(known)})")
+
     def _fixed(self, node: Any, line: int, searched: set[str]) -> dict[str, Any]:
-        if not isinstance(node, _Mapping):
+        node = YamlMapping() if node is None else node
+        if not isinstance(node, YamlMapping):
             raise self.fail(line, "'fixed' must map axis names to one value each")
         for name, value in node.items():
             if name not in AXIS_KINDS:
-                raise self.fail(node.lines[name], f"unknown axis {name!r} in 'fixed' (known: {', '.join(AXIS_KINDS)})")
+                raise self.fail(node.lines[name],
+                                f"unknown axis {shown(name)} in 'fixed' (known: {', '.join(AXIS_KINDS)})")
             if name in searched:
                 raise self.fail(node.lines[name], f"axis {name!r} is both searched and fixed")
         return {name: self._check_value(name, value, node.lines[name]) for name, value in node.items()}
 
     def _macros(self, node: Any, line: int) -> dict[str, str]:
-        macros = {"default": node} if isinstance(node, str) else (node or {})
+        macros = {"default": node} if isinstance(node, str) else ({} if node is None else node)
         if not isinstance(macros, dict):
             raise self.fail(line, "'macro' must be a macro name or a mapping protocol → macro")
         for protocol, macro in macros.items():
-            if macro not in MACROS:
-                at = macros.lines[protocol] if isinstance(macros, _Mapping) else line
-                raise self.fail(at, f"unknown macro {macro!r} (known: {', '.join(MACROS)})")
+            at = macros.lines[protocol] if isinstance(macros, YamlMapping) else line
+            if not isinstance(protocol, str):
+                raise self.fail(at, f"'macro' maps protocol names (or default) to macros, not {shown(protocol)}")
+            if not isinstance(macro, str) or macro not in MACROS:
+                raise self.fail(at, f"unknown macro {shown(macro)} (known: {', '.join(MACROS)})")
         return dict(macros)
 
     def _baselines(self, node: Any, line: int) -> tuple[str, ...]:
-        if not isinstance(node, list) or any(b not in BASELINE_IDS for b in node):
+        if not isinstance(node, list) or any(not isinstance(b, str) or b not in BASELINE_IDS for b in node):
             raise self.fail(line, f"'baselines' must list some of {', '.join(BASELINE_IDS)}")
         return tuple(node)
 
     def _design(self, node: Any, line: int) -> str:
         if node not in DESIGNS:
-            raise self.fail(line, f"unknown design {node!r}: choose one of {', '.join(DESIGNS)}")
+            raise self.fail(line, f"unknown design {shown(node)}: choose one of {', '.join(DESIGNS)}")
         return node
 
     def _objectives(self, node: Any, line: int) -> tuple[Objective, ...]:
@@ -180,7 +213,13 @@ class _SpaceFile:
             return DEFAULT_OBJECTIVES
         if not isinstance(node, list) or not node:
             raise self.fail(line, "'objectives' must be a list like [{metric: top1, direction: maximize}]")
+        for item in node:
+            self._known_keys(item, ("metric", "direction"), "an objective")
         metrics = [item.get("metric") if isinstance(item, dict) else item for item in node]
+        for item, metric in zip(node, metrics):
+            if not isinstance(metric, str) or metric not in METRICS:
+                raise self.fail(getattr(item, "line", line), f"unknown objective metric {shown(metric)}: choose from "
+                                                             f"{', '.join(METRICS)} (e.g. [top1, macs])")
         problem = objectives_problem(metrics)
         if problem:
             raise self.fail(line, problem)
@@ -188,7 +227,8 @@ class _SpaceFile:
         for item, metric in zip(node, metrics):
             direction = item.get("direction", METRICS[metric].direction) if isinstance(item, dict) else METRICS[metric].direction
             if direction not in ("maximize", "minimize"):
-                raise self.fail(getattr(item, "line", line), f"objective direction must be maximize or minimize, got {direction!r}")
+                raise self.fail(getattr(item, "line", line),
+                                f"objective direction must be maximize or minimize, got {shown(direction)}")
             objectives.append(Objective(metric, direction))
         return tuple(objectives)
 

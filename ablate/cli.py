@@ -6,6 +6,7 @@ Bad input ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 import time
@@ -21,13 +22,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "run_ablation.py", description: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="run_ablation.py",
-        description="Sample ConvNet blocks from a search space with Optuna, train them on Ray Tune, and compare "
-                    "them with ResNet50 / R50-max / R50-hybrid baselines trained the same way. Results go to "
-                    "results/<run>/ (trials.parquet, trials.csv, report.html).",
-        epilog="Also: `run_ablation.py report results/<run>` rebuilds a run's report (a running one too); "
+        prog=prog,
+        description=description or "Sample ConvNet blocks from a search space with Optuna, train them on Ray Tune, "
+                    "and compare them with ResNet50 / R50-max / R50-hybrid baselines trained the same way. Results go "
+                    "to results/<run>/ (trials.parquet, trials.csv, report.html).",
+        epilog="Also: `run_ablation.py plan` says, before anything is trained, what each design costs here and can "
+               "detect; `run_ablation.py report results/<run>` rebuilds a run's report (a running one too); "
                "`run_ablation.py status results/<run>` says how far a run has got; `run_ablation.py compare "
                "results/A results/B` gives two runs' rank agreement (Kendall τ, Spearman ρ, top-k overlap). "
                "Examples:\n"
@@ -50,16 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"candidates to sample (default: {defaults.TRIALS})")
     what.add_argument("--seed", type=int, default=0, help="seed of the sampler, data splits and training (default: 0)")
     design = parser.add_argument_group("design and replication")
-    design.add_argument("--design", choices=["balanced", "search", "grid"],
-                        help="balanced: --trials configs with every choice about equally often, all trained to the "
-                             "full budget; search: the sampler with ASHA after a balanced start-up core; grid: every "
-                             "config (default: the space file's design:)")
+    design.add_argument("--design", choices=["ablation", "balanced", "search", "grid"],
+                        help="ablation: the reference block and every block that changes one axis from it, each and "
+                             "the baselines under --seeds training seeds, judged against the reference (the paper's "
+                             "ablation table); balanced: --trials configs with every choice about equally often, all "
+                             "trained to the full budget; search: the sampler with ASHA after a balanced start-up "
+                             "core; grid: every config (default: the space file's design:)")
+    design.add_argument("--reference", metavar="CONFIG",
+                        help="the ablation's reference block, e.g. multiply-dwconv-w2 (default: the space file's "
+                             "reference:)")
     design.add_argument("--confirm", type=int, default=defaults.CONFIRM,
                         help="retrain the best K candidates (by the run seed's val top-1) and the baselines under "
                              "fresh training seeds; verdicts judge them there, on the test split "
                              f"(default: {defaults.CONFIRM}; 0: none)")
     design.add_argument("--seeds", type=int, default=defaults.SEEDS,
-                        help=f"fresh training seeds per confirmed candidate and per baseline (default: {defaults.SEEDS})")
+                        help=f"fresh training seeds per confirmed candidate and per baseline; in an ablation, the "
+                             f"training seeds of every config and baseline (default: {defaults.SEEDS})")
     search = parser.add_argument_group("search")
     search.add_argument("--sampler", choices=["tpe", "nsga2", "grid", "random"],
                         help="Optuna sampler (default: tpe; nsga2 with several objectives)")
@@ -121,6 +129,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
     from ablate.plugins import load_plugins
     from ablate.protocols import load_protocol
     from ablate.space import load_space, parse_objectives
+    from ablate.space.design import design_points
     from ablate.tune import RunSettings
 
     if args.trials < 1:
@@ -135,6 +144,11 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         raise UsageError(f"--confirm must be 0 or more and --seeds at least 1, got {args.confirm} and {args.seeds}")
     plugins = load_plugins(args.plugin)  # before the space: its axes may name the plugins' ops
     space = load_space(args.space)
+    if args.reference:
+        try:
+            space = dataclasses.replace(space, reference=space.point_of(args.reference))
+        except ValueError as err:
+            raise UsageError(f"--reference {args.reference}: {err}") from None
     protocol = load_protocol(args.protocol)
     if args.epochs is not None:
         protocol = protocol.with_overrides(epochs=args.epochs)
@@ -144,8 +158,15 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         objectives, objectives_from = space.objectives, f"the space file {space.path.name}"
     sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
     design = args.design or space.design
-    # no block is trained twice, so the space caps the trials; a grid trains them all
-    trials = space.size if design == "grid" else min(args.trials, space.size)
+    if design == "ablation" and space.reference is None:
+        raise UsageError(f"--design ablation needs a reference block: pass --reference CONFIG (a point of space "
+                         f"{space.name!r}) or add `reference:` to {space.path.name}")
+    if design == "ablation" and args.seeds < 2:
+        raise UsageError(f"an ablation judges each config on its own seeds: --seeds must be at least 2 (3 or more to "
+                         f"detect much), got {args.seeds}")
+    # no block is trained twice, so the space caps the trials; a grid or an ablation trains its whole design
+    trials = (space.size if design == "grid" else len(design_points(space, design, 0, args.seed))
+              if design == "ablation" else min(args.trials, space.size))
     name = args.name or f"{space.name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if "/" in name or name.startswith("."):
         raise UsageError(f"--name {name!r} must be a plain folder name (it goes under {results_dir}/)")
@@ -220,10 +241,12 @@ def run(args: argparse.Namespace, command: str) -> int:
     preflight(settings, download=args.download)
     from ablate.tune import run_ablation
 
+    replication = (f"reference {settings.space.point_name(settings.space.reference)}, every config and baseline under "
+                   f"{settings.seeds} seeds" if settings.ablation else
+                   f"sampler {settings.sampler}, confirm the best {settings.confirm} under {settings.seeds} fresh seeds")
     print(f"ablation {settings.run_dir.name}: space {settings.space.name} ({settings.space.size} configs), protocol "
           f"{settings.protocol.name} ({settings.protocol.dataset}, {settings.protocol.epochs} epochs, macro {settings.macro}), "
-          f"design {settings.design} ({settings.trials} trials), sampler {settings.sampler}, confirm the best "
-          f"{settings.confirm} under {settings.seeds} fresh seeds, objectives "
+          f"design {settings.design} ({settings.trials} configs), {replication}, objectives "
           f"{','.join(o.metric for o in settings.objectives)} (from {settings.objectives_from})", flush=True)
     try:
         outcome = run_ablation(settings, resume=args.resume)
@@ -255,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ablate.monitor import main as status_main
 
             return status_main(argv[1:])
+        if argv[:1] == ["plan"]:
+            from ablate.planning.command import main as plan_main
+
+            return plan_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.list_spaces or args.list_protocols:
             print(list_spaces_text() if args.list_spaces else list_protocols_text())

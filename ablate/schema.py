@@ -25,9 +25,12 @@ PREDICTION_COLUMNS = ["trial_id", "kind", "name", "config", "network", "seed", "
 
 CANDIDATE, BASELINE = "candidate", "baseline"  # ``kind``: a block of the space, or a reference network
 # ``phase``: a design trial (full budget, never stopped early), a sampler's trial, a confirmation rerun of a
-# selected candidate under a fresh seed; baselines carry the phase of the seed they train under
-DESIGN, SEARCH, CONFIRM = "design", "search", "confirm"
-PHASES = (DESIGN, SEARCH, CONFIRM)
+# selected candidate under a fresh seed, a model of an ablation design (every seed of every config: nothing is
+# selected there); baselines carry the phase of the seed they train under
+DESIGN, SEARCH, CONFIRM, ABLATION = "design", "search", "confirm", "ablation"
+PHASES = (DESIGN, SEARCH, CONFIRM, ABLATION)
+SELECTION_PHASES = (DESIGN, SEARCH)  # the run seed's models that selection ranks
+EVIDENCE_PHASES = (CONFIRM, ABLATION)  # models nothing selected on: what verdicts judge
 # ``status``: the first three are final; a live table also shows trials still running or waiting
 COMPLETED, PRUNED, FAILED = "completed", "pruned", "failed"
 FINAL_STATUSES = (COMPLETED, PRUNED, FAILED)
@@ -35,8 +38,9 @@ STATUSES = (*FINAL_STATUSES, "running", "pending")
 
 
 def search_trials(table: pd.DataFrame) -> pd.DataFrame:
-    """The run's own candidate trials (design and search): candidate rows other than confirmation reruns."""
+    """The run's own candidate trials (design and search): candidate rows other than confirmation reruns and
+    ablation models."""
     if "kind" not in table:
         return table.iloc[0:0]
     trials = table[table["kind"] == CANDIDATE]
-    return trials[trials["phase"].astype(str) != CONFIRM] if "phase" in trials else trials
+    return trials[~trials["phase"].astype(str).isin(EVIDENCE_PHASES)] if "phase" in trials else trials

@@ -19,6 +19,21 @@ def pytest_configure(config):
                                 "pip install -e \".[test]\"")
 
 
+@pytest.fixture(scope="module")
+def parallel():
+    """Batches of simulated runs spread over the machine's 2 cores; one pool per module, so each worker's caches
+    (the power factors) are filled once. ``parallel(fn, total, *args)`` calls ``fn(batch, total // 2, *args)`` in each
+    worker and joins their lists."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = 2
+    with ProcessPoolExecutor(workers) as pool:
+        def run(fn, total: int, *args) -> list:
+            parts = pool.map(fn, range(workers), [total // workers] * workers, *[[a] * workers for a in args])
+            return [x for part in parts for x in part]
+        yield run
+
+
 @pytest.fixture(scope="session")
 def local_ray():
     """One local Ray (2 CPUs) for every test that needs one, stopped at the end of the session, pass or fail."""

@@ -136,6 +136,52 @@ def simulate_run(rng: np.random.Generator, population: Population | None = None,
     return pd.DataFrame(trials), _prediction_table(predictions)
 
 
+REFERENCE = {"nonlinearity": "multiply", "spatial": "dwconv", "width": 2.0}
+
+
+def simulate_ablation(rng: np.random.Generator, population: Population | None = None,
+                      seeds: int = defaults.SEEDS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One ablation run's tables: qlblock's reference block and its 7 one-axis variants, and the 3 baselines, each
+    under the run seed and ``seeds − 1`` more (phase ``ablation``: nothing selects)."""
+    from ablate.space.design import ablation_design
+
+    population = population or Population()
+    design = [{"name": f"{p['nonlinearity']}-{p['spatial']}-w{p['width']:g}", **p}
+              for p in ablation_design(SPACE.axes, REFERENCE)]
+    baselines = [{"name": name, "config": config, "nonlinearity": config.split("-")[0],
+                  "spatial": config.split("-")[1], "width": float(config.split("-w")[1]), "macs": macs}
+                 for name, (config, macs) in BASELINES.items()]
+    return _simulate(rng, population, [("candidate", c["name"], c["name"], c,
+                                        8e6 * c["width"] * SPATIAL_MACS.get(c["spatial"], 1.0)) for c in design]
+                     + [("baseline", b["name"], b["config"], b, b["macs"]) for b in baselines], range(seeds))
+
+
+def _simulate(rng, population, models, seeds) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every model ``(kind, name, config, axes, macs)`` under every seed, phase ``ablation``."""
+    images = {split: rng.normal(0, population.image_sd, n) for split, n in (("val", N_VAL), ("test", N_TEST))}
+    trials, predictions, ease = [], [], {}
+    for kind, name, config, point, macs in models:
+        axes = {a: point[a] for a in ("nonlinearity", "spatial", "width")}
+        own = {split: b + rng.normal(0, population.model_image_sd, len(b)) for split, b in images.items()}
+        if name not in population.seed_sds and population.seed_sd_ratio > 1:
+            where = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 16 ** 8 - 0.5
+            population.seed_sds[name] = population.seed_sd * population.seed_sd_ratio ** where
+        seed_sd = population.seed_sds.get(name, population.seed_sd)
+        skill = population.skill(name, axes) * math.sqrt(
+            1 + seed_sd ** 2 + population.image_sd ** 2 + population.model_image_sd ** 2) / population.scale
+        for seed in seeds:
+            luck = rng.normal(0, seed_sd)
+            hits = {split: rng.random(len(b)) < stats.norm.cdf(skill + luck + b) for split, b in own.items()}
+            trial_id = f"ablation-{name}-s{seed}"
+            trials.append({"kind": kind, "trial_id": trial_id, "name": name, "config": config, "network": name,
+                           **axes, "status": "completed", "reason": "", "epochs": 10,
+                           "val_top1": 100 * hits["val"].mean(), "test_top1": 100 * hits["test"].mean(),
+                           "macs": macs, "params": macs / 10, "elementwise_ops": macs / 100, "latency_ms": macs / 4e6,
+                           "throughput": 4e8 / macs, "seed": seed, "phase": "ablation"})
+            predictions += [(trial_id, kind, name, config, name, seed, "ablation", split, h) for split, h in hits.items()]
+    return pd.DataFrame(trials), _prediction_table(predictions)
+
+
 def _prediction_table(parts: list[tuple]) -> pd.DataFrame:
     """The predictions table from (trial_id, kind, name, config, network, seed, phase, split, hits) parts, built at
     once."""
@@ -159,6 +205,10 @@ def run_meta(**overrides) -> dict:
             "protocol": {"name": "digits", "dataset": "digits", "epochs": 10},
             "data": {"train": 1136, "val": N_VAL, "test": N_TEST}, "seed": 0}
     return {**meta, **overrides}
+
+
+def ablation_meta(seeds: int = defaults.SEEDS) -> dict:
+    return run_meta(design="ablation", reference=dict(REFERENCE), seeds=seeds, confirm=0)
 
 
 def simulated_report_run(trials: pd.DataFrame, predictions: pd.DataFrame, meta: dict | None = None):

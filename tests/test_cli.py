@@ -111,4 +111,5 @@ def test_the_command_line_and_the_api_share_one_set_of_defaults(tmp_path):
     api = RunSettings(load_space("qlblock"), from_cli.protocol, from_cli.run_dir)
     for name in ("trials", "design", "confirm", "seeds", "seed", "scheduler", "cpus_per_trial", "max_failures"):
         assert getattr(from_cli, name) == getattr(api, name), name
-    assert api.design == load_space("qlblock").design == "balanced"  # None: the space file's design
+    assert api.design == load_space("qlblock").design == "ablation"  # None: the space file's design
+    assert api.trials == 8  # an ablation trains its reference and 7 one-axis variants, whatever --trials says

@@ -171,21 +171,22 @@ def test_pareto_mask_hand_made_with_ties():
 
 def test_figures_are_valid_pngs(report):
     names = {p.name for p in report.figures}
-    assert names == {"accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png",
-                     "learning_curves.png", "param_importance.png"}
+    # no two of the 12 configs differ in one axis alone often enough for a main effect: that figure is skipped
+    assert names == {"accuracy_vs_macs.png", "accuracy_vs_latency.png", "learning_curves.png", "param_importance.png"}
     for path in report.figures:
         assert path.parent.name == "figures" and path.read_bytes()[:8] == PNG_MAGIC
         image = mpimg.imread(path)
         assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.01
     md = report.markdown.read_text()
-    assert md.count("](figures/") == 5 and "FanovaImportanceEvaluator(seed=0)" in md
+    assert md.count("](figures/") == 4 and "FanovaImportanceEvaluator(seed=0)" in md
+    assert "Skipped: no effect is estimable from 12 candidate configs" in md
 
 
 def test_html_is_self_contained(report):
     page = report.html.read_text()
     for needle in ("http://", "https://", 'src="//', "<script", "<link"):
         assert needle not in page
-    assert page.count('src="data:image/png;base64,') == 5
+    assert page.count('src="data:image/png;base64,') == 4
 
 
 def test_published_table_is_labelled_and_separate(report):
@@ -207,14 +208,12 @@ def test_verdicts_and_findings_each_hold_a_number(report):
     verdicts, findings = _items(md, "Verdicts"), _items(md, "Findings")
     assert all(re.search(r"\d", sentence) for sentence in verdicts + findings)
     text = " ".join(verdicts)
-    # per-axis effects from the additive OLS against the space file's first choice (qlblock: relu, dwconv, 1), one
-    # family with Holm's adjustment; no candidate was confirmed, so the effects are the whole family
-    number, ci = r"[+-]\d+\.\d\d", r"\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]"
-    assert re.search(rf"nonlinearity: `multiply` vs `relu` \(reference; additive OLS over one run-seed model per "
-                     rf"config, n = 4 vs 4 configs\): {number} pp test top-1, 95 % CI {ci}, Holm-adjusted p", text)
-    assert re.search(rf"width: `0.25` vs `1` \(reference; .* n = 2 vs 4 configs\): {number} pp test top-1", text)
-    assert re.search(r"Family: \d+ comparisons \(\d+ axis effects\), adjusted together with Holm's", text)
+    # main effects need configs that differ in one axis alone (≥ 3 such pairs); these 12 hold too few, and no
+    # candidate was confirmed: no verdict-bearing comparison, and each effect says why it is not estimable
+    assert text.startswith("No verdict-bearing comparison")
     text = " ".join(findings)
+    assert re.search(r"nonlinearity: `multiply` vs `relu`: not estimable — only \d matched pairs? \(configs differing "
+                     r"in nonlinearity alone; needs ≥ 3\)", text)
     assert "`multiply-dwconv-w4` came first at 80.50 %" in text and "judges nothing" in text
     assert "No candidate was retrained under fresh seeds" in text
     assert "Cheapest Pareto-optimal candidate: `relu-avgpool-w0.25` at 5.00 M MACs" in text

@@ -112,7 +112,8 @@ def test_effects_and_edf_figures(designed):
     out, md, _ = designed
     names = {p.name for p in out.figures}
     assert {"axis_effects.png", "error_edf.png", "accuracy_vs_macs.png"} <= names
-    assert "from one additive OLS over 36 configs, one run-seed model each" in md
+    assert "the mean Δ over the pairs of configs that differ in that axis alone, among 36 configs with one run-seed " \
+        "model each" in md
     assert "width: plain, not normalised — width sets the MACs itself" in md
     assert re.search(r"(nonlinearity|spatial): normalised over the MACs every choice occupies \(\d+ configs\)", md)
     page = out.html.read_text()

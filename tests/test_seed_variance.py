@@ -1,6 +1,6 @@
 """Seed variance that does not understate a noisy config, checked on real models.
 
-``tests/data/digits_replicates.json`` holds six digits configs, each trained under 12 training seeds on the run seed's
+``ablate/resources/records/digits.json`` holds six digits configs, each trained under 12 training seeds on the run seed's
 fixed splits (``benchmarks/record_replicates.py`` wrote it), with every model's per-image test hits. Their seed-to-seed
 SDs differ by a factor of 4 (0.8 pp for R50-hybrid, 3.4 pp for hardball-avgpool-w2). Splitting one config's models
 into two groups of 3 and comparing the groups through ``Evidence.difference`` — beside the other configs, as in a
@@ -17,17 +17,19 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import ablate
 from ablate.analysis.evidence import Evidence, binomial_scale
 
-DATA = Path(__file__).parent / "data" / "digits_replicates.json"
+DATA = Path(ablate.__file__).parent / "resources" / "records" / "digits.json"
 SPLITS = 100  # per config: 600 in all
 NOISIEST = "hardball-avgpool-w2"
 
 
 def _recorded() -> dict[str, dict[int, np.ndarray]]:
+    """The configs recorded under 12 seeds or more (the record also holds the default ablation's 5-seed models)."""
     models = json.loads(DATA.read_text())["models"]
     return {config: {int(seed): np.frombuffer(hits["test"].encode(), np.uint8) == ord("1")
-                     for seed, hits in seeds.items()} for config, seeds in models.items()}
+                     for seed, hits in seeds.items()} for config, seeds in models.items() if len(seeds) >= 12}
 
 
 def _predictions(groups: dict[str, list[tuple[int, np.ndarray]]]) -> pd.DataFrame:
@@ -61,7 +63,7 @@ def recorded():
 
 def test_the_recorded_models_really_differ_in_seed_variance(recorded):
     sd = {c: float(np.std([100 * h.mean() for h in m.values()], ddof=1)) for c, m in recorded.items()}
-    assert len(recorded) == 6 and all(len(m) == 12 for m in recorded.values())
+    assert len(recorded) == 6 and all(len(m) >= 12 for m in recorded.values())
     assert max(sd.values()) / min(sd.values()) > 3 and max(sd, key=sd.get) == NOISIEST
 
 

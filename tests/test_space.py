@@ -122,9 +122,10 @@ def test_objectives_parse():
 def test_design_key_defaults_to_search_and_ships_per_space(tmp_path):
     assert load_space(write(tmp_path, GOOD)).design == "search"
     assert load_space(write(tmp_path, GOOD + "design: grid\n")).design == "grid"
-    assert DESIGNS == ("balanced", "search", "grid")
+    assert DESIGNS == ("ablation", "balanced", "search", "grid")
     shipped = {name: load_space(name).design for name in ("qlblock", "pflayer", "full", "qlblock-iso")}
-    assert shipped == {"qlblock": "balanced", "pflayer": "balanced", "full": "search", "qlblock-iso": "balanced"}
+    assert shipped == {"qlblock": "ablation", "pflayer": "balanced", "full": "search", "qlblock-iso": "balanced"}
+    assert load_space("qlblock").reference == {"nonlinearity": "multiply", "spatial": "dwconv", "width": 2.0}
 
 
 MATCHED = """\
@@ -141,7 +142,7 @@ macro: cifar
 
 
 @pytest.mark.parametrize("text,line,message", [
-    (GOOD + "design: random\n", 10, "unknown design 'random': choose one of balanced, search, grid"),
+    (GOOD + "design: random\n", 10, "unknown design 'random': choose one of ablation, balanced, search, grid"),
     (MATCHED.replace("match: macs", "match: flops"), 6, "unknown width match 'flops': choose one of macs"),
     (MATCHED.replace("match: macs", "match: macs\n    choices: [1]"), 6, "both choices and match"),
     (MATCHED.replace("choices: [relu, multiply]", "match: macs"), 4, "only the width can be matched"),

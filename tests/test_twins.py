@@ -84,7 +84,7 @@ def test_twins_are_one_config_in_every_table_and_verdict():
     effects = run.effects
     assert effects.attrs["n_model"] == 4  # four networks, not eight names
     assert not effects["estimable"].any()
-    assert effects["reason"].str.contains("too few residual degrees of freedom").any()
+    assert effects["reason"].str.contains("only 2 matched pairs").any()  # 2 pairs: 1 df, not an interval
     assert not (run.verdicts["kind"] == "effect").any()
     assert not any("— nonlinearity" in line or "— spatial" in line for line in verdict_lines(run)
                    if " is better than " in line)

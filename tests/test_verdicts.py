@@ -1,14 +1,15 @@
-"""Verdicts that survive the null, with honest power, intervals that cover and confirmed means without a winner's
-curse — proved by simulating hundreds of default runs (``tests/simulated_runs.py``: a balanced design of 12
-qlblock configs, the best 3 and the 3 baselines retrained under the default fresh seeds, per-image hits on 302 val / 359 test
-images with digits' seed noise, each config with its own seed SD spread over 1 : 6 as measured on digits) and pushing
-each through the report's own statistics and sentences (``ablate.report.findings.verdict_lines`` on an
-``ablate.report.data.Run``)."""
+"""Factorial designs' verdicts survive the null, with honest power, intervals that cover and confirmed means without
+a winner's curse — proved by simulating hundreds of runs (``tests/simulated_runs.py``: the full qlblock grid of 36
+configs, or a balanced design of 12, the best 3 and the 3 baselines retrained under the default fresh seeds,
+per-image hits on 302 val / 359 test images with digits' seed noise, each config with its own seed SD spread over
+1 : 6 as measured on digits) and pushing each through the report's own statistics and sentences
+(``ablate.report.findings.verdict_lines`` on an ``ablate.report.data.Run``): matched-pair main effects, the best
+candidate against each baseline and at equal MACs, one Holm family. The ablation design has its own:
+``tests/test_ablation_verdicts.py``."""
 
 from __future__ import annotations
 
 import gc
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -20,21 +21,24 @@ from ablate.report.findings import verdict_lines
 
 NULL_RUNS = 1000
 POWER_RUNS = 200
-WORKERS = 2
 SEED_SD_RATIO = 6.0  # the configs' seed SDs differ: noisy configs must not be judged with the quiet ones' noise
 
 
-def _report(rng, population=None, design_seed=0):
+GRID = 36  # every qlblock config: each choice's main effect rests on 9–12 matched pairs
+
+
+def _report(rng, population=None, design_seed=0, configs=12):
     population = population or Population(seed_sd_ratio=SEED_SD_RATIO)
-    run = simulated_report_run(*simulate_run(rng, population, design_seed=design_seed))
+    run = simulated_report_run(*simulate_run(rng, population, design_seed=design_seed, configs=configs))
     return run, verdict_lines(run)
 
 
 def _null_batch(seed: int, runs: int) -> list[int]:
-    """The number of "X is better" sentences in each of ``runs`` null reports."""
+    """The number of "X is better" sentences in each of ``runs`` null reports of grid runs (main effects, best
+    candidate vs baselines, Δ at equal MACs: every kind of the factorial family)."""
     gc.freeze()  # statsmodels' Holm calls gc.collect(); keep it from walking every object torch and timm made
     rng = np.random.default_rng(seed)
-    return [sum(" is better than " in line for line in _report(rng, design_seed=seed * runs + r)[1])
+    return [sum(" is better than " in line for line in _report(rng, design_seed=seed * runs + r, configs=GRID)[1])
             for r in range(runs)]
 
 
@@ -52,13 +56,13 @@ def _worse_resnet50(population, pp):
 
 
 # One real effect of each kind: twist worse than dwconv (an axis effect), ResNet50 worse than the best candidate. Each returns the comparison's row in the family and whether the report found it.
-EFFECTS = {
+EFFECTS = {  # kind → (inject, the comparison's row, found in a verdict line, design seed, configs)
     "effect": (lambda p, pp: p.effects.__setitem__(("spatial", "twist"), p.shift_for(-pp)),
                lambda f: f[(f["kind"] == "effect") & (f["a"] == "twist")],
-               lambda line: line.startswith("`dwconv` is better than `twist` — spatial"), None),
+               lambda line: line.startswith("`dwconv` is better than `twist` — spatial"), None, GRID),
     "baseline": (_worse_resnet50,
                  lambda f: f[(f["kind"] == "baseline") & (f["a"] == FAVOURITE) & (f["b"] == "ResNet50")],
-                 lambda line: f"`{FAVOURITE}` is better than `ResNet50` — best candidate " in line, 0),
+                 lambda line: f"`{FAVOURITE}` is better than `ResNet50` — best candidate " in line, 0, 12),
 }
 
 
@@ -66,30 +70,19 @@ def _power_batch(seed: int, runs: int, kind: str, effect_pp: float) -> list[tupl
     """For ``runs`` reports with one real effect of ``effect_pp`` pp: found it, and the detectable difference the
     report states for that comparison."""
     gc.freeze()
-    inject, comparison, found, design_seed = EFFECTS[kind]
+    inject, comparison, found, design_seed, configs = EFFECTS[kind]
     rng, out = np.random.default_rng(1000 + seed), []
     for r in range(10 * runs):
         population = Population(seed_sd_ratio=SEED_SD_RATIO)
         inject(population, effect_pp)
-        run, lines = _report(rng, population, design_seed=seed * runs + r if design_seed is None else design_seed)
+        run, lines = _report(rng, population, design_seed=seed * runs + r if design_seed is None else design_seed,
+                             configs=configs)
         row = comparison(run.verdicts)
         if len(row):  # the comparison took place (for "baseline": selection picked the favourite)
             out.append((any(found(line) for line in lines), float(row["detectable"].iloc[0])))
         if len(out) == runs:
             break
     return out
-
-
-@pytest.fixture(scope="module")
-def parallel():
-    """Batches of simulated runs spread over the machine's cores; one pool for the module, so each worker's caches
-    (the power factors) are filled once."""
-    with ProcessPoolExecutor(WORKERS) as pool:
-        def run(fn, total: int, *args) -> list:
-            per = total // WORKERS
-            parts = pool.map(fn, range(WORKERS), [per] * WORKERS, *[[a] * WORKERS for a in args])
-            return [x for part in parts for x in part]
-        yield run
 
 
 @pytest.mark.slow
@@ -138,3 +131,38 @@ def test_intervals_cover_and_confirmed_means_carry_no_winners_curse():
     assert np.mean(covered) >= 0.93, np.mean(covered)
     assert abs(np.mean(bias)) <= 0.1, np.mean(bias)
     assert np.mean(selection_bias) > 0.5  # the number that selected them is optimistic: the test can fail
+
+
+@pytest.mark.slow
+def test_main_effect_intervals_cover_the_average_over_settings_even_with_interactions():
+    # configs that differ beyond their axes (interactions, ±2 pp): the truth of a main effect is the mean over the
+    # other axes' settings of the two configs' population difference, which the pairs' t-interval must cover
+    rng = np.random.default_rng(31)
+    covered = []
+    gc.freeze()
+    for r in range(150):
+        population = Population(seed_sd_ratio=SEED_SD_RATIO)
+        population.effects[("spatial", "twist")] = population.shift_for(-3.0)
+        trials, predictions = simulate_run(rng, population, design_seed=r, spread=0.15, configs=GRID, confirm=0)
+        run = simulated_report_run(trials, predictions)
+        truth = {name: population.top1(skill) for name, skill in population.skills.items()}
+        points = trials[trials["kind"] == "candidate"].drop_duplicates("name").set_index(
+            ["nonlinearity", "spatial", "width"])["name"]
+        for row in run.effects[run.effects["estimable"]].itertuples():
+            deltas = [truth[points[key]] - truth[points[_swap(key, row.axis, row.reference)]]
+                      for key in points.index if _label(key, row.axis) == row.choice]
+            covered.append(row.ci_low <= np.mean(deltas) <= row.ci_high)
+    assert len(covered) > 1000 and np.mean(covered) >= 0.93, (len(covered), np.mean(covered))
+
+
+AXES = ("nonlinearity", "spatial", "width")
+
+
+def _label(key, axis):
+    value = key[AXES.index(axis)]
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _swap(key, axis, choice):
+    value = float(choice) if axis == "width" else choice
+    return tuple(value if a == axis else v for a, v in zip(AXES, key))

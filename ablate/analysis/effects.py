@@ -1,29 +1,32 @@
-"""Per-axis effects, controlled for the other axes: an additive OLS with treatment coding (statsmodels).
+"""Per-axis main effects from matched pairs: configs that differ in one axis only, compared on the same images.
 
-``top1 ~ C(nonlinearity, Treatment(ref)) + C(spatial, Treatment(ref)) + C(width, Treatment(ref))`` over one
-observation per distinct network (twin configs are one: :mod:`ablate.analysis.twins`): the full-budget candidate rows of the run's own seed (design and search phases). The
-confirmation reruns of the selected configs are left out: replicate seeds of a few configs are evidence about those
-configs' noise, not about the axes, and counting them as independent rows would narrow the intervals falsely.
-Each coefficient is one choice against its axis's reference choice, with the fitted model's 95 % CI. A choice the
-data cannot pin down gets ``estimable = False`` and a one-line reason instead of a number: too few configs, confounded with other axes (its design-matrix column lies in the span of the
-others), or too few residual degrees of freedom to estimate the noise.
+For axis ``a``, choice ``c`` against the reference choice ``r``: every pair of configs of the design that share every
+other axis's setting and differ only in ``a`` (``c`` vs ``r``) gives one Δ of their test top-1 (the run seed's
+model of each; both scored on the same images). The main effect is the mean of those Δs over the other axes'
+settings — "on average over the other axes" — and its interval is Student's t over the pairs (scipy), so it holds
+the spread of the effect from setting to setting (the interactions) as well as each pair's own noise. An additive
+OLS fitted to the same configs would put the interactions in its residual and read them as noise shared by every
+coefficient; matched pairs keep each effect's own spread. Where the per-setting Δs disagree beyond their own noise
+(Cochran's Q, statsmodels' ``combine_effects``, p < 0.05), the table keeps them (``settings``) so the report can say
+where the axis helps. One observation per network (twins are one: :mod:`ablate.analysis.twins`); fewer than
+``min_pairs`` pairs is "not estimable", with the reason.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
+from scipy import stats
 
 from ablate.analysis.summary import search_rows
 
 EFFECT_COLUMNS = ["axis", "choice", "reference", "estimate", "se", "ci_low", "ci_high", "p_value", "n", "n_reference",
-                  "estimable", "reason", "n_model", "df_resid"]
+                  "estimable", "reason", "n_model", "df_resid", "heterogeneity_p", "settings"]
+MIN_PAIRS = 3  # two degrees of freedom for the spread of the pairs: fewer cannot say how large the effect varies
 
 
 def choice_label(value: Any) -> str:
@@ -34,62 +37,52 @@ def choice_label(value: Any) -> str:
 
 
 def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
-            reference: Mapping[str, Any] | None = None, *, min_rows: int = 2, min_resid_df: int = 2,
-            confidence: float = 0.95, stand_ins: Sequence[str] = ()) -> pd.DataFrame:
-    """Each non-reference choice of each axis against the reference choice, from one additive OLS fit.
+            reference: Mapping[str, Any] | None = None, *, min_pairs: int = MIN_PAIRS, confidence: float = 0.95,
+            stand_ins: Sequence[str] = (), evidence=None) -> pd.DataFrame:
+    """Each non-reference choice of each axis against the reference choice, from the design's matched pairs.
 
     Args:
-        trials: The trials table; completed candidate rows of the run's own seed with a finite ``metric`` are used
-            (one per config).
-        axes: Axis columns to put in the model (axes with one observed choice add nothing and are left out).
+        trials: The trials table; completed run-seed rows (design and search phases) with a finite ``metric``, one
+            observation per config (their mean where a config has several).
+        axes: The design's axis columns.
         metric: The response column (percent).
-        reference: Per axis, either the reference choice or the choices in the space file's order (the first one
-            with at least ``min_rows`` rows is the reference). Axes not given: the most common choice.
-        min_rows: Fewest configs a choice needs to be estimated.
-        min_resid_df: Fewest residual degrees of freedom for a noise estimate (and so a CI).
+        reference: Per axis, the reference choice, or the choices in the space file's order (the first one with a
+            config is the reference). Axes not given: the most common choice.
+        min_pairs: Fewest matched pairs for an estimate.
         confidence: Coverage of the intervals.
-        stand_ins: Baselines whose network is a point of the space (``relu-hybrid-w0.25`` is R50-hybrid): their
-            run-seed rows count as that point's observation.
+        stand_ins: Baselines whose network is a point of the space: their run-seed rows count as that point.
+        evidence: The test split's :class:`~ablate.analysis.evidence.Evidence`, for each pair's own noise (the
+            heterogeneity test); without it, no per-setting effects are singled out.
 
     Returns:
-        ``EFFECT_COLUMNS``: ``estimate`` (pp vs the reference), ``se``, ``ci_low``/``ci_high``, ``p_value``
-        (t-test of 0), ``n``/``n_reference`` (configs with the choice / the reference), ``estimable`` and
-        ``reason`` ("" when estimable), ``n_model`` configs and ``df_resid`` of the fit. ``attrs["formula"]`` holds the model as text.
+        ``EFFECT_COLUMNS``: ``estimate`` (pp, choice − reference, mean over the pairs), ``se``, ``ci_low`` /
+        ``ci_high``, ``p_value`` (t-test of 0 over the pairs), ``n`` (pairs) and ``n_reference`` (configs with the
+        reference choice), ``estimable`` and ``reason``, ``n_model`` (configs), ``df_resid`` (pairs − 1),
+        ``heterogeneity_p`` (Cochran's Q) and ``settings`` (per-setting Δs as text, where they disagree clearly).
     """
     rows = search_rows(trials)
     points = (rows["kind"] == "candidate") | rows["name"].isin(list(stand_ins))
     rows = rows[points & np.isfinite(pd.to_numeric(rows[metric], errors="coerce"))]
     axes = [a for a in axes if a in rows.columns]
     rows = rows.dropna(subset=axes)
-    if len(rows):  # one observation per config (a table with several run-seed rows of a config: their mean)
+    if len(rows):
         rows = rows.groupby("name", sort=False).agg({metric: "mean", **{a: "first" for a in axes}}).reset_index()
-    reference = dict(reference or {})
-    coded, orders, refs = {}, {}, {}
-    for axis in axes:
-        labels = rows[axis].map(choice_label)
-        counts = labels.value_counts()
-        orders[axis] = _order(axis, counts, reference.get(axis))
-        refs[axis] = next((c for c in orders[axis] if counts.get(c, 0) >= min_rows), None)
-        coded[axis] = labels
-    model_axes = [a for a in axes if refs[a] is not None and coded[a].nunique() >= 2]
-    fit, names, aliased = _fit(rows, coded, model_axes, refs, orders, metric)
+    labels = pd.DataFrame({a: rows[a].map(choice_label) for a in axes}, index=rows.index)
     out = []
     for axis in axes:
-        counts = coded[axis].value_counts()
-        for choice in orders[axis]:
-            if choice == refs[axis]:
-                continue
-            out.append(_effect_row(axis, choice, refs[axis], int(counts.get(choice, 0)), counts, fit,
-                                   names.get((axis, choice)), aliased, min_rows, min_resid_df, confidence,
-                                   len(rows)))
+        counts = labels[axis].value_counts()
+        order = _order(counts, (reference or {}).get(axis))
+        ref = next((c for c in order if counts.get(c, 0) >= 1), None)
+        for choice in order:
+            if choice != ref:
+                out.append(_effect(rows, labels, axis, choice, ref, metric, min_pairs, confidence, evidence))
     table = pd.DataFrame(out, columns=EFFECT_COLUMNS)
-    table.attrs["formula"] = f"{metric} ~ " + " + ".join(
-        f"C({a}, Treatment({refs[a]!r}))" for a in model_axes) if model_axes else f"{metric} ~ 1"
     table.attrs["n_model"] = len(rows)
+    table.attrs["method"] = "matched pairs: t over the pairs of configs that differ in this axis only"
     return table
 
 
-def _order(axis: str, counts: pd.Series, given: Any) -> list[str]:
+def _order(counts: pd.Series, given: Any) -> list[str]:
     """Choices in the given order (space file) then the rest; otherwise most common first."""
     seen = sorted(counts.index, key=lambda c: (-counts[c], _natural(c)))
     if given is None:
@@ -106,60 +99,55 @@ def _natural(label: str):
         return (1, 0.0, label)
 
 
-def _fit(rows, coded, model_axes, refs, orders, metric):
-    """Fit the additive model.
-
-    Returns:
-        The statsmodels result (None without a model), the parameter name of each (axis, choice), and per
-        parameter name whether it is aliased (its column is in the span of the others: not estimable).
-    """
-    if not model_axes or len(rows) == 0:
-        return None, {}, {}
-    data = pd.DataFrame({"y": pd.to_numeric(rows[metric]).to_numpy(dtype=float)})
-    names = {}
-    for i, axis in enumerate(model_axes):  # codes sort with the reference first, so the default Treatment picks it
-        codes = _codes(axis, refs, orders)
-        data[f"x{i}"] = coded[axis].map(codes).to_numpy()
-        names.update({(axis, c): f"C(x{i})[T.{code}]" for c, code in codes.items()})
-    formula = "y ~ " + " + ".join(f"C(x{i})" for i in range(len(model_axes)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rank deficiency is reported per coefficient below
-        fit = smf.ols(formula, data=data).fit()
-    exog = np.asarray(fit.model.exog, dtype=float)
-    rank = np.linalg.matrix_rank(exog)
-    aliased = {name: np.linalg.matrix_rank(np.delete(exog, j, axis=1)) == rank
-               for j, name in enumerate(fit.model.exog_names)}
-    return fit, names, aliased
+def _pairs(rows: pd.DataFrame, labels: pd.DataFrame, axis: str, choice: str, ref: str) -> list[tuple[int, int, str]]:
+    """``(row of choice, row of reference, the other axes' setting)`` of every matched pair."""
+    others = [a for a in labels.columns if a != axis]
+    setting = labels[others].astype(str).agg("/".join, axis=1) if others else pd.Series("", index=labels.index)
+    with_choice = {s: i for i, s in setting[labels[axis] == choice].items()}
+    with_ref = {s: i for i, s in setting[labels[axis] == ref].items()}
+    return [(with_choice[s], with_ref[s], s) for s in with_choice if s in with_ref]
 
 
-def _codes(axis, refs, orders) -> dict[str, str]:
-    """Level codes L000, L001, … with the reference as L000 (patsy and formulaic both sort levels)."""
-    ordered = [refs[axis]] + [c for c in orders[axis] if c != refs[axis]]
-    return {c: f"L{k:03d}" for k, c in enumerate(ordered)}
-
-
-def _effect_row(axis, choice, ref, n, counts, fit, name, aliased, min_rows, min_resid_df, confidence, n_rows):
-    n_ref = int(counts.get(ref, 0)) if ref is not None else 0
-    df_resid = float(fit.df_resid) if fit is not None else math.nan
+def _effect(rows, labels, axis, choice, ref, metric, min_pairs, confidence, evidence) -> dict:
+    pairs = _pairs(rows, labels, axis, choice, ref) if ref is not None else []
+    n_ref = int((labels[axis] == ref).sum()) if ref is not None else 0
     row = {"axis": axis, "choice": choice, "reference": ref, "estimate": math.nan, "se": math.nan, "ci_low": math.nan,
-           "ci_high": math.nan, "p_value": math.nan, "n": n, "n_reference": n_ref, "estimable": False,
-           "reason": "", "n_model": n_rows, "df_resid": df_resid}
+           "ci_high": math.nan, "p_value": math.nan, "n": len(pairs), "n_reference": n_ref, "estimable": False,
+           "reason": "", "n_model": len(rows), "df_resid": float(len(pairs) - 1), "heterogeneity_p": math.nan,
+           "settings": ""}
     if ref is None:
-        row["reason"] = f"no choice of {axis} has ≥ {min_rows} full-budget configs to serve as the reference"
-    elif n == 0:
-        row["reason"] = "no full-budget config with this choice"
-    elif n < min_rows:
-        row["reason"] = f"only {n} full-budget config{'' if n == 1 else 's'} with this choice (needs ≥ {min_rows})"
-    elif fit is None or name is None:
-        row["reason"] = "no model could be fitted"
-    else:
-        if aliased.get(name, True):
-            row["reason"] = "confounded with other axes' choices in this design (rank-deficient design matrix)"
-        elif df_resid < min_resid_df:
-            row["reason"] = (f"too few residual degrees of freedom ({df_resid:.0f} from {n_rows} configs; "
-                             f"needs ≥ {min_resid_df})")
-        else:
-            low, high = fit.conf_int(alpha=1 - confidence).loc[name]
-            row.update(estimate=float(fit.params[name]), se=float(fit.bse[name]), ci_low=float(low), ci_high=float(high),
-                       p_value=float(fit.pvalues[name]), estimable=True)
+        row["reason"] = f"no config of {axis} to serve as the reference"
+        return row
+    if len(pairs) < min_pairs:
+        row["reason"] = (f"only {len(pairs)} matched pair{'' if len(pairs) == 1 else 's'} (configs differing in "
+                         f"{axis} alone; needs ≥ {min_pairs}): a grid, or a larger design, has more")
+        return row
+    deltas = np.array([rows.at[a, metric] - rows.at[b, metric] for a, b, _ in pairs], dtype=float)
+    mean, se, df = float(deltas.mean()), float(deltas.std(ddof=1) / math.sqrt(len(deltas))), len(deltas) - 1
+    if not se > 0:
+        row["reason"] = "every matched pair gives the same Δ: no spread to build an interval on"
+        return row
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    row.update(estimate=mean, se=se, ci_low=mean - half, ci_high=mean + half, estimable=True,
+               p_value=float(2 * stats.t.sf(abs(mean) / se, df)))
+    if evidence is not None:
+        row.update(_heterogeneity(rows, pairs, deltas, evidence))
     return row
+
+
+def _heterogeneity(rows, pairs, deltas, evidence) -> dict:
+    """Cochran's Q of the per-setting Δs against each pair's own noise (statsmodels ``combine_effects``); the
+    settings with their Δ where Q says they disagree (p < 0.05)."""
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    variances = []
+    for a, b, _ in pairs:
+        est = evidence.difference(rows.at[a, "name"], rows.at[b, "name"], "design")
+        variances.append((est.se / 100) ** 2 if math.isfinite(est.se) and est.se > 0 else math.nan)
+    variances = np.array(variances) * 1e4  # pp²
+    if not np.isfinite(variances).all():
+        return {}
+    result = combine_effects(deltas, variances)
+    p = float(stats.chi2.sf(result.q, len(deltas) - 1))
+    settings = "; ".join(f"{s}: {d:+.1f}" for (_, _, s), d in zip(pairs, deltas)) if p < 0.05 else ""
+    return {"heterogeneity_p": p, "settings": settings}

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.twins import merge_twins
+from ablate.schema import EVIDENCE_PHASES
 
 CONFIDENCE = 0.95
 METHOD = ("seeds × images: each config's own seed variance over its seeds (a single seed: the replicated configs' "
@@ -199,7 +200,8 @@ def t_estimate(mean: float, parts: list[tuple[float, float]], n_seeds: tuple[int
 class Evidence:
     """The per-image hits of one evaluation split, as a seed × image table per (config, evidence group).
 
-    The group is ``design`` (the run's own seed, which selects) or ``confirm`` (the fresh seeds that judge). Twin
+    The group is ``design`` (the run's own seed, which selects) or ``confirm`` (the seeds that judge: fresh
+    confirmation seeds, or every seed of an ablation design, where nothing selects). Twin
     configs (one network under two names) are one config here (:func:`ablate.analysis.twins.merge_twins`).
 
     Args:
@@ -220,7 +222,7 @@ class Evidence:
     def _index(self, rows: pd.DataFrame) -> None:
         """One seed × image table per (config, group), cut out of the rows sorted once (numpy, no per-row Python)."""
         names, name_codes = np.unique(rows["name"].astype(str).to_numpy(), return_inverse=True)
-        group_codes = (rows["phase"].astype(str).to_numpy() == "confirm").astype(np.int64)  # else the run's seed
+        group_codes = rows["phase"].astype(str).isin(EVIDENCE_PHASES).to_numpy().astype(np.int64)  # else run seed
         seeds, images = rows["seed"].to_numpy(dtype=np.int64), rows["image"].to_numpy(dtype=np.int64)
         hits = rows["correct"].to_numpy(dtype=float)
         order = np.lexsort((images, seeds, group_codes, name_codes))

@@ -18,6 +18,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from ablate.analysis.summary import completed_rows
+from ablate.schema import EVIDENCE_PHASES
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def seed_std(trials: pd.DataFrame, metric: str = "test_top1") -> tuple[float, in
         (std in pp, configs, rows, degrees of freedom); std is NaN when no config has 2 seeds.
     """
     done = completed_rows(trials)
-    done = done[done["phase"] == "confirm"]
+    done = done[done["phase"].isin(EVIDENCE_PHASES)]
     by_seed = done.groupby(["name", "seed"], as_index=False)[metric].mean().dropna(subset=[metric])
     sizes = by_seed.groupby("name")[metric].transform("size")
     rows = by_seed[sizes >= 2]

@@ -21,10 +21,10 @@ from ablate.analysis.evidence import MISSING, Estimate, Evidence
 from ablate.analysis.selection import selection_key
 from ablate.analysis.twins import ALIASES, merge_twins
 from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
-from ablate.schema import AXIS_COLUMNS, DESIGN, PHASES, SEARCH
+from ablate.schema import AXIS_COLUMNS, EVIDENCE_PHASES, PHASES, SELECTION_PHASES
 
 DEFAULT_AXES = AXIS_COLUMNS
-SEARCH_PHASES = (DESIGN, SEARCH)  # the run's own seed: the trials that select
+SEARCH_PHASES = SELECTION_PHASES  # the run's own seed: the trials that select
 NO_SEED = -1  # old tables without a seed column: every row is one (the same) seed
 COSTS = ("params", "macs", "elementwise_ops", "activations", "latency_ms", "throughput", "trial_latency_ms")
 SUMMARY_COLUMNS = [
@@ -116,7 +116,7 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
     phases = set(group["phase"].astype(str))
     seeds = sorted(s for s in group["seed"].unique() if s != NO_SEED)
     own = group[group["phase"].isin(SEARCH_PHASES)]
-    confirm = group[group["phase"] == "confirm"]
+    confirm = group[group["phase"].isin(EVIDENCE_PHASES)]
     where = "confirm" if len(confirm) else "design"
     accuracy = evidence.accuracy(name, where)
     if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval

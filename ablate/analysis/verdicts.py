@@ -1,7 +1,9 @@
 """A report's verdicts as one family: every comparison that could say "X is better", Holm-adjusted together.
 
-The family (:func:`verdict_family`):
-- every estimable per-axis effect (additive OLS, one observation per config: :func:`ablate.analysis.effects`);
+The family of an ablation design (:mod:`ablate.analysis.ablation`): every variant against the reference block, and
+the reference against every baseline. The family of the other designs (:func:`verdict_family`):
+- every estimable per-axis main effect (matched pairs of configs differing in that axis alone, one run-seed model
+  per config: :func:`ablate.analysis.effects`);
 - the best candidate against every baseline: "best" is the confirmed config that selection ranked first (the run
   seed's val top-1), judged on the fresh seeds' test top-1, which played no part in choosing it;
 - every confirmed candidate against the best baseline costing no more ("Δ at equal MACs"), where that is not
@@ -24,15 +26,17 @@ import pandas as pd
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 
+from ablate.analysis.ablation import ablation_rows
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.analysis.evidence import Evidence
 
 ALPHA = 0.05
 POWER = 0.8
 METHOD = "Holm"
-VERDICT_COLUMNS = ["kind", "a", "b", "axis", "estimate", "se", "df", "ci_low", "ci_high", "p_value", "p_adjusted",
-                   "better", "detectable", "n_a", "n_b", "n_images"]
-KINDS = {"effect": "axis effect", "baseline": "best candidate vs baseline", "equal_macs": "Δ at equal MACs"}
+VERDICT_COLUMNS = ["kind", "a", "b", "axis", "change", "estimate", "se", "df", "ci_low", "ci_high", "p_value",
+                   "p_adjusted", "better", "detectable", "n_a", "n_b", "n_images"]
+KINDS = {"ablation": "ablation row", "reference": "reference vs baseline", "effect": "axis effect",
+         "baseline": "best candidate vs baseline", "equal_macs": "Δ at equal MACs"}
 
 
 @lru_cache(maxsize=4096)
@@ -81,14 +85,15 @@ def best_candidate(summary: pd.DataFrame) -> pd.Series | None:
 
 
 def verdict_family(summary: pd.DataFrame, effects_table: pd.DataFrame, evidence: Evidence,
-                   alpha: float = ALPHA) -> pd.DataFrame:
+                   alpha: float = ALPHA, reference: dict | None = None) -> pd.DataFrame:
     """Every verdict-bearing comparison of a report, Holm-adjusted as one family.
 
     Args:
         summary: The per-config summary (:func:`ablate.analysis.summarize`).
-        effects_table: The per-axis effects (:func:`ablate.analysis.effects`).
+        effects_table: The per-axis effects (:func:`ablate.analysis.effects`); not used by an ablation.
         evidence: The test split's per-image evidence (:class:`ablate.analysis.evidence.Evidence`).
         alpha: The family-wise error rate.
+        reference: An ablation design's reference point (axis → value): the family is then its ablation rows.
 
     Returns:
         ``VERDICT_COLUMNS``, one row per comparison ``a − b`` (pp): its estimate, se, df, 95 % CI, raw and
@@ -96,7 +101,8 @@ def verdict_family(summary: pd.DataFrame, effects_table: pd.DataFrame, evidence:
         detectable with 80 % power at alpha / m, and the sizes behind it. ``attrs``: ``family_size``, ``alpha``,
         ``method``.
     """
-    rows = _effect_rows(effects_table) + _confirmed_rows(summary, evidence)
+    rows = (ablation_rows(summary, evidence, reference) if reference is not None
+            else _effect_rows(effects_table) + _confirmed_rows(summary, evidence))
     p = np.array([row["p_value"] for row in rows], dtype=float)
     testable = np.isfinite(p)
     m = int(testable.sum())
@@ -118,6 +124,7 @@ def _effect_rows(effects_table: pd.DataFrame) -> list[dict]:
     rows = []
     for effect in effects_table[effects_table["estimable"].astype(bool)].itertuples(index=False):
         rows.append({"kind": "effect", "a": effect.choice, "b": effect.reference, "axis": effect.axis,
+                     "change": f"{effect.axis}: {effect.reference} → {effect.choice}",
                      "estimate": effect.estimate, "se": effect.se, "df": float(effect.df_resid),
                      "ci_low": effect.ci_low, "ci_high": effect.ci_high, "p_value": effect.p_value,
                      "n_a": int(effect.n), "n_b": int(effect.n_reference), "n_images": math.nan})
@@ -140,7 +147,8 @@ def _confirmed_rows(summary: pd.DataFrame, evidence: Evidence) -> list[dict]:
     rows = []
     for kind, a, b in pairs:
         est = evidence.difference(a, b, "confirm")
-        rows.append({"kind": kind, "a": a, "b": b, "axis": None, "estimate": est.estimate, "se": est.se,
+        rows.append({"kind": kind, "a": a, "b": b, "axis": None, "change": f"vs {b}", "estimate": est.estimate,
+                     "se": est.se,
                      "df": est.df, "ci_low": est.low, "ci_high": est.high, "p_value": est.p_value,
                      "n_a": est.n_seeds[0] if est.n_seeds else 0, "n_b": est.n_seeds[-1] if est.n_seeds else 0,
                      "n_images": est.n_images})

@@ -2,7 +2,7 @@
 
 Input is the results-table contract of docs/ARCHITECTURE.md (``trials.parquet``, optional ``curves.parquet``,
 ``run.json``). Usage: ``python -m ablate.report results/<run>``; the project CLI calls :func:`build_report`.
-Pipeline: ``data`` (load, validate; the per-config summary and the OLS effects from ``ablate.analysis``) →
+Pipeline: ``data`` (load, validate; the per-config summary and the matched-pair effects from ``ablate.analysis``) →
 ``tables`` / ``figures`` / ``text`` (header, noise floor) / ``findings`` → ``render`` (markdown and HTML).
 """
 

@@ -70,7 +70,13 @@ class Run:
         """The report's family of verdict-bearing comparisons, Holm-adjusted (:func:`ablate.analysis.verdict_family`)."""
         from ablate.analysis import verdict_family
 
-        return verdict_family(self.summary, self.effects, self.evidence)
+        return verdict_family(self.summary, self.effects, self.evidence, reference=self.reference)
+
+    @property
+    def reference(self) -> dict | None:
+        """An ablation design's reference point (axis → value) from run.json; None for the other designs."""
+        reference = self.meta.get("reference")
+        return dict(reference) if self.meta.get("design") == "ablation" and isinstance(reference, dict) else None
 
     @cached_property
     def choice_orders(self) -> dict[str, list]:
@@ -91,12 +97,30 @@ class Run:
 
     @cached_property
     def effects(self) -> pd.DataFrame:
-        """Per-axis effects on test top-1 from the additive OLS over one run-seed row per config
+        """Per-axis main effects on test top-1 from matched pairs of run-seed models
         (:func:`ablate.analysis.effects`)."""
         from ablate.analysis import effects
+        from ablate.analysis.effects import EFFECT_COLUMNS
 
+        if self.reference is not None:  # an ablation answers per variant: no factorial effects to fit
+            return pd.DataFrame(columns=EFFECT_COLUMNS).assign(estimable=pd.Series(dtype=bool))
         return effects(self.trials, self.design_axes, metric=f"{EVIDENCE_SPLIT}_top1", reference=self.choice_orders,
-                       stand_ins=self.stand_ins)
+                       stand_ins=self.stand_ins, evidence=self.evidence)
+
+    @cached_property
+    def shares(self) -> pd.DataFrame:
+        """Which axis matters: each axis's and pair of axes' share of the configs' variance, with bootstrap
+        intervals over the test images (:func:`ablate.analysis.decomposition.variance_shares`); empty for an
+        ablation or when the design leaves no residual."""
+        from ablate.analysis.decomposition import SHARE_COLUMNS, variance_shares
+
+        axes = self.design_axes
+        candidates = self.summary[self.summary["kind"] == "candidate"]
+        hits = {name: self.evidence.tables[(name, "design")][0] for name in candidates["name"]
+                if self.evidence.has(name, "design")}
+        if self.reference is not None or len(axes) < 2 or len(hits) < 4:
+            return pd.DataFrame(columns=SHARE_COLUMNS)
+        return variance_shares(candidates, hits, axes)
 
     @cached_property
     def aliases(self) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, norm
 from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
 from ablate.analysis.equal_cost import baseline_front  # noqa: E402
 from ablate.files import write_atomic  # noqa: E402
-from ablate.schema import search_trials  # noqa: E402
+from ablate.schema import EVIDENCE_PHASES, search_trials  # noqa: E402
 from ablate.analysis.effects import choice_label  # noqa: E402
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Figure, Run, cost_unit, varying_axes  # noqa: E402
 
@@ -65,8 +65,8 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
     configs = configs.assign(x=configs[cost] / scale)
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     models = run.completed.merge(configs[["name", "evidence", "x"]], on="name")
-    models = models[np.where(models["evidence"] == "confirm", models["phase"] == "confirm",
-                             models["phase"] != "confirm")]
+    judged = models["phase"].isin(EVIDENCE_PHASES)
+    models = models[np.where(models["evidence"] == "confirm", judged, ~judged)]
     ax.scatter(models["x"], models[f"{EVIDENCE_SPLIT}_top1"], s=10, color="0.55", alpha=0.35, linewidths=0,
                zorder=1, label="one model (training seed)")
     low = (configs["test_top1_mean"] - configs["test_top1_ci_low"]).fillna(0).clip(lower=0)
@@ -113,8 +113,8 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
 
 
 def _axis_effects(run: Run, path: Path) -> Figure:
-    """The additive OLS's estimate of each choice against its axis's reference choice, with 95 % CIs."""
-    title = f"Per-axis effects on {EVIDENCE_SPLIT} top-1 (additive OLS, vs a reference choice)"
+    """Each choice's main effect against its axis's reference choice (matched pairs), with 95 % CIs."""
+    title = f"Per-axis effects on {EVIDENCE_SPLIT} top-1 (matched pairs, vs a reference choice)"
     table, axes = run.effects, run.design_axes
     n_model = table.attrs.get("n_model", len(run.candidates))
     if table.empty or not table["estimable"].any():
@@ -125,7 +125,7 @@ def _axis_effects(run: Run, path: Path) -> Figure:
     for ax, axis in zip(subplots[0], axes):
         rows = table[table["axis"] == axis]
         reference = rows["reference"].iloc[0]
-        labels = [f"{reference}\n(reference)"] + [f"{c}\n(n={n})" for c, n in zip(rows["choice"], rows["n"])]
+        labels = [f"{reference}\n(reference)"] + [f"{c}\n({n} pairs)" for c, n in zip(rows["choice"], rows["n"])]
         ax.axhline(0.0, color="black", linestyle=":", linewidth=1)
         ax.plot([0], [0.0], marker="o", markerfacecolor="white", color="black")
         for x, row in enumerate(rows.itertuples(index=False), start=1):
@@ -138,11 +138,11 @@ def _axis_effects(run: Run, path: Path) -> Figure:
         ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_xlabel(axis)
         ax.set_ylabel(f"Δ {EVIDENCE_SPLIT} top-1 vs reference (pp)")
-    formula = table.attrs.get("formula", "")
-    caption = (f"Estimates (pp of {EVIDENCE_SPLIT} top-1) of each choice against its axis's reference choice (0, "
-               f"hollow dot), with unadjusted 95 % CIs, from one additive OLS over {n_model} configs, one run-seed "
-               f"model each ({formula}); n/e = not estimable, reason in Findings; verdicts (Holm-adjusted) in "
-               "Verdicts.")
+    caption = (f"Main effects (pp of {EVIDENCE_SPLIT} top-1) of each choice against its axis's reference choice (0, "
+               f"hollow dot): the mean Δ over the pairs of configs that differ in that axis alone, among {n_model} "
+               f"configs with one run-seed model each, with unadjusted 95 % t-intervals over the pairs (so the "
+               f"spread across the other axes' settings is in them); n/e = not estimable, reason in Findings; "
+               "verdicts (Holm-adjusted) in Verdicts.")
     return Figure(title, caption, _save(fig, path))
 
 

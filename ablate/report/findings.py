@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from ablate.analysis import CHEAPER, best_candidate, noise_floor, rung_fidelity
 from ablate.analysis.evidence import METHOD as INTERVAL_METHOD
@@ -40,9 +41,15 @@ def interval_text(low: float, high: float, signed: bool = True) -> str:
 
 def _subject(row) -> str:
     """What a family comparison is, in words."""
+    if row.kind == "ablation":
+        return (f"{row.change} at the reference `{row.b}` ({row.n_a} vs {row.n_b} seeds × {int(row.n_images)} "
+                f"{EVIDENCE_SPLIT} images, paired)")
+    if row.kind == "reference":
+        return (f"reference `{row.a}` vs {row.b} ({row.n_a} vs {row.n_b} seeds × {int(row.n_images)} "
+                f"{EVIDENCE_SPLIT} images, paired)")
     if row.kind == "effect":
-        return (f"{row.axis}: `{row.a}` vs `{row.b}` (reference; additive OLS over one run-seed model per config, "
-                f"n = {row.n_a} vs {row.n_b} configs)")
+        return (f"{row.axis}: `{row.a}` vs `{row.b}` (reference; on average over the other axes' settings: "
+                f"{row.n_a} matched pairs of run-seed models, t over the pairs)")
     seeds = f"{row.n_a} vs {row.n_b} fresh seeds × {int(row.n_images)} {EVIDENCE_SPLIT} images"
     if row.kind == "equal_macs":
         return f"`{row.a}` vs {row.b}, the best baseline costing no more MACs ({seeds})"
@@ -76,8 +83,9 @@ def verdict_lines(run: Run) -> list[str]:
     family_line = (f"Family: {m} comparisons ({summary}), adjusted together with {family.attrs['method']}'s "
                    f"step-down at α = {family.attrs['alpha']:g} (statsmodels multipletests), so the chance of any "
                    f"false \"is better\" in this report is at most {family.attrs['alpha']:.0%}; intervals are "
-                   f"unadjusted 95 %. Candidate-vs-baseline comparisons use the fresh confirmation seeds and the "
-                   f"{EVIDENCE_SPLIT} split, which selection never saw; their intervals: {INTERVAL_METHOD}.")
+                   f"unadjusted 95 %. Comparisons of models use seeds nothing selected on (the fresh confirmation "
+                   f"seeds, or every seed of an ablation) and the {EVIDENCE_SPLIT} split; their intervals: "
+                   f"{INTERVAL_METHOD}.")
     return head + better + unclear + [family_line, noise_sentence(run), detectable_sentence(run)]
 
 
@@ -111,14 +119,55 @@ def detectable_sentence(run: Run) -> str:
     by_kind = family.dropna(subset=["detectable"]).groupby("kind")["detectable"].median()
     parts = "; ".join(f"{KINDS[k]} ≈ {by_kind[k]:.1f} pp" for k in KINDS if k in by_kind)
     return (f"Smallest difference this run could detect (80 % power, two-sided, α = {family.attrs['alpha']:g}/{m} "
-            f"per comparison, from its own noise and n; median per kind): {parts or '—'}; {POWER_ADVICE}.")
+            f"per comparison, from its own noise and n; median per kind): {parts or '—'}; {POWER_ADVICE}."
+            + _planned_text(run, by_kind))
+
+
+def _planned_text(run: Run, achieved) -> str:
+    """What the run's plan promised (run.json ``plan``) against what it achieved: time and detectable differences."""
+    plan = run.meta.get("plan")
+    if not isinstance(plan, dict) or not plan.get("detectable"):
+        return ""
+    kinds = {label: kind for kind, label in KINDS.items()}
+    pairs = "; ".join(f"{label} {planned:.1f} → {achieved[kinds[label]]:.1f} pp"
+                      for label, planned in plan["detectable"].items()
+                      if label in kinds and kinds[label] in achieved)
+    minutes = run.meta.get("wall_seconds")
+    took = f"{minutes / 60:.1f} min" if isinstance(minutes, (int, float)) else "—"
+    return (f" Planned before training ({plan.get('design')}, noise from {plan.get('noise')}): ≈ "
+            f"{plan.get('minutes', math.nan):.1f} min → took {took}; detectable, planned → achieved: {pairs or '—'}.")
 
 
 def findings(run: Run) -> list[str]:
     """Descriptive sentences: the selection and its best candidate, effects that could not be estimated, the
     cheapest Pareto-optimal candidate, and (search runs) how well epoch 1 predicts the final ranking."""
-    return (_selection_sentences(run) + _not_estimable(run) + [_cheapest_sentence(run)]
-            + _fidelity_sentences(run))
+    return (_selection_sentences(run) + _settings_sentences(run) + _shares_sentences(run) + _not_estimable(run)
+            + [_cheapest_sentence(run)] + _fidelity_sentences(run))
+
+
+def _settings_sentences(run: Run) -> list[str]:
+    """Main effects whose per-setting Δs disagree beyond their own noise: where the axis helps and where not."""
+    table = run.effects
+    if "settings" not in table:
+        return []
+    return [f"{row.axis}: `{row.choice}` vs `{row.reference}` differs from setting to setting (Cochran's Q, "
+            f"{p_text(row.heterogeneity_p)}), so its average hides where it helps; Δ (pp) per setting of the other "
+            f"axes: {row.settings}."
+            for row in table.itertuples(index=False) if row.estimable and row.settings]
+
+
+def _shares_sentences(run: Run) -> list[str]:
+    """Which axis matters: shares of the config-to-config variance, largest first, with intervals."""
+    shares = run.shares
+    if shares.empty:
+        return []
+    ordered = pd.concat([shares[shares["term"] != "residual"].sort_values("share", ascending=False),
+                         shares[shares["term"] == "residual"]])
+    parts = "; ".join(f"{row.term} {row.share:.0f} % [{row.ci_low:.0f}, {row.ci_high:.0f}]"
+                      for row in ordered.itertuples(index=False))
+    return [f"Which axis matters — share of the variance of {EVIDENCE_SPLIT} top-1 across the "
+            f"{int((run.summary['kind'] == 'candidate').sum())} configs (ANOVA, type II sums of squares, one run-seed "
+            f"model per config; 95 % intervals from resampling the {EVIDENCE_SPLIT} images): {parts}."]
 
 
 def _selection_sentences(run: Run) -> list[str]:
@@ -141,8 +190,7 @@ def _selection_sentences(run: Run) -> list[str]:
 
 def _not_estimable(run: Run) -> list[str]:
     table = run.effects
-    return [f"{row.axis}: `{row.choice}` vs `{row.reference}`: not estimable — {row.reason} "
-            f"(n = {row.n} vs {row.n_reference} configs)."
+    return [f"{row.axis}: `{row.choice}` vs `{row.reference}`: not estimable — {row.reason}."
             for row in table.itertuples(index=False) if not row.estimable]
 
 

@@ -15,9 +15,9 @@ import pandas as pd
 
 from ablate.models.symmetry import SYMMETRY_RTOL
 from ablate.models.baselines import REFERENCE_BASELINE
-from ablate.report.data import COST_LABELS, MISSING, Figure, Run
+from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, MISSING, Figure, Run
 from ablate.report.findings import findings, verdict_lines
-from ablate.report.tables import cost_table, leaderboard, published_table, unfinished_table
+from ablate.report.tables import ablation_table, cost_table, leaderboard, published_table, unfinished_table
 from ablate.report.text import header_items
 
 PUBLISHED_HEADING = "Published reference numbers (ImageNet, from the papers — not measured here)"
@@ -27,11 +27,31 @@ Block = tuple[str, object]
 
 
 def build_document(run: Run, figures: list[Figure]) -> list[Block]:
-    """The report as an ordered list of (block kind, content), rendered by both markdown and HTML: the verdicts
-    first, then what they rest on."""
-    return ([("h1", f"Ablation report: {run.directory.resolve().name}"), ("h2", "Verdicts"),
-             ("ul", verdict_lines(run))] + _run_blocks(run) + _leaderboard_blocks(run) + _published_blocks()
-            + _figure_blocks(figures) + [("h2", "Findings"), ("ul", findings(run))])
+    """The report as an ordered list of (block kind, content), rendered by both markdown and HTML: an ablation's
+    table and the verdicts first, then what they rest on."""
+    return ([("h1", f"Ablation report: {run.directory.resolve().name}")] + _ablation_blocks(run)
+            + [("h2", "Verdicts"), ("ul", verdict_lines(run))] + _run_blocks(run) + _leaderboard_blocks(run)
+            + _published_blocks() + _figure_blocks(figures) + [("h2", "Findings"), ("ul", findings(run))])
+
+
+def _ablation_blocks(run: Run) -> list[Block]:
+    """An ablation design's table: the reference, one row per variant, then the reference vs each baseline."""
+    if run.reference is None:
+        return []
+    table = ablation_table(run)
+    if len(table) <= 1:
+        return [("h2", "Ablation table"), ("p", "The reference block has no completed model yet: no row to show.")]
+    family = run.verdicts
+    intro = (f"Every model of this table trained under the same {run.meta.get('seeds', '?')} seeds and was scored on "
+             f"the same {EVIDENCE_SPLIT} images; each row's Δ is its model's {EVIDENCE_SPLIT} top-1 minus the "
+             f"reference's (a reference row: the reference's minus the baseline's), paired image by image, with a "
+             f"95 % interval over both sources of noise. The {family.attrs.get('family_size', 0)} comparisons are one "
+             f"Holm family (α = {family.attrs.get('alpha', 0.05):g}); \"detectable\" is the difference each row would "
+             f"find with 80 % power. Costs are the row's model's.")
+    interactions = ("An ablation changes one axis at a time around the reference, so it cannot see interactions: "
+                    "whether an axis helps elsewhere in the space is a question for `--design grid` or "
+                    "`--design balanced`.")
+    return [("h2", "Ablation table"), ("p", intro), ("table", table), ("p", interactions)]
 
 
 def _run_blocks(run: Run) -> list[Block]:

@@ -42,6 +42,43 @@ def leaderboard(run: Run) -> pd.DataFrame:
     })
 
 
+ANSWERS = {True: "better", False: "worse", None: "no clear difference"}
+
+
+def ablation_table(run: Run) -> pd.DataFrame:
+    """The paper's ablation table: one row per variant (what changed from the reference), then the reference vs
+    each baseline; Δ with its interval, the Holm-adjusted p, the answer, the difference the row could detect, and
+    the costs of the row's model beside the reference's (params, MACs, element-wise ops, latency)."""
+    family = run.verdicts
+    rows = family[family["kind"].isin(["ablation", "reference"])]
+    costs = run.summary.set_index("name")
+    mscale, munit = cost_unit("macs", run.trials["macs"])
+
+    def cost(name: str, column: str, scale: float = 1.0, spec: str = "{:.2f}") -> str:
+        return fmt(costs[column].get(name, np.nan), spec, scale) if column in costs else MISSING
+
+    def answer(row) -> str:
+        return ANSWERS[None] if not isinstance(row.better, str) else ANSWERS[row.better == row.a]
+
+    reference = rows["b"].iloc[0] if (rows["kind"] == "ablation").any() else \
+        (rows["a"].iloc[0] if len(rows) else None)
+    subject = [reference] + [row.a if row.kind == "ablation" else row.b for row in rows.itertuples()]
+    return pd.DataFrame({
+        "comparison": ["reference"] + [f"{row.change}" if row.kind == "ablation" else f"reference vs {row.b}"
+                                       for row in rows.itertuples()],
+        "model": subject,
+        "test top-1 (%)": [cost(n, "test_top1_mean") for n in subject],
+        "Δ top-1 (pp)": [MISSING] + [_with_ci(r.estimate, r.ci_low, r.ci_high) for r in rows.itertuples()],
+        "Holm p": [MISSING] + [fmt(p, "{:.2g}") for p in rows["p_adjusted"]],
+        "answer": [MISSING] + [answer(r) for r in rows.itertuples()],
+        "detectable (pp)": [MISSING] + [fmt(d, "{:.1f}") for d in rows["detectable"]],
+        "params (M)": [cost(n, "params", 1e6) for n in subject],
+        f"MACs ({munit})": [cost(n, "macs", mscale) for n in subject],
+        "element-wise ops (M)": [cost(n, "elementwise_ops", 1e6) for n in subject],
+        "latency (ms)": [cost(n, "latency_ms") for n in subject],
+    })
+
+
 def _with_ci(value, low, high) -> str:
     """A signed difference with its interval, or alone when it has none."""
     ci = fmt_ci(low, high, "{:+.2f}")

@@ -242,12 +242,29 @@ class _Annealer:
         return best
 
 
+def ablation_design(axes: Sequence[Axis], reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reference point, then every point that changes exactly one axis from it (one factor at a time, in the
+    axes' and choices' order): with axes of k₁, k₂, … choices, 1 + Σ (kᵢ − 1) points (qlblock: 1 + 2 + 3 + 2).
+
+    Args:
+        axes: The sampled axes.
+        reference: The reference point (axis → value; each value one of its axis's choices).
+
+    Returns:
+        The points, the reference first.
+    """
+    variants = [{**reference, axis.name: choice} for axis in axes for choice in axis.choices
+                if choice != reference[axis.name]]
+    return [dict(reference), *variants]
+
+
 def startup_trials(trials: int) -> int:
     """How many trials a sampler spends before it models the results (TPE's start-up, NSGA-II's first population)."""
     return min(trials, 10, max(2, trials // 2))
 
 
 DESIGN_POINTS: dict[str, Callable[[SearchSpace, int, int], list[dict[str, Any]]]] = {
+    "ablation": lambda space, trials, seed: ablation_design(space.axes, space.reference),
     "grid": lambda space, trials, seed: space.grid_points(),
     "balanced": lambda space, trials, seed: balanced_design(space.axes, trials, seed),
     "search": lambda space, trials, seed: balanced_design(space.axes, startup_trials(trials), seed),
@@ -257,7 +274,8 @@ DESIGN_POINTS: dict[str, Callable[[SearchSpace, int, int], list[dict[str, Any]]]
 def design_points(space: SearchSpace, design: str, trials: int, seed: int) -> list[dict[str, Any]]:
     """The configs a run's design fixes before any result is in (axis → value), trained first and to the full budget.
 
-    ``grid``: every config; ``balanced``: ``trials`` configs with every choice (and pair of choices) about equally
-    often; ``search``: a balanced core of the sampler's start-up size, after which the sampler takes over.
+    ``ablation``: the space's reference and every config that changes one axis from it; ``grid``: every config;
+    ``balanced``: ``trials`` configs with every choice (and pair of choices) about equally often; ``search``: a
+    balanced core of the sampler's start-up size, after which the sampler takes over.
     """
     return DESIGN_POINTS[design](space, trials, seed)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ablate.plugins import Plugin
     from ablate.space.isomacs import MatchedWidth
 
-DESIGNS = ("balanced", "search", "grid")  # which configs a run trains; see ablate.space.design and the CLI's --design
+DESIGNS = ("ablation", "balanced", "search", "grid")  # which configs a run trains; see ablate.space.design, --design
 DEFAULT_DESIGN = "search"
 
 
@@ -70,6 +70,7 @@ class SearchSpace:
     width_match: str | None = None  # a WIDTH_MATCHES name when the width is solved, not sampled
     matched: dict[tuple[str, str], MatchedWidth] = field(default_factory=dict)  # (nl, spatial) → solved width
     plugins: tuple[Plugin, ...] = ()  # the modules the file names (``plugins:``), imported before its axes are checked
+    reference: dict[str, Any] | None = None  # the ablation design's reference point (axis → value), if any
 
     @property
     def size(self) -> int:
@@ -132,6 +133,34 @@ class SearchSpace:
         """One categorical parameter per sampled axis, named after it, from an ``optuna.Trial`` (the searcher's
         define-by-run sampling)."""
         return {a.name: trial.suggest_categorical(a.name, list(a.choices)) for a in self.axes}
+
+    def point_of(self, config: BlockConfig | str) -> dict[str, Any]:
+        """The point (axis → value) of a config string, checked against the space.
+
+        Raises:
+            ValueError: the config is not a point of the space (a value outside an axis's choices, or a fixed value
+                it does not share), in one line naming the first mismatch.
+        """
+        block = BlockConfig.coerce(config)
+        values = {"nonlinearity": block.nonlinearity, "spatial": block.spatial, "width": block.width}
+        for axis, value in self.fixed.items():
+            if values[axis] != value:
+                raise ValueError(f"{block} is not a point of space {self.name!r}: its {axis} is fixed to {value}")
+        point = {}
+        for axis in self.axes:
+            value = values[axis.name]
+            if value not in axis.choices:
+                raise ValueError(f"{block} is not a point of space {self.name!r}: {axis.name} {value!r} is not one "
+                                 f"of {', '.join(map(str, axis.choices))}")
+            point[axis.name] = value
+        return point
+
+    def point_name(self, point: dict[str, Any]) -> str:
+        """A point as its config string, or as ``axis=value, …`` while a matched width is not solved yet."""
+        try:
+            return str(self.config(point))
+        except ValueError:
+            return ", ".join(f"{axis}={value}" for axis, value in point.items())
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every point of the space as axis → value (the parameters an Optuna trial would suggest)."""

@@ -16,6 +16,7 @@ from ablate.analysis.selection import selection_key
 from ablate.errors import UsageError, error_summary
 from ablate.files import read_json, write_json
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
+from ablate.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
 from ablate.tune.collect import Outcome, outcome_of, training_row
 from ablate.tune.record import RunRecord, json_value
 from ablate.tune.settings import RunSettings
@@ -32,11 +33,11 @@ class Job:
     name: str  # display name: the baseline's, or the candidate's config string
     block: BlockConfig
     seed: int
-    phase: str  # "design" (the run's own seed) or "confirm" (an extra seed)
+    phase: str  # "design" (the run's own seed), "confirm" (an extra seed) or "ablation" (any seed of an ablation)
 
     @property
     def trial_id(self) -> str:
-        return f"{'baseline' if self.kind == 'baseline' else 'confirm'}-{self.name}-s{self.seed}"
+        return f"{'baseline' if self.kind == 'baseline' else self.phase}-{self.name}-s{self.seed}"
 
     @property
     def folder(self) -> str:
@@ -45,9 +46,27 @@ class Job:
 
 def baseline_jobs(settings: RunSettings) -> list[Job]:
     """The space's baselines under the run's seed (design: beside the candidates that selection compares) and under
-    every fresh confirmation seed (so that each confirmed candidate has a baseline of the same seed to pair with)."""
-    return [Job("baseline", b.name, b.block, seed, "design" if seed == settings.seed else "confirm")
+    every fresh confirmation seed (so that each confirmed candidate has a baseline of the same seed to pair with);
+    in an ablation, under each of its seeds."""
+    def phase(seed: int) -> str:
+        return ABLATION if settings.ablation else DESIGN if seed == settings.seed else CONFIRM
+    return [Job("baseline", b.name, b.block, seed, phase(seed))
             for b in (BASELINE_BY_TIMM_NAME[t] for t in settings.space.baselines) for seed in settings.training_seeds]
+
+
+def ablation_jobs(settings: RunSettings, points: list[dict[str, Any]]) -> list[Job]:
+    """Every config of an ablation design under every one of its seeds (none for other designs): nothing is searched
+    or selected, so all are Ray tasks, submitted at the start beside the baselines."""
+    if not settings.ablation:
+        return []
+    blocks = [settings.space.config(point) for point in points]
+    return [Job(CANDIDATE, str(block), block, seed, ABLATION) for block in blocks for seed in settings.training_seeds]
+
+
+def longest_first(jobs: list[Job], seconds: dict[str, float]) -> list[Job]:
+    """The jobs in decreasing order of their configs' expected seconds (the plan's; unknown ones last, in their
+    order): the longest trainings start first, so none is left running alone at the end (list scheduling)."""
+    return sorted(jobs, key=lambda job: -seconds.get(str(job.block), 0.0))
 
 
 def selected(settings: RunSettings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,13 +76,16 @@ def selected(settings: RunSettings, rows: list[dict[str, Any]]) -> list[dict[str
     test split) takes part, so their confirmed numbers carry no winner's curse. Ties are broken by the run's seed
     (:func:`ablate.analysis.selection.selection_key`).
     """
-    done = [r for r in rows if r["kind"] == "candidate" and r["status"] == "completed" and r["phase"] != "confirm"]
+    done = [r for r in rows if r["kind"] == CANDIDATE and r["status"] == COMPLETED and r["phase"] in SELECTION_PHASES]
     return sorted(done, key=lambda r: selection_key(settings.seed, r["val_top1"], r["config"]))[:settings.confirm]
 
 
 def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list[Job]:
-    """The selected candidates retrained under every fresh confirmation seed."""
-    return [Job("candidate", r["config"], BlockConfig.parse(r["config"]), seed, "confirm")
+    """The selected candidates retrained under every fresh confirmation seed (none in an ablation: it selects
+    nothing, and its extra seeds are :func:`ablation_jobs`)."""
+    if settings.ablation:
+        return []
+    return [Job(CANDIDATE, r["config"], BlockConfig.parse(r["config"]), seed, CONFIRM)
             for r in selected(settings, rows) for seed in settings.confirmation_seeds]
 
 

@@ -20,13 +20,15 @@ from ablate.data.splits import SPLITS
 from ablate.errors import UsageError, error_summary
 from ablate.results import load, read_run_json, write_run_json
 from ablate.data import load_protocol_data
+from ablate.planning import plan_line, plan_run
 from ablate.space.networks import space_networks
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
 from ablate.tune.collect import run_meta
-from ablate.tune.jobs import JobRunner, baseline_jobs, confirmation_jobs
+from ablate.schema import SEARCH
+from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
 from ablate.tune.record import RunRecord
 from ablate.tune.progress import RunProgress
-from ablate.tune.search import PHASE, make_searcher
+from ablate.tune.search import PHASE, make_searcher, run_design
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer
 from ablate.tune.trainables import make_trainable
@@ -43,12 +45,12 @@ class RunOutcome:
 
 
 class DesignExemptASHA(ASHAScheduler):
-    """ASHA that never stops a design trial: the design's configs are trained to the full budget, so that the run
-    keeps an unconfounded core however the search goes; their results still set the rungs' bars."""
+    """ASHA that stops only the sampler's trials: the design's configs are trained to the full budget, so that the
+    run keeps an unconfounded core however the search goes; their results still set the rungs' bars."""
 
     def on_trial_result(self, tune_controller, trial, result: dict[str, Any]) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        return TrialScheduler.CONTINUE if trial.config.get(PHASE) == "design" else action
+        return action if trial.config.get(PHASE) == SEARCH else TrialScheduler.CONTINUE
 
 
 def build_tuner(settings: RunSettings, resources: dict[str, float], job_ids: list[str], study_name: str) -> tune.Tuner:
@@ -86,16 +88,23 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     return replace(settings, space=space), {split: data.size(split) for split in SPLITS}
 
 
-def _finish_jobs(jobs: JobRunner, record: RunRecord) -> None:
-    """Wait for the baselines and confirmations still running, rewriting the tables as each one ends."""
-    announced = -1
+TABLES_EVERY_S = 15.0  # the driver rewrites the tables at most this often while Ray tasks train beside it
+
+
+def _finish_jobs(jobs: JobRunner, record: RunRecord, what: str = "baselines and confirmations") -> None:
+    """Wait for the Ray-task trainings still running, rewriting the tables as they end — at most every
+    ``TABLES_EVERY_S`` (each rewrite reads every record: on a 2-core machine the driver's CPU is the workers'), and
+    once more when the last one has ended. Each model is in ``records/`` the moment it ends either way."""
+    announced, written, changed = -1, time.monotonic(), False
     while jobs.pending:
         ray.wait(list(jobs.pending.values()), num_returns=1, timeout=5.0)
-        if jobs.collect(wait=False):
+        changed |= bool(jobs.collect(wait=False))
+        if changed and (time.monotonic() - written >= TABLES_EVERY_S or not jobs.pending):
             record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
+            written, changed = time.monotonic(), False
         done = jobs.done_count()
         if done != announced:
-            print(f"[ablate] baselines and confirmations {done}/{len(jobs.jobs)} done", flush=True)
+            print(f"[ablate] {what} {done}/{len(jobs.jobs)} done", flush=True)
             announced = done
 
 
@@ -104,13 +113,14 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
     record (Tune's trials by the progress callback, the jobs by their workers) and written as its tables."""
     run_dir, record = settings.run_dir, RunRecord(settings.run_dir)
     tune_dir = str(run_dir / "tune")
-    if resume and tune.Tuner.can_restore(tune_dir):
-        tuner = tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
-                                   resume_errored=False)
-    else:
-        tuner = build_tuner(settings, resources, [job.trial_id for job in jobs.jobs], study_name=run_dir.name)
     timer = start_timer(resources, at_start=True)
-    tuner.fit()
+    if settings.ablation:  # nothing to search or stop early: every training is a Ray task, the longest first
+        _finish_jobs(jobs, record, "ablation trainings (configs and baselines × seeds)")
+    elif resume and tune.Tuner.can_restore(tune_dir):
+        tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
+                           resume_errored=False).fit()
+    else:
+        build_tuner(settings, resources, [job.trial_id for job in jobs.jobs], study_name=run_dir.name).fit()
     jobs.collect(wait=False)
     confirmations = confirmation_jobs(settings, record.rows())
     if confirmations:
@@ -178,6 +188,11 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
         check_started_here(settings.run_dir)
     started = time.time()
     settings, split_sizes = _with_data(settings)
+    plan = read_run_json(settings.run_dir).get("plan") if resume else None
+    if plan is None:  # before Ray starts, on an idle machine: the models' steps are timed here
+        planned = plan_run(settings, settings.run_dir.parent)
+        print(plan_line(planned), flush=True)
+        plan = planned.as_dict() if planned else {}
     dashboard_url = init_ray(settings)  # before the run folder exists: a cluster that refuses us leaves nothing
     if dashboard_url:
         print(f"Ray dashboard: http://{dashboard_url} (if it asks for a token: `ray get-auth-token`)", flush=True)
@@ -188,14 +203,17 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     aliases = space_networks(settings.space, settings.macro).aliases
     for alias, name in aliases.items():
         print(f"[ablate] {alias} builds the same network as {name}: trained once, reported as {name}", flush=True)
-    write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
-                                     wall_seconds=previous.get("wall_seconds", 0.0), aliases=aliases))
     resources = trial_resources(settings)
+    workers = settings.max_concurrent or default_concurrency(resources)
+    write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
+                                     wall_seconds=previous.get("wall_seconds", 0.0), aliases=aliases, plan=plan,
+                                     workers=workers))
     jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
-    jobs.submit(baseline_jobs(settings), resources)
+    jobs.submit(longest_first(baseline_jobs(settings) + ablation_jobs(settings, run_design(settings)[1]),
+                              plan.get("seconds") or {}), resources)
     _train_everything(settings, resume, resources, jobs)
     table = load(run_dir)
     wall = previous.get("wall_seconds", 0.0) + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
-                                     wall_seconds=wall, aliases=aliases))
+                                     wall_seconds=wall, aliases=aliases, plan=plan, workers=workers))
     return RunOutcome(run_dir, table, dashboard_url, load(run_dir, predictions=True))

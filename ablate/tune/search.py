@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +19,26 @@ from ablate.space import SearchSpace
 from ablate.space.design import design_points, startup_trials
 from ablate.space.networks import Networks, space_networks
 from ablate.tune.settings import RunSettings
+from ablate.schema import ABLATION, DESIGN, SEARCH
 from ablate.tune.status import EARLIER_EPOCHS, classify
+
+
+class _NSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable again: Optuna 5.1's holds a ``threading.Lock`` (guarding an in-process cache of
+    its generations), which Ray Tune cannot pickle into its experiment state (``tuner.pkl``); a copy gets a lock of
+    its own. The study keys stay NSGA-II's own, so a study started by either class resumes under the other."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+# Optuna names the study keys of a GA sampler after its class (``__init_subclass__``): keep NSGA-II's
+_NSGAIISampler._GENERATION_KEY = getattr(optuna.samplers.NSGAIISampler, "_GENERATION_KEY", None)
+_NSGAIISampler._PARENT_CACHE_KEY_PREFIX = getattr(optuna.samplers.NSGAIISampler, "_PARENT_CACHE_KEY_PREFIX", None)
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int, trials: int) -> optuna.samplers.BaseSampler:
@@ -29,7 +49,7 @@ def make_sampler(name: str, space: SearchSpace, seed: int, trials: int) -> optun
     """
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials)),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, startup_trials(trials))),
+        "nsga2": lambda: _NSGAIISampler(seed=seed, population_size=max(2, startup_trials(trials))),
         "grid": lambda: optuna.samplers.GridSampler(space.grid_search_space(), seed=seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
@@ -86,14 +106,16 @@ class AblationSearch(Searcher):
         networks: Which network each point builds (:func:`ablate.space.networks.space_networks`): a proposal of a
             network already proposed under another name, or of one a baseline trains, is a repeat. None: every
             point is its own network.
+        design_phase: The phase of the design's trials (``design``; ``ablation`` in an ablation design).
     """
 
     def __init__(self, epochs: int, points: list[dict[str, Any]], design: list[dict[str, Any]] = (), *,
                  space: SearchSpace, metric: str | list[str], mode: str | list[str],
                  sampler: optuna.samplers.BaseSampler | None = None, study_name: str | None = None,
                  storage: optuna.storages.BaseStorage | None = None, seed: int | None = None,
-                 networks: Networks | None = None):
+                 networks: Networks | None = None, design_phase: str = DESIGN):
         super().__init__(metric=metric, mode=mode)
+        self._design_phase = design_phase
         self._epochs, self._space = epochs, space
         self._networks = networks or Networks({}, {})
         self._points = self._networks.distinct(points)
@@ -142,7 +164,7 @@ class AblationSearch(Searcher):
             self.study.enqueue_trial(self._rng.choice(unseen))
             config = self._ask(trial_id)
         self._suggested.add(self._key(config))
-        return {**config, PHASE: "design" if self._key(config) in self._design else "search"}
+        return {**config, PHASE: self._design_phase if self._key(config) in self._design else SEARCH}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Every epoch's val top-1 goes to the study as an intermediate value (step = epoch), so optuna-dashboard
@@ -224,15 +246,20 @@ class AblationSearch(Searcher):
             self.storage.get_study_id_from_name(self.study.study_name), number)
 
 
+def run_design(settings: RunSettings) -> tuple[Networks, list[dict[str, Any]]]:
+    """The networks of the run's space and its design's points without twins: what Tune trains first."""
+    networks = space_networks(settings.space, settings.macro)
+    return networks, networks.distinct(design_points(settings.space, settings.design, settings.trials, settings.seed))
+
+
 def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
     """The searcher of a run: its space, objectives, sampler and study storage; the design without twins."""
     metrics = [o.column for o in settings.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in settings.objectives]
-    networks = space_networks(settings.space, settings.macro)
+    networks, design = run_design(settings)
     return AblationSearch(
-        settings.protocol.epochs, settings.space.grid_points(),
-        networks.distinct(design_points(settings.space, settings.design, settings.trials, settings.seed)),
-        space=settings.space, networks=networks,
+        settings.protocol.epochs, settings.space.grid_points(), design, space=settings.space, networks=networks,
+        design_phase=ABLATION if settings.ablation else DESIGN,
         metric=metrics if settings.multi_objective else metrics[0], mode=modes if settings.multi_objective else modes[0],
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,

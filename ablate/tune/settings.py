@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from ablate.registry import lookup
 from ablate.plugins import Plugin, load_plugins
 from ablate.protocols.recipe import build_protocol
 from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace, load_space
+from ablate.space.design import design_points
 from ablate.training import TrainResult, train
 
 TrainFn = Callable[..., TrainResult]
@@ -41,12 +43,16 @@ class RunSettings:
         max_failures: Retries of a crashed trial from its last checkpoint.
         command: The command line, recorded in run.json.
         objectives_from: Where the objectives came from (flag, space file, run.json), for the run header.
-        design: ``balanced`` (a balanced set of configs, all trained to the full budget), ``search`` (the sampler
-            and ASHA, after a balanced start-up core exempt from early stopping) or ``grid`` (every config); None
-            (the default) takes the space file's ``design:``.
+        design: ``ablation`` (the space's reference block and every block that changes one axis from it, each and
+            the baselines under ``seeds`` training seeds; nothing is selected), ``balanced`` (a balanced set of
+            configs, all trained to the full budget), ``search`` (the sampler and ASHA, after a balanced start-up
+            core exempt from early stopping) or ``grid`` (every config); None (the default) takes the space file's
+            ``design:``. The ablation's reference is ``space.reference`` (``--reference`` replaces it).
         confirm: How many of the best candidates (by the run seed's val top-1) to retrain under fresh training seeds
-            once the design is done; the baselines are trained under the same fresh seeds.
-        seeds: Fresh training seeds per confirmed candidate and per baseline (used only when ``confirm > 0``).
+            once the design is done; the baselines are trained under the same fresh seeds (not used by
+            ``ablation``, which selects nothing).
+        seeds: Fresh training seeds per confirmed candidate and per baseline (used only when ``confirm > 0``); for
+            ``ablation``, the training seeds of every config and baseline, the run's seed among them.
         plugins: Plugin modules named for the run (``--plugin``), besides those its space file names.
         train_fn: The trainer; injectable for tests (e.g. one that fails on purpose).
 
@@ -82,12 +88,25 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.design is None:  # the space file's design: (frozen) set once, here
             object.__setattr__(self, "design", self.space.design)
+        lookup({d: d for d in DESIGNS}, self.design, "design")
+        if self.ablation and self.space.reference is None:
+            raise ValueError(f"the ablation design needs a reference block: space {self.space.name!r} names none "
+                             "(add `reference: CONFIG` to its file, or pass --reference CONFIG)")
+        if self.ablation:  # an ablation trains its design, whatever --trials says
+            object.__setattr__(self, "trials", len(design_points(self.space, "ablation", self.trials, self.seed)))
         if not 1 <= self.trials <= self.space.size:
             raise ValueError(f"trials must be between 1 and the space's {self.space.size} configs (no block is "
                              f"trained twice), got {self.trials}")
-        lookup({d: d for d in DESIGNS}, self.design, "design")
         if self.confirm < 0 or self.seeds < 1:
             raise ValueError(f"confirm must be ≥ 0 and seeds ≥ 1, got {self.confirm} and {self.seeds}")
+        if self.ablation and self.seeds < 2:
+            raise ValueError(f"an ablation judges each config on its own seed variance: it needs seeds ≥ 2 (3 or more "
+                             f"to detect much), got {self.seeds}")
+
+    @property
+    def ablation(self) -> bool:
+        """Whether the run is an ablation design: every model is evidence, nothing is selected."""
+        return self.design == "ablation"
 
     @property
     def every_plugin(self) -> tuple[Plugin, ...]:
@@ -102,7 +121,8 @@ class RunSettings:
             "protocol": self.protocol.as_dict(), "macro": self.macro,
             "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in self.objectives],
             "objectives_from": self.objectives_from, "sampler": self.sampler, "scheduler": self.scheduler,
-            "seed": self.seed, "design": self.design, "confirm": self.confirm, "seeds": self.seeds,
+            "seed": self.seed, "design": self.design, "reference": self.space.reference, "confirm": self.confirm,
+            "seeds": self.seeds,
             "trials_requested": self.trials, "address": self.address, "gpus_per_trial": self.gpus_per_trial,
             "cpus_per_trial": self.cpus_per_trial, "max_concurrent": self.max_concurrent, "storage": self.storage,
             "data_dir": self.data_dir, "max_failures": self.max_failures, "dashboard": self.dashboard,
@@ -124,8 +144,11 @@ class RunSettings:
         """
         plugins = load_plugins(p["spec"] for p in meta["plugins"])
         protocol = build_protocol(meta["protocol"], f"{run_dir}/run.json")
+        space = load_space(meta["space"]["path"])
+        if meta.get("reference"):  # the run's reference (--reference may have replaced the file's)
+            space = dataclasses.replace(space, reference=dict(meta["reference"]))
         fields = {
-            "space": load_space(meta["space"]["path"]), "protocol": protocol, "run_dir": run_dir,
+            "space": space, "protocol": protocol, "run_dir": run_dir,
             "trials": meta["trials_requested"], "seed": meta["seed"], "sampler": meta["sampler"],
             "objectives": tuple(Objective(o["metric"], o["direction"]) for o in meta["objectives"]),
             "objectives_from": meta["objectives_from"], "scheduler": meta["scheduler"], "address": meta["address"],
@@ -138,12 +161,14 @@ class RunSettings:
 
     @property
     def confirmation_seeds(self) -> tuple[int, ...]:
-        """The fresh training seeds that judge the selected candidates: ``seed + 1 … seed + seeds`` (none without
-        confirmation). They play no part in selection, which sees only the run's own seed.
+        """The training seeds besides the run's: the fresh seeds that judge the selected candidates, ``seed + 1 …
+        seed + seeds`` (none without confirmation); for an ablation, ``seed + 1 … seed + seeds − 1``, so that every
+        config has ``seeds`` in all. They play no part in selection, which sees only the run's own seed.
 
         The data splits stay those of the run's seed, so the rows of one training seed form pairs across models.
         """
-        return tuple(self.seed + 1 + r for r in range(self.seeds)) if self.confirm else ()
+        extra = self.seeds - 1 if self.ablation else (self.seeds if self.confirm else 0)
+        return tuple(self.seed + 1 + r for r in range(extra))
 
     @property
     def training_seeds(self) -> tuple[int, ...]:

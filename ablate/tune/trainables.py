@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import ray
@@ -47,11 +48,20 @@ def cost_columns(block: BlockConfig, settings: RunSettings, data: DatasetSplits,
 
     That in-trial latency is what a ``latency`` objective optimises (the searcher needs it from every trial); the
     table's ``latency_ms`` / ``throughput`` are measured later for all models side by side (``timing.time_models``).
+    The counts are the network's, whatever the seed: a worker counts each network once (an ablation trains every
+    config under several seeds, often on the same worker).
     """
-    costs = measure(build_model(block, settings.macro, data.num_classes), data.input_size, device=device,
-                    timing=trial_latency, batch_size=1, repeats=20)
-    columns = {k: getattr(costs, k) for k in COUNT_COLUMNS}
-    return {**columns, TRIAL_LATENCY: costs.latency_ms} if trial_latency else columns
+    if trial_latency:
+        costs = measure(build_model(block, settings.macro, data.num_classes), data.input_size, device=device,
+                        timing=True, batch_size=1, repeats=20)
+        return {**{k: getattr(costs, k) for k in COUNT_COLUMNS}, TRIAL_LATENCY: costs.latency_ms}
+    return dict(_counts(str(block), settings.macro, data.num_classes, tuple(data.input_size), str(device)))
+
+
+@lru_cache(maxsize=256)
+def _counts(block: str, macro: str, num_classes: int, input_size: tuple[int, ...], device: str) -> tuple:
+    costs = measure(build_model(block, macro, num_classes), input_size, device=device, timing=False)
+    return tuple((k, getattr(costs, k)) for k in COUNT_COLUMNS)
 
 
 def symmetry_of(model: torch.nn.Module, data: DatasetSplits) -> dict[str, Any]:

@@ -30,6 +30,7 @@ GRID = 36  # every qlblock config: each choice's main effect rests on 9–12 mat
 def _report(rng, population=None, design_seed=0, configs=12):
     population = population or Population(seed_sd_ratio=SEED_SD_RATIO)
     run = simulated_report_run(*simulate_run(rng, population, design_seed=design_seed, configs=configs))
+    gc.freeze()  # statsmodels' Holm calls gc.collect() on every family: let it walk only what is new since
     return run, verdict_lines(run)
 
 

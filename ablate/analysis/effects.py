@@ -73,9 +73,14 @@ def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
         counts = labels[axis].value_counts()
         order = _order(counts, (reference or {}).get(axis))
         ref = next((c for c in order if counts.get(c, 0) >= 1), None)
+        others = [a for a in axes if a != axis]  # the setting of the other axes, once per axis
+        setting = labels[others[0]].str.cat(labels[others[1:]], sep="/") if others else \
+            pd.Series("", index=labels.index)
         for choice in order:
             if choice != ref:
-                out.append(_effect(rows, labels, axis, choice, ref, metric, min_pairs, confidence, evidence))
+                pairs = _pairs(labels[axis], setting, choice, ref) if ref is not None else []
+                out.append(_effect(rows, axis, choice, ref, pairs, int((labels[axis] == ref).sum()), metric,
+                                   min_pairs, confidence, evidence))
     table = pd.DataFrame(out, columns=EFFECT_COLUMNS)
     table.attrs["n_model"] = len(rows)
     table.attrs["method"] = "matched pairs: t over the pairs of configs that differ in this axis only"
@@ -99,18 +104,14 @@ def _natural(label: str):
         return (1, 0.0, label)
 
 
-def _pairs(rows: pd.DataFrame, labels: pd.DataFrame, axis: str, choice: str, ref: str) -> list[tuple[int, int, str]]:
+def _pairs(labels: pd.Series, setting: pd.Series, choice: str, ref: str) -> list[tuple[int, int, str]]:
     """``(row of choice, row of reference, the other axes' setting)`` of every matched pair."""
-    others = [a for a in labels.columns if a != axis]
-    setting = labels[others].astype(str).agg("/".join, axis=1) if others else pd.Series("", index=labels.index)
-    with_choice = {s: i for i, s in setting[labels[axis] == choice].items()}
-    with_ref = {s: i for i, s in setting[labels[axis] == ref].items()}
+    with_choice = dict(zip(setting[labels == choice], setting.index[labels == choice]))
+    with_ref = dict(zip(setting[labels == ref], setting.index[labels == ref]))
     return [(with_choice[s], with_ref[s], s) for s in with_choice if s in with_ref]
 
 
-def _effect(rows, labels, axis, choice, ref, metric, min_pairs, confidence, evidence) -> dict:
-    pairs = _pairs(rows, labels, axis, choice, ref) if ref is not None else []
-    n_ref = int((labels[axis] == ref).sum()) if ref is not None else 0
+def _effect(rows, axis, choice, ref, pairs, n_ref, metric, min_pairs, confidence, evidence) -> dict:
     row = {"axis": axis, "choice": choice, "reference": ref, "estimate": math.nan, "se": math.nan, "ci_low": math.nan,
            "ci_high": math.nan, "p_value": math.nan, "n": len(pairs), "n_reference": n_ref, "estimable": False,
            "reason": "", "n_model": len(rows), "df_resid": float(len(pairs) - 1), "heterogeneity_p": math.nan,

@@ -47,6 +47,8 @@ def merge_twins(frame: pd.DataFrame) -> pd.DataFrame:
     """
     if frame.empty or "name" not in frame:
         return frame.assign(**{ALIASES: ""})
+    if (frame.groupby(network_keys(frame).to_numpy())["name"].nunique() <= 1).all():
+        return frame.assign(**{ALIASES: ""})  # no network under two names: nothing to merge (most runs)
     position = pd.Series(np.arange(len(frame)).astype(str))
     ids = frame["trial_id"].reset_index(drop=True) if "trial_id" in frame else position
     model = ids.astype("string").where(ids.notna() & (ids.astype(str) != ""), "#" + position).astype(str)

@@ -2,10 +2,11 @@
 
 ``BlockNet`` is built the timm way — every option is a constructor keyword (block config, macro or
 depths/channels, ``num_classes``, ``in_chans``, ``global_pool``, ``drop_rate``, ``drop_path_rate``) — and has
-timm ResNet's interface (``feature_info``, ``forward_features`` / ``forward_head``, ``get_classifier`` /
-``reset_classifier``), so ``timm.create_model`` (see ``ablate.models.timm_models``) and timm's ``train.py``
-can build and train it. Every network has the same attributes (``stem``, ``stages``, ``final_act``, ``fc``)
-so that the cost counter and the symmetry check can walk any of them the same way.
+timm ResNet's interface (``feature_info``, ``forward_features`` / ``forward_head``, ``forward_intermediates`` /
+``prune_intermediate_layers``, ``get_classifier`` / ``reset_classifier``), so ``timm.create_model`` (see
+``ablate.models.timm_models``), its ``features_only`` wrappers and timm's ``train.py`` can build and train it.
+Every network has the same attributes (``stem``, ``stages``, ``final_act``, ``fc``) so that the cost counter and
+the symmetry check can walk any of them the same way.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from timm.layers import create_classifier
 from timm.models import checkpoint_seq
+from timm.models._features import feature_take_indices
 from torch import nn
 
 from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
@@ -38,11 +40,12 @@ def cifar_stem(in_chans: int, channels: int) -> nn.Sequential:
 
 @dataclass(frozen=True)
 class Stem:
-    """How to build a stem, and its output stride (for ``feature_info``); its activation is module ``stem.2``."""
+    """How to build a stem, and its output stride (for ``feature_info``); its activation is ``stem[act_index]``."""
 
     build: Callable[[int, int], nn.Sequential]  # (in_chans, channels) -> module
     act_reduction: int  # reduction at the stem's activation
     reduction: int  # reduction at the stem's output
+    act_index: int = 2  # position of the activation (feature 0) in the stem's Sequential
 
 
 STEMS: dict[str, Stem] = {"imagenet": Stem(imagenet_stem, 2, 4), "cifar": Stem(cifar_stem, 1, 1)}
@@ -186,7 +189,9 @@ class BlockNet(nn.Module):
         stem = STEMS[macro.stem]
         specs = stage_specs(macro, block)
         self.stem = stem.build(in_chans, macro.stem_channels)
-        self.feature_info = [dict(num_chs=macro.stem_channels, reduction=stem.act_reduction, module="stem.2")]
+        self.stem_act_index = stem.act_index
+        self.feature_info = [dict(num_chs=macro.stem_channels, reduction=stem.act_reduction,
+                                  module=f"stem.{stem.act_index}")]
         total, index, reduction, stages = sum(map(len, specs)), 0, stem.reduction, []
         for s, stage in enumerate(specs):
             blocks = []
@@ -252,6 +257,85 @@ class BlockNet(nn.Module):
         else:
             x = self.stages(x)
         return self.final_act(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False
+                              ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The forward pass that also returns feature maps along the way (timm's feature API).
+
+        Feature 0 is the stem's activation (before the ImageNet stem's max-pool), feature ``s + 1`` the output of
+        stage ``s``, as ``feature_info`` lists them. ``BlockNet`` has no final norm layer; its final activation
+        (``final_act``: QLNet's hardball, identity for the other macros) sits where timm's ConvNeXt has its
+        pre-head norm and is treated the same way: ``norm=True`` applies it to the last stage's feature map, and
+        it is always applied to the returned final features, so these equal ``forward_features(x)``.
+
+        Args:
+            x: input images, NCHW.
+            indices: features to return: None for all, an int ``n`` for the last ``n``, or a sequence of indices
+                (negative ones count from the end).
+            norm: apply the final activation to the last stage's feature map (a no-op where it is identity).
+            stop_early: run no stage after the last one asked for; the final features returned are then that
+                stage's output, without the final activation.
+            output_fmt: only ``"NCHW"``.
+            intermediates_only: return only the list of feature maps.
+
+        Returns:
+            ``(final features, feature maps)``, or only the feature maps if ``intermediates_only``.
+
+        Raises:
+            ValueError: an ``output_fmt`` other than NCHW.
+            AssertionError: an index out of range (from timm's ``feature_take_indices``).
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"BlockNet gives NCHW feature maps only, not {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
+        intermediates = []
+        for i, layer in enumerate(self.stem):
+            x = layer(x)
+            if i == self.stem_act_index and 0 in take_indices:
+                intermediates.append(x)
+        stages = self.stages[:max_index] if stop_early else self.stages
+        for s, stage in enumerate(stages):
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint_seq(stage, x)
+            else:
+                x = stage(x)
+            if s + 1 in take_indices:
+                intermediates.append(self.final_act(x) if norm and s + 1 == len(self.stages) else x)
+        if intermediates_only:
+            return intermediates
+        if len(stages) == len(self.stages):
+            x = self.final_act(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop every layer after the last feature in ``indices`` (timm's ``features_only`` getter calls this).
+
+        Stages after it go (and the stem's max-pool if only feature 0 is kept). When stages go, the final
+        activation and the head go too, as they are sized for the last stage, and ``num_features`` becomes the
+        last kept feature's channels.
+
+        Args:
+            indices: the features to keep, as in ``forward_intermediates``.
+            prune_norm: also drop the final activation (hardball) when the last stage is kept.
+            prune_head: drop the classifier and pooling (``reset_classifier(0, "")``).
+
+        Returns:
+            The kept feature indices, absolute (negative ones resolved against the unpruned network).
+        """
+        take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
+        prune_end = max_index < len(self.stages)
+        self.stages = self.stages[:max_index]
+        if max_index == 0:
+            self.stem = self.stem[:self.stem_act_index + 1]
+        if prune_norm or prune_end:
+            self.final_act = nn.Identity()
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool, dropout and classify; ``pre_logits=True`` stops before the classifier."""

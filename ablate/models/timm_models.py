@@ -2,8 +2,12 @@
 
 ResNet50 itself is timm's own ``resnet50``; R50-max and R50-hybrid are the PfLayer definitions on the same
 skeleton; ``qlnet*`` are the QLNet family. Each is a ``BlockNet`` built through timm's ``build_model_with_cfg``
-(as timm's ``resnet.py`` builds ``ResNet``), so ``pretrained_cfg``, ``features_only`` / ``out_indices`` and
-every keyword timm's ``train.py`` passes (``in_chans``, ``drop_rate``, ``drop_path_rate``, ``global_pool``) work.
+(as timm's ``resnet.py`` builds ``ResNet``), so ``pretrained_cfg`` and every keyword timm's ``train.py`` passes
+(``in_chans``, ``drop_rate``, ``drop_path_rate``, ``global_pool``) work, and so does ``features_only=True`` with
+``out_indices`` and any ``feature_cls``: ``"list"`` (default), ``"dict"``, ``"hook"``, ``"fx"``, or ``"getter"``
+(through ``BlockNet.forward_intermediates``, pruning what follows the last feature asked for). ``block=``,
+``macro=``, ``depths=`` and ``channels=`` replace the variant's own; by default every feature is returned (the
+stem's, then one per stage).
 No pretrained weights are published through this package.
 """
 
@@ -12,20 +16,31 @@ from __future__ import annotations
 from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import register_notrace_module
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ablate.models.networks import QLNET_BLOCK, QLNET_MACRO, BlockNet
+from ablate.models.layers import Twist
+from ablate.models.networks import QLNET_BLOCK, QLNET_MACRO, BlockNet, resolve_macro
+
+# The twist conv reads its feature map's height and width to pick its coordinate grids, which fx cannot trace
+# through: timm's fx feature extractor (``feature_cls="fx"``) keeps it whole, as a leaf.
+register_notrace_module(Twist)
 
 
 def _create_blocknet(variant: str, pretrained: bool = False, **kwargs: Any) -> BlockNet:
     """Build a registered ``BlockNet`` variant with timm's builder (pretrained cfg, feature extraction).
+
+    With ``features_only=True`` the default ``out_indices`` are all the network's features (stem + one per stage),
+    not timm's fixed five, so macros with fewer stages work too.
 
     Raises:
         ValueError: ``pretrained=True`` (no weights are published for these models).
     """
     if pretrained:
         raise ValueError(f"{variant} has no published weights: create it with pretrained=False and train it")
-    return build_model_with_cfg(BlockNet, variant, pretrained, feature_cfg=dict(flatten_sequential=True), **kwargs)
+    stages = len(resolve_macro(kwargs["macro"], kwargs.get("depths"), kwargs.get("channels")).depths)
+    feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(stages + 1)))
+    return build_model_with_cfg(BlockNet, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:

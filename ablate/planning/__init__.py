@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from ablate.planning.designs import DesignPlan, Shape, plan_design
 from ablate.planning.history import History, earlier_runs, median_fixed, shipped_record
 from ablate.planning.noise import NoiseModel, estimate
 from ablate.planning.timing import ModelTime, measure_model
+from ablate.space.design import design_points
 
 __all__ = ["DesignPlan", "NoiseModel", "Plan", "Shape", "noise_model", "plan_run", "plan_line"]
 
@@ -61,8 +63,6 @@ def shapes(settings, designs: tuple[str, ...] = (), seed_counts: tuple[int, ...]
     """The run's own design first, then the alternatives a plan compares (other seed counts of an ablation,
     the factorial designs); an ablation's trainings are known config by config (``seconds``: config → seconds)."""
     space = settings.space
-    from ablate.space.design import design_points
-
     baselines = len(space.baselines)
     effects = sum(len(a.choices) - 1 for a in space.axes)
 
@@ -134,7 +134,6 @@ def matched_pairs(points: list[dict], axes) -> float:
 def _design_configs(settings, design: str) -> list[str]:
     """The config strings a design trains under the run seed, and its baselines'."""
     from ablate.models import BASELINE_BY_TIMM_NAME
-    from ablate.space.design import design_points
 
     if design == "ablation" and settings.space.reference is None:
         return []
@@ -147,10 +146,7 @@ def _model_times(settings, protocol, data, history: History, measure: bool
                  ) -> tuple[dict[str, float], dict[str, float], str]:
     """Seconds of one candidate's and one baseline's training (medians over the run's own configs), each config's,
     and where they come from."""
-    import statistics
-
     from ablate.models import BASELINE_BY_TIMM_NAME
-    from ablate.space.design import design_points
 
     blocks = [settings.space.config(p) for p in design_points(settings.space, settings.design, settings.trials,
                                                                settings.seed)]
@@ -180,6 +176,3 @@ def plan_line(plan: Plan | None) -> str:
             f"min here; this run can detect {detect or 'nothing estimable'} (80 % power, α = 0.05/"
             f"{plan.chosen.family}; noise from {plan.noise.source})")
 
-
-def as_json(plan: Plan) -> dict:
-    return {**plan.as_dict(), "alternatives": [asdict(replace(p, shape=asdict(p.shape))) for p in plan.alternatives]}

@@ -4,6 +4,7 @@ every kind of question in its family (80 % power, two-sided, α / m), from a noi
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 from ablate.analysis.verdicts import ALPHA, detectable_difference
@@ -95,10 +96,8 @@ def plan_design(shape: Shape, noise: NoiseModel, seconds: dict[str, float], work
 def _median_detectable(noise: NoiseModel, seeds: int, n_images: int | None, one_axis: bool,
                        pairs: list[tuple[str, str] | None], family: int) -> float:
     """The median over a kind's comparisons of their detectable differences (as the report states them)."""
-    found = [detectable_difference(*noise.comparison(seeds, seeds, n_images, one_axis, pair), ALPHA / family)
-             for pair in pairs]
-    return float(sorted(found)[len(found) // 2]) if len(found) % 2 else float(
-        (sorted(found)[len(found) // 2 - 1] + sorted(found)[len(found) // 2]) / 2)
+    return statistics.median(detectable_difference(*noise.comparison(seeds, seeds, n_images, one_axis, pair),
+                                                   ALPHA / family) for pair in pairs)
 
 
 def _effect_bound(shape: Shape, noise: NoiseModel, family: int, n_images: int | None) -> float:

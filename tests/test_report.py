@@ -17,7 +17,7 @@ from ablate.report import ReportOutputs, build_report, main, pareto_mask
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("Run", "Leaderboard (measured in this run)", "Pruned and failed trials",
             "Published reference numbers (ImageNet, from the papers — not measured here)", "Figures", "Findings",
-            "Verdicts")
+            "Answers")
 
 # name, kind, status, val_top1, macs (M), latency (ms), reason, epochs
 ROWS = [
@@ -127,7 +127,7 @@ def test_documents_carry_every_section(report):
     for heading in SECTIONS:
         assert f"## {heading}\n" in md
         assert f"<h2>{heading}</h2>" in page
-    assert md.index("## Verdicts\n") < md.index("## Run\n")  # verdicts right under the title
+    assert md.index("## Answers\n") < md.index("## Run\n")  # the answers right under the title
     assert "python run_ablation.py --space qlblock --trials 8 --seed 0" in md
     assert "12 completed, 1 pruned, 1 failed" in md and "digits" in md and "10 min 0 s" in md
 
@@ -205,7 +205,7 @@ def _items(markdown: str, heading: str) -> list[str]:
 
 def test_verdicts_and_findings_each_hold_a_number(report):
     md = report.markdown.read_text()
-    verdicts, findings = _items(md, "Verdicts"), _items(md, "Findings")
+    verdicts, findings = _items(md, "Answers"), _items(md, "Findings")
     assert all(re.search(r"\d", sentence) for sentence in verdicts + findings)
     text = " ".join(verdicts)
     # main effects need configs that differ in one axis alone (≥ 3 such pairs); these 12 hold too few, and no
@@ -225,7 +225,7 @@ def test_single_completed_trial_builds(tmp_path):
     md = out.markdown.read_text()
     assert [p.name for p in out.figures] == ["learning_curves.png"]
     assert md.count("Skipped:") == 5 and all(h in md for h in SECTIONS)  # 2 scatters, effects, EDF, importance
-    assert "No verdict-bearing comparison" in _section(md, "Verdicts")
+    assert "No verdict-bearing comparison" in _section(md, "Answers")
     assert "http" not in out.html.read_text()
 
 

@@ -1,7 +1,7 @@
 """The report on a designed, replicated run (simulated through ``tests/simulated_runs.py`` and written by the real
-``write_tables``): verdicts first, each with its Holm-adjusted p and the family size; no zero-width interval; a
-"Δ at equal MACs" with an interval for every candidate dearer than the cheapest baseline; the noise floor stated as
-noise; EDFs normalised only where the axis allows."""
+``write_tables``): the answers table first, each row with its Holm-adjusted p and cost ratios, the family size; no
+zero-width interval; a "Δ at equal MACs" with an interval for every candidate dearer than the cheapest baseline;
+the noise floor stated as noise; EDFs normalised only where the axis allows."""
 
 from __future__ import annotations
 
@@ -44,29 +44,64 @@ def _items(markdown: str, heading: str) -> list[str]:
     return [ln[2:] for ln in _section(markdown, heading).splitlines() if ln.startswith("- ")]
 
 
-def test_verdicts_come_first_and_each_quotes_its_adjusted_p_and_the_family(designed):
-    _, md, _ = designed
-    assert md.index("## Verdicts") < min(md.index(f"## {h}") for h in SECTIONS if h != "Verdicts")
+def test_the_answers_come_first_and_each_quotes_its_adjusted_p_cost_and_the_family(designed):
+    _, md, trials = designed
+    assert md.index("## Answers") < min(md.index(f"## {h}") for h in SECTIONS if h != "Answers")
+    answers = _tables(_section(md, "Answers"))[0]
     verdicts = _items(md, "Verdicts")
     family = next(v for v in verdicts if v.startswith("Family: "))
     m = int(re.match(r"Family: (\d+) comparisons", family).group(1))
-    at_equal_macs = sum("the best baseline costing no more MACs" in v for v in verdicts)
-    assert m == 7 + 3 + at_equal_macs and at_equal_macs >= 1  # 7 effects, the best vs 3 baselines, equal MACs
-    assert verdicts[0] == f"{sum(' is better than ' in v for v in verdicts)} of {m} comparisons show a clear difference."
-    comparisons = [v for v in verdicts if " is better than " in v or v.startswith("No clear difference")]
+    at_equal_macs = answers["question"].str.endswith("(the best baseline costing no more MACs)").sum()
+    assert m == len(answers) == 7 + 3 + at_equal_macs and at_equal_macs >= 1  # 7 effects, best vs 3 baselines
+    clear = answers["answer"].isin(["better", "worse"])
+    assert set(answers["answer"]) <= {"better", "worse", "no clear difference"} and 1 <= clear.sum() < m
+    assert verdicts[0].startswith(f"{clear.sum()} of {m} comparisons show a clear difference; the other ")
+    assert all(re.fullmatch(r"< 0\.001|[\d.e-]+", p) for p in answers["Holm p"])
+    assert all(re.fullmatch(r"\d+\.\d", d) for d in answers["detectable (pp)"])
     better = [v for v in verdicts if " is better than " in v]
-    assert len(comparisons) == m and 1 <= len(better) < m
+    assert len(better) == clear.sum()
     names = {"dwconv", "twist", "relu", "multiply", "hardball", "maxpool", "avgpool", "1", "2", "4", *BASELINES,
-             *designed[2]["name"]}
-    for line in better:  # names of real configs or choices, the winner first
+             *trials["name"]}
+    for line in better:  # names of real configs or choices, the winner first, with what the first side costs
         winner, loser = re.match(r"`([^`]+)` is better than `([^`]+)` — ", line).groups()
         assert winner in names and loser in names and winner != loser, line
-    assert all(re.search(r"Holm-adjusted p [=<] [\d.e-]+", v) for v in comparisons)
-    assert all("detectable with 80 % power" in v for v in comparisons if v.startswith("No clear difference"))
+        assert re.search(r"Holm-adjusted p [=<] [\d.e-]+; `[^`]+` costs \d+\.\d\d× the MACs and \d+\.\d\d× the "
+                         r"latency of `[^`]+`", line), line
     # the real effect: twist costs 12 pp, and the report says so against the reference choice
+    twist = answers.set_index("question").filter(like="spatial twist vs dwconv", axis=0).iloc[0]
+    assert twist["answer"] == "worse" and twist["Δ test top-1 (pp) [95 % CI]"].startswith("-1")
     assert any(v.startswith("`dwconv` is better than `twist` — spatial: `twist` vs `dwconv`") for v in verdicts)
     assert re.search(r"Smallest difference this run could detect \(80 % power, two-sided, α = 0.05/\d+ per "
                      r"comparison.*axis effect ≈ \d+\.\d pp; best candidate vs baseline ≈ \d+\.\d pp", md)
+
+
+def test_every_cost_ratio_is_the_two_sides_costs(designed):
+    """A comparison of two configs: the first's mean MACs / latency over the second's; an axis effect: the geometric
+    mean over its matched pairs (here every config of the grid differs from its pair in that axis alone)."""
+    _, md, trials = designed
+    answers = _tables(_section(md, "Answers"))[0]
+    done = trials[trials["status"] == "completed"]
+    cost = done.groupby("name")[["macs", "latency_ms"]].mean()
+    checked = []
+    for row in answers.itertuples(index=False):
+        best = re.fullmatch(r"best candidate (\S+) vs (\S+)", row.question)
+        effect = re.fullmatch(r"(\w+) (\S+) vs (\S+) \(axis effect, \d+ matched pairs\)", row.question)
+        if best:
+            a, b = best.groups()
+            assert row[-2] == f"{cost.loc[a, 'macs'] / cost.loc[b, 'macs']:.2f}×"
+            assert row[-1] == f"{cost.loc[a, 'latency_ms'] / cost.loc[b, 'latency_ms']:.2f}×"
+            checked.append("best")
+        elif effect:
+            axis, choice, reference = effect.groups()
+            configs = done[done["kind"] == "candidate"].groupby("name").first()
+            label = configs[axis].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+            others = [x for x in ("nonlinearity", "spatial", "width") if x != axis]
+            pairs = configs[label == choice].merge(configs[label == reference], on=others)
+            ratio = np.exp(np.log(pairs["macs_x"] / pairs["macs_y"]).mean())
+            assert row[-2] == f"{ratio:.2f}×", row.question
+            checked.append("effect")
+    assert checked.count("best") == 3 and checked.count("effect") == 7
+    assert answers.columns[-2:].tolist() == ["MACs ratio", "latency ratio"]
 
 
 def test_no_interval_anywhere_is_zero_width(designed):
@@ -126,7 +161,7 @@ def test_an_unreplicated_run_draws_no_candidate_verdict(tmp_path):
     board = _tables(_section(md, SECTIONS[1]))[0]
     assert (board["seeds"] == "1 (run seed)").all() and (board["test 95 % CI"] == "—").all()
     assert board.set_index("name").loc["R50-max", "Δ vs ResNet50 (pp)"] == "-2.00"
-    verdicts = " ".join(_items(md, "Verdicts"))
+    verdicts = " ".join(_items(md, "Answers"))
     assert "best candidate" not in verdicts and "seed-to-seed std: not measured" in verdicts
     assert "binomial SE of test top-1: unknown" in verdicts
     assert re.search(r"Skipped: an error EDF per axis needs at least 8 full-budget configs for every choice; configs "

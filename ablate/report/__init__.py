@@ -3,7 +3,8 @@
 Input is the results-table contract of docs/ARCHITECTURE.md (``trials.parquet``, optional ``curves.parquet``,
 ``run.json``). Usage: ``python -m ablate.report results/<run>``; the project CLI calls :func:`build_report`.
 Pipeline: ``data`` (load, validate; the per-config summary and the matched-pair effects from ``ablate.analysis``) →
-``tables`` / ``figures`` / ``text`` (header, noise floor) / ``findings`` → ``render`` (markdown and HTML).
+``tables`` (the answers first) / ``figures`` (colours from ``style``) / ``text`` (header) / ``findings`` (note,
+verdicts, findings) → ``render`` (one Markdown text; the HTML is it rendered by markdown-it-py).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def build_report(run_dir: str | Path) -> ReportOutputs:
     figures = make_figures(run, run.directory / "figures")
     doc = build_document(run, figures)
     md_path, html_path = run.directory / "report.md", run.directory / "report.html"
-    write_text(md_path, render_markdown(doc, run.directory))
-    write_text(html_path, render_html(doc, str(doc[0][1])))
+    markdown = render_markdown(doc, run.directory)
+    write_text(md_path, markdown)
+    write_text(html_path, render_html(markdown, run.directory, f"Ablation report: {run.directory.resolve().name}"))
     return ReportOutputs(md_path, html_path, tuple(f.path for f in figures if f.path is not None))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
+from ablate.pareto import pareto_mask
 from ablate.schema import AXIS_COLUMNS, TRIAL_COLUMNS
 
 COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
@@ -66,6 +67,17 @@ class Run:
         return summarize(self.trials, self.evidence, axes=self.axes)
 
     @cached_property
+    def front(self) -> pd.Series:
+        """The report's one Pareto front, on :attr:`summary`'s index: max evidence top-1 (:data:`EVIDENCE_SPLIT`) vs
+        min the run's cost. The leaderboard's ★, the findings and the figures all use it (:attr:`front_text`)."""
+        return pareto_mask(self.summary, "test_top1_mean", self.cost)
+
+    @property
+    def front_text(self) -> str:
+        """The front's definition in words."""
+        return f"max {EVIDENCE_SPLIT} top-1 (the evidence mean) vs min {COST_LABELS[self.cost]}"
+
+    @cached_property
     def verdicts(self) -> pd.DataFrame:
         """The report's family of verdict-bearing comparisons, Holm-adjusted (:func:`ablate.analysis.verdict_family`)."""
         from ablate.analysis import verdict_family
@@ -84,6 +96,8 @@ class Run:
         the space named in run.json; empty when the file cannot be read (the most common choice is used then)."""
         space = self.meta.get("space")
         space = space if isinstance(space, dict) else {"name": space}
+        if isinstance(space.get("choices"), dict):  # run.json keeps them: no space file to load, no torch to import
+            return {axis: list(choices) for axis, choices in space["choices"].items()}
         from ablate.space import load_space
 
         for source in (space.get("path"), space.get("name")):
@@ -163,11 +177,13 @@ class Run:
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure made or skipped; ``path`` is None when skipped and the caption then says why."""
+    """A figure made or skipped; ``path`` is None when skipped and the caption then says why. ``data`` is what the
+    figure drew (one row per marker, line point or bar), so its caption's numbers can be checked against it."""
 
     title: str
     caption: str
     path: Path | None = None
+    data: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -258,6 +274,15 @@ def cost_unit(metric: str, values: pd.Series) -> tuple[float, str]:
     if metric == "latency_ms":
         return 1.0, "ms"
     return (1e9, "G") if metric == "macs" and values.max(skipna=True) >= 1e9 else (1e6, "M")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*|])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md_escape(text) -> str:
+    """Free text (data, not the report's own sentences) made literal in Markdown: backslashes, backticks,
+    asterisks, pipes and underscores that could start or end emphasis are backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), str(text))
 
 
 def strip_urls(text: str) -> str:

@@ -15,14 +15,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, normalisable  # noqa: E402
-from ablate.models.baselines import BASELINE_NAMES  # noqa: E402
 from ablate.analysis.equal_cost import baseline_front  # noqa: E402
 from ablate.files import write_atomic  # noqa: E402
 from ablate.schema import EVIDENCE_PHASES, search_trials  # noqa: E402
 from ablate.analysis.effects import choice_label  # noqa: E402
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Figure, Run, cost_unit, varying_axes  # noqa: E402
-
-BASELINE_STYLE = dict(zip(BASELINE_NAMES, (("s", "#d62728"), ("D", "#1f77b4"), ("^", "#2ca02c"))))
+from ablate.report.style import (CANDIDATE_PALETTE, baseline_marker, baseline_names, colour, palette,  # noqa: E402
+                                 shown_configs)
 
 
 FIGURE_FILES = ("accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png", "error_edf.png",
@@ -52,17 +51,20 @@ def _save(fig, path: Path) -> Path:
 
 
 def _scatter(run: Run, cost: str, path: Path) -> Figure:
-    """Evidence top-1 against a cost: one marker per config with its 95 % interval, its models as faint dots, and
-    the baselines' step front (the best baseline costing no more: the yardstick of "Δ at equal MACs")."""
+    """Evidence top-1 against a cost: one marker per config with its 95 % interval, its models as faint dots, the
+    baselines' step front (the best baseline costing no more: the yardstick of "Δ at equal MACs") and, against the
+    run's own cost, the report's Pareto front ringed. Names are in the legend, never printed beside a marker (labels
+    of close markers would print over each other)."""
     label = COST_LABELS[cost]
     title = f"Test top-1 vs {label}"
-    configs = run.summary.dropna(subset=["test_top1_mean", cost])
+    configs = run.summary.assign(on_front=run.front).dropna(subset=["test_top1_mean", cost])
     configs = configs[configs[cost] > 0]
     if len(configs) < 2:
         return Figure(title, f"Skipped: needs at least 2 configs with {label} measured and an evidence top-1, "
                              f"found {len(configs)}.")
     scale, unit = cost_unit(cost, configs[cost])
     configs = configs.assign(x=configs[cost] / scale)
+    colours = palette(run)
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     models = run.completed.merge(configs[["name", "evidence", "x"]], on="name")
     judged = models["phase"].isin(EVIDENCE_PHASES)
@@ -75,15 +77,14 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
                 elinewidth=0.8, capsize=2, zorder=2)
     cands = configs[configs["kind"] != "baseline"]
     if not cands.empty:
-        sns.scatterplot(data=cands, x="x", y="test_top1_mean", hue="spatial" if "spatial" in cands else None,
-                        style="nonlinearity" if "nonlinearity" in cands else None, s=55, ax=ax, zorder=3)
+        hue, style = ("spatial" if "spatial" in cands else None), ("nonlinearity" if "nonlinearity" in cands else None)
+        cands = cands.assign(**{c: cands[c].map(choice_label) for c in (hue, style) if c})
+        sns.scatterplot(data=cands, x="x", y="test_top1_mean", hue=hue, style=style, s=55, ax=ax, zorder=3,
+                        palette={c: colour(colours, c) for c in cands[hue]} if hue else None)
     bases = configs[configs["kind"] == "baseline"]
     for _, base in bases.iterrows():
-        marker, color = BASELINE_STYLE.get(base["name"], ("P", "#7f7f7f"))
-        ax.scatter(base["x"], base["test_top1_mean"], marker=marker, s=130, color=color, edgecolor="black",
-                   zorder=4, label=f"baseline {base['name']}")
-        ax.annotate(base["name"], (base["x"], base["test_top1_mean"]), xytext=(6, 6), textcoords="offset points",
-                    fontsize=8, fontweight="bold", color=color)
+        ax.scatter(base["x"], base["test_top1_mean"], marker=baseline_marker(run, base["name"]), s=130,
+                   color=colour(colours, base["name"]), edgecolor="black", zorder=4, label=f"baseline {base['name']}")
     front = baseline_front(run.summary, cost=cost)
     if cost == "macs" and len(front):
         steps = front[["name", cost]].assign(x=front[cost] / scale).merge(configs[["name", "test_top1_mean"]],
@@ -92,6 +93,10 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
         ax.step(list(steps["x"]) + [right], list(steps["test_top1_mean"]) + [steps["test_top1_mean"].iloc[-1]],
                 where="post", color="black", linestyle="--", linewidth=1, zorder=3,
                 label="best baseline costing no more")
+    ringed = configs[configs["on_front"]] if cost == run.cost else configs.iloc[:0]
+    if len(ringed):
+        ax.scatter(ringed["x"], ringed["test_top1_mean"], s=260, facecolors="none", edgecolors="black",
+                   linewidths=1.0, zorder=5, label="Pareto front (★)")
     if configs["x"].max() / configs["x"].min() > 20:
         ax.set_xscale("log")
     what = "multiply-accumulates per image" if cost == "macs" else "batch-1"
@@ -103,13 +108,16 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               frameon=False)
     confirmed = int((configs["evidence"] == "confirm").sum())
-    caption = (f"{EVIDENCE_SPLIT.capitalize()} top-1 (%) against {label} ({unit}) for {len(configs)} configs, one "
-               f"marker each at its evidence mean with its 95 % interval (seeds and test images): {confirmed} over "
-               "their fresh confirmation seeds, the rest over the run seed's model; faint dots are the single "
-               "models. Baselines are the large labelled markers"
+    caption = (f"{EVIDENCE_SPLIT.capitalize()} top-1 (%) against {label} ({unit}) for {len(configs)} configs "
+               f"({len(cands)} candidates, {len(bases)} baselines), one marker each at its evidence mean with its 95 % "
+               f"interval (seeds and test images): {confirmed} over the seeds nothing selected on (fresh confirmation "
+               f"seeds, or every seed of an ablation), the rest over the run seed's model; faint dots are the "
+               f"{len(models)} single models. Baselines are the large grey markers named in the legend"
                + ("; the dashed step is the best baseline costing no more MACs (chosen on the selection numbers), "
-                  "the yardstick of \"Δ at equal MACs\"." if cost == "macs" and len(front) else "."))
-    return Figure(title, caption, _save(fig, path))
+                  "the yardstick of \"Δ at equal MACs\"" if cost == "macs" and len(front) else "")
+               + (f"; the {len(ringed)} ringed configs are the Pareto front ({run.front_text}), the leaderboard's ★"
+                  if len(ringed) else "") + ".")
+    return Figure(title, caption, _save(fig, path), configs)
 
 
 def _axis_effects(run: Run, path: Path) -> Figure:
@@ -120,7 +128,7 @@ def _axis_effects(run: Run, path: Path) -> Figure:
     if table.empty or not table["estimable"].any():
         return Figure(title, f"Skipped: no effect is estimable from {n_model} candidate configs over "
                              f"{len(axes)} varying axes (the reasons are in Findings).")
-    axes = list(dict.fromkeys(table["axis"]))
+    axes, colours = list(dict.fromkeys(table["axis"])), palette(run)
     fig, subplots = plt.subplots(1, len(axes), figsize=(3.2 * len(axes), 3.8), sharey=True, squeeze=False)
     for ax, axis in zip(subplots[0], axes):
         rows = table[table["axis"] == axis]
@@ -131,7 +139,7 @@ def _axis_effects(run: Run, path: Path) -> Figure:
         for x, row in enumerate(rows.itertuples(index=False), start=1):
             if row.estimable:
                 ax.errorbar([x], [row.estimate], yerr=[[row.estimate - row.ci_low], [row.ci_high - row.estimate]],
-                            fmt="o", color="#d62728", capsize=4, linewidth=1.5)
+                            fmt="o", color=colour(colours, row.choice), capsize=4, linewidth=1.5)
             else:
                 ax.annotate("n/e", (x, 0.0), ha="center", va="bottom", color="0.4", fontsize=8)
         ax.set_xticks(range(len(labels)), labels)
@@ -143,7 +151,7 @@ def _axis_effects(run: Run, path: Path) -> Figure:
                f"configs with one run-seed model each, with unadjusted 95 % t-intervals over the pairs (so the "
                f"spread across the other axes' settings is in them); n/e = not estimable, reason in Findings; "
                "verdicts (Holm-adjusted) in Verdicts.")
-    return Figure(title, caption, _save(fig, path))
+    return Figure(title, caption, _save(fig, path), table[table["axis"].isin(axes)])
 
 
 def _error_edf(run: Run, path: Path) -> Figure:
@@ -159,13 +167,15 @@ def _error_edf(run: Run, path: Path) -> Figure:
         return Figure(title, f"Skipped: an error EDF per axis needs at least {MIN_ROWS_PER_CHOICE} full-budget configs "
                              f"for every choice; configs per choice: {text or 'no varying axis'}.")
     fig, subplots = plt.subplots(1, len(ready), figsize=(3.6 * len(ready), 3.6), sharey=True, squeeze=False)
-    notes = []
+    notes, drawn, colours = [], [], palette(run)
     for ax, axis in zip(subplots[0], ready):
         normalise, why = normalisable(run.trials, axis, metric)
         edf = error_edf(run.trials, axis, metric, normalise=normalise)
         given = [choice_label(c) for c in run.choice_orders.get(axis, [])]
         order = [c for c in given if c in set(edf["choice"])] + sorted(set(edf["choice"]) - set(given))
-        sns.ecdfplot(data=edf, x="error", hue="choice", hue_order=order, weights="weight", ax=ax)  # per choice
+        sns.ecdfplot(data=edf, x="error", hue="choice", hue_order=order, weights="weight", ax=ax,  # per choice
+                     palette={c: colour(colours, c) for c in order})
+        drawn.append(edf.assign(axis=axis))
         ax.set_xlabel(f"{axis}: {EVIDENCE_SPLIT} error (%)")
         ax.set_ylabel("cumulative fraction" + (" (MACs-normalised)" if normalise else ""))
         notes.append(f"{axis}: normalised over the MACs every choice occupies ({len(edf)} configs)" if normalise
@@ -175,43 +185,55 @@ def _error_edf(run: Run, path: Path) -> Figure:
                "choice's density of log MACs, 10 shared bins) inside the log-MACs range all choices occupy, so there "
                "every choice has the same MACs distribution; higher and further left is better. " + "; ".join(notes)
                + "." + (f" Not drawn where a choice has fewer than {MIN_ROWS_PER_CHOICE} configs: {text}." if text else ""))
-    return Figure(title, caption, _save(fig, path))
+    return Figure(title, caption, _save(fig, path), pd.concat(drawn, ignore_index=True))
 
 
 def _learning_curves(run: Run, path: Path) -> Figure:
-    """val top-1 per epoch for the best five candidates and the baselines."""
+    """val top-1 per epoch of the leaderboard's first candidates and the baselines: each config's mean over its
+    completed models, with a band over them where it has several."""
     title = "Learning curves"
     curves = run.curves
     if curves.empty or not {"trial_id", "epoch", "val_top1"} <= set(curves.columns):
         return Figure(title, "Skipped: curves.parquet is missing or lacks trial_id/epoch/val_top1 (0 curves).")
-    best = run.candidates.nlargest(5, "val_top1")
-    chosen = pd.concat([best, run.completed[run.completed["kind"] == "baseline"]])
-    labels = dict(zip(chosen["trial_id"], chosen["name"] + np.where(chosen["kind"] == "baseline", " (baseline)", "")))
-    data = curves[curves["trial_id"].astype(str).isin(labels)]
+    shown, bases = shown_configs(run), baseline_names(run)
+    models = run.completed[run.completed["name"].isin(shown + bases)]
+    data = curves[["trial_id", "epoch", "val_top1"]].astype({"trial_id": str}).merge(
+        models[["trial_id", "name", "kind"]].astype({"trial_id": str}), on="trial_id").sort_values("epoch")
     if data.empty:
-        return Figure(title, "Skipped: curves.parquet holds none of the 5 best candidates or the 3 baselines.")
-    kinds = dict(zip(chosen["trial_id"], chosen["kind"]))
-    data = data.assign(trial=data["trial_id"].astype(str).map(labels),
-                       kind=data["trial_id"].astype(str).map(kinds)).sort_values("epoch")
+        return Figure(title, f"Skipped: curves.parquet holds none of the {len(shown)} candidates first on the "
+                             f"leaderboard or the {len(bases)} baselines.")
+    order = [n for n in shown + bases if n in set(data["name"])]
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
-    sns.lineplot(data=data, x="epoch", y="val_top1", hue="trial", style="kind", style_order=["candidate", "baseline"],
-                 marker="o", markersize=4, ax=ax)
+    sns.lineplot(data=data, x="epoch", y="val_top1", hue="name", hue_order=order, palette=palette(run),
+                 style="kind", style_order=["candidate", "baseline"], marker="o", markersize=4,
+                 errorbar=("ci", 95), seed=0, ax=ax)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation top-1 (%)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    caption = f"Validation top-1 (%) per epoch for the {len(labels)} trials chosen (best ≤5 candidates and baselines)."
-    return Figure(title, caption, _save(fig, path))
+    per = data.drop_duplicates("trial_id")["kind"].value_counts()
+    named = data.drop_duplicates("name")["kind"].value_counts()
+    caption = (f"Validation top-1 (%) per epoch of the {named.get('candidate', 0)} candidates first on the "
+               f"leaderboard ({per.get('candidate', 0)} models) and the {named.get('baseline', 0)} baselines "
+               f"({per.get('baseline', 0)} models): each config's mean over its models, with a 95 % bootstrap band "
+               "over them where it has several.")
+    return Figure(title, caption, _save(fig, path), data)
+
+
+def importance_rows(run: Run) -> pd.DataFrame:
+    """The models fANOVA is fitted on: the run seed's completed candidates (design and search phases: one model per
+    config, what selection saw) with a val top-1; confirmation reruns and an ablation's seeds are left out."""
+    return search_trials(run.candidates).dropna(subset=["val_top1"])
 
 
 def parameter_importance(run: Run) -> pd.Series | None:
-    """fANOVA importance of each varying axis from an in-memory Optuna study.
+    """fANOVA importance of each varying axis from an in-memory Optuna study over :func:`importance_rows`.
 
     None when fANOVA has nothing to explain: under 4 trials, no varying axis, or one accuracy for all.
     """
     import optuna
 
-    cands, axes = search_trials(run.candidates).dropna(subset=["val_top1"]), varying_axes(run)
+    cands, axes = importance_rows(run), varying_axes(run)
     if len(cands) < 4 or not axes or cands["val_top1"].nunique() < 2:
         return None
     params = [{a: _plain(v) if pd.notna(v) else "n/a" for a, v in row.items()} for row in cands[axes].to_dict("records")]
@@ -237,15 +259,17 @@ def _plain(value):
 def _importance(run: Run, path: Path) -> Figure:
     """Bar chart of the fANOVA importances, named by evaluator in the caption."""
     title = "Parameter importance"
-    importance = parameter_importance(run)
+    rows, importance = importance_rows(run), parameter_importance(run)
     if importance is None or importance.empty:
-        return Figure(title, f"Skipped: needs at least 4 completed candidates with a varying axis and differing "
-                             f"val top-1, found {len(run.candidates)} candidates, {len(varying_axes(run))} varying "
-                             f"axes and {run.candidates['val_top1'].nunique()} distinct val top-1 values.")
+        return Figure(title, f"Skipped: needs at least 4 completed run-seed candidates (design and search phases) "
+                             f"with a varying axis and differing val top-1, found {len(rows)} candidates, "
+                             f"{len(varying_axes(run))} varying axes and {rows['val_top1'].nunique()} distinct val "
+                             "top-1 values.", data=rows)
     fig, ax = plt.subplots(figsize=(5.6, 0.6 * len(importance) + 1.6))
-    sns.barplot(x=importance.values, y=importance.index, color="#4c72b0", ax=ax)
+    sns.barplot(x=importance.values, y=importance.index, color=CANDIDATE_PALETTE[0], ax=ax)
     ax.set_xlabel("importance (fraction of val top-1 variance, unitless)")
     ax.set_ylabel("axis")
-    caption = (f"Importance of each axis for validation top-1 over {len(run.candidates)} completed candidates, from "
-               "Optuna's FanovaImportanceEvaluator(seed=0) on an in-memory study.")
-    return Figure(title, caption, _save(fig, path))
+    caption = (f"Importance of each axis for validation top-1 over the {len(rows)} completed run-seed candidates "
+               f"(one model per config: design and search phases; reruns under other seeds left out), from Optuna's "
+               "FanovaImportanceEvaluator(seed=0) on an in-memory study.")
+    return Figure(title, caption, _save(fig, path), rows)

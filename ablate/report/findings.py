@@ -1,8 +1,10 @@
-"""The report's words: the Verdicts section (one Holm-adjusted family) and the descriptive Findings.
+"""The report's words: the note under the answers table, the Verdicts section (one Holm-adjusted family) and the
+descriptive Findings.
 
 A verdict — "`X` is better than `Y`" — is only ever said of a comparison in the family
-(:func:`ablate.analysis.verdict_family`) whose adjusted p is below α; every other comparison of the family is listed
-as "no clear difference" with the smallest difference it could have detected. Findings describe what the verdicts do
+(:func:`ablate.analysis.verdict_family`) whose adjusted p is below α, with what the winner costs; every other
+comparison of the family is "no clear difference" in the answers table, with the smallest difference it could have
+detected. Findings describe what the verdicts do
 not judge (the selection, configs seen under one seed, early-stopping fidelity) and never say "better".
 """
 
@@ -16,8 +18,8 @@ import pandas as pd
 from ablate.analysis import CHEAPER, best_candidate, noise_floor, rung_fidelity
 from ablate.analysis.evidence import METHOD as INTERVAL_METHOD
 from ablate.analysis.verdicts import KINDS
-from ablate.pareto import pareto_mask
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Run, cost_unit, fmt
+from ablate.report.tables import RATIO_COSTS, cost_ratio
 
 POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
                 "split (every comparison)")
@@ -57,12 +59,12 @@ def _subject(row) -> str:
 
 
 def verdict_lines(run: Run) -> list[str]:
-    """The Verdicts section: each verdict, then each comparison with no clear difference, then the family, the
-    noise floor and the smallest detectable differences."""
+    """The Verdicts section: how many comparisons show a clear difference, each verdict with its cost ratios, then
+    the family, the noise floor and the smallest detectable differences (the answers table holds every comparison)."""
     family = run.verdicts
     m = family.attrs.get("family_size", 0)
     if not m:
-        return [_no_family(run), noise_sentence(run)]
+        return [no_family(run), noise_sentence(run)]
     better, unclear = [], []
     for row in family.itertuples(index=False):
         if not math.isfinite(row.estimate):
@@ -71,35 +73,65 @@ def verdict_lines(run: Run) -> list[str]:
                    f"{p_text(row.p_adjusted, 'Holm-adjusted p')}")
         if isinstance(row.better, str):
             loser = row.b if row.better == row.a else row.a
-            better.append(f"`{row.better}` is better than `{loser}` — {_subject(row)}: {numbers}.")
+            better.append(f"`{row.better}` is better than `{loser}` — {_subject(row)}: {numbers}{_costs(run, row)}.")
         else:
-            unclear.append(f"No clear difference — {_subject(row)}: {numbers}; detectable with 80 % power: "
-                           f"{fmt(row.detectable)} pp.")
+            unclear.append(row)
     kinds = family["kind"].value_counts()
     summary = ", ".join(f"{kinds[k]} {KINDS[k]}{'s' if kinds[k] != 1 and k != 'equal_macs' else ''}"
                         for k in KINDS if k in kinds)
-    head = [f"{len(better)} of {m} comparisons show a clear difference." if better else
-            f"None of the {m} comparisons shows a clear difference."]
+    rest = (f"the {'other ' if better else ''}{len(unclear)} are \"no clear difference\" in the answers table, each "
+            "with the difference it could have detected" if unclear else "")
+    head = [f"{len(better)} of {m} comparisons show a clear difference" + (f"; {rest}." if rest else ".") if better
+            else f"None of the {m} comparisons shows a clear difference" + (f": {rest}." if rest else ".")]
     family_line = (f"Family: {m} comparisons ({summary}), adjusted together with {family.attrs['method']}'s "
                    f"step-down at α = {family.attrs['alpha']:g} (statsmodels multipletests), so the chance of any "
                    f"false \"is better\" in this report is at most {family.attrs['alpha']:.0%}; intervals are "
                    f"unadjusted 95 %. Comparisons of models use seeds nothing selected on (the fresh confirmation "
                    f"seeds, or every seed of an ablation) and the {EVIDENCE_SPLIT} split; their intervals: "
                    f"{INTERVAL_METHOD}.")
-    return head + better + unclear + [family_line, noise_sentence(run), detectable_sentence(run)]
+    return head + better + [family_line, noise_sentence(run), detectable_sentence(run)]
 
 
-def _no_family(run: Run) -> str:
+def _costs(run: Run, row) -> str:
+    """What a verdict costs: the first side's MACs and latency over the second's."""
+    ratios = {label: cost_ratio(run, row, column) for column, label in RATIO_COSTS.items()}
+    parts = [f"{ratio:.2f}× the {label}" for label, ratio in ratios.items() if math.isfinite(ratio)]
+    pairs = " (geometric mean over its matched pairs)" if row.kind == "effect" else ""
+    return f"; `{row.a}` costs {' and '.join(parts)} of `{row.b}`{pairs}" if parts else ""
+
+
+def no_family(run: Run) -> str:
     cands = int((run.summary["kind"] == "candidate").sum())
     return (f"No verdict-bearing comparison: no axis effect is estimable from {cands} candidate configs and no "
             "candidate was confirmed under fresh seeds (`--confirm K --seeds S`), so this report draws no "
             "conclusion; the tables below are descriptive.")
 
 
+def _noise(run: Run):
+    """The run's noise floor (:func:`ablate.analysis.noise_floor`) on the evidence split."""
+    n_images = run.split_size(EVIDENCE_SPLIT) or run.evidence.n_images() or None
+    return noise_floor(run.trials, n_images, f"{EVIDENCE_SPLIT}_top1")
+
+
+def answers_note(run: Run) -> str:
+    """The method and the noise floor in a few lines, under the answers table."""
+    family, noise = run.verdicts, _noise(run)
+    floor = [f"{noise.binomial_se:.2f} pp from the finite {EVIDENCE_SPLIT} set ({noise.n_images} images)"
+             if noise.n_images else "", f"{noise.seed_std:.2f} pp from its training seed" if noise.seed_configs else ""]
+    floor = " and ".join(f for f in floor if f)
+    return (f"Method: each row compares its first side with its second on the {EVIDENCE_SPLIT} split, under seeds "
+            f"nothing selected on; Δ is in pp of {EVIDENCE_SPLIT} top-1, paired image by image, with a 95 % interval "
+            f"over seeds and images; the {family.attrs.get('family_size', 0)} rows are one Holm family "
+            f"(α = {family.attrs.get('alpha', 0.05):g}), so \"better\" or \"worse\" is said only where the adjusted "
+            "p is below α; \"detectable\" is the difference the row would find with 80 % power; a cost ratio is the "
+            "first side's cost over the second's (an axis effect: the geometric mean over its matched pairs). "
+            + (f"Noise floor: one model's {EVIDENCE_SPLIT} top-1 moves by about {floor}. " if floor else "")
+            + "Details in Verdicts.")
+
+
 def noise_sentence(run: Run) -> str:
     """The noise floor: the binomial SE of the evaluation split and the seed-to-seed std, stated as noise."""
-    n_images = run.split_size(EVIDENCE_SPLIT) or run.evidence.n_images() or None
-    noise = noise_floor(run.trials, n_images, f"{EVIDENCE_SPLIT}_top1")
+    noise = _noise(run)
     binomial = (f"binomial SE of {EVIDENCE_SPLIT} top-1 at the mean {noise.accuracy:.1f} % over {noise.n_images} "
                 f"{EVIDENCE_SPLIT} images: {noise.binomial_se:.2f} pp" if noise.n_images else
                 f"binomial SE of {EVIDENCE_SPLIT} top-1: unknown (run.json gives no size of the {EVIDENCE_SPLIT} split)")
@@ -197,7 +229,7 @@ def _not_estimable(run: Run) -> list[str]:
 def _cheapest_sentence(run: Run) -> str:
     """The lowest-cost candidate on the Pareto front of the evidence top-1: what the cheapest sensible choice keeps."""
     summary = run.summary
-    front = summary[pareto_mask(summary, "test_top1_mean", run.cost) & (summary["kind"] == "candidate")]
+    front = summary[run.front & (summary["kind"] == "candidate")]
     scale, unit = cost_unit(run.cost, run.trials[run.cost])
     label = COST_LABELS[run.cost]
     if front.empty:

@@ -1,7 +1,7 @@
-"""The report as one list of blocks, rendered to markdown and to a self-contained HTML page.
+"""The report as one list of blocks, written once as Markdown; the HTML page is that Markdown rendered by
+markdown-it-py (CommonMark with tables, raw HTML off), so both documents are the same text section for section.
 
-Building the blocks once keeps both documents section for section the same; the HTML embeds figures as data URIs
-and entity-escapes every '//' so that the page holds no URL and loads nothing.
+The HTML embeds figures as data URIs and entity-escapes every '//' so that the page holds no URL and loads nothing.
 """
 
 from __future__ import annotations
@@ -12,42 +12,52 @@ import re
 from pathlib import Path
 
 import pandas as pd
+from markdown_it import MarkdownIt
 
 from ablate.models.symmetry import SYMMETRY_RTOL
 from ablate.models.baselines import REFERENCE_BASELINE
-from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, MISSING, Figure, Run
-from ablate.report.findings import findings, verdict_lines
-from ablate.report.tables import ablation_table, cost_table, leaderboard, published_table, unfinished_table
+from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, MISSING, Figure, Run, md_escape
+from ablate.report.findings import answers_note, findings, verdict_lines
+from ablate.report.tables import (ablation_table, answers_table, cost_table, leaderboard, published_table,
+                                  unfinished_table)
 from ablate.report.text import header_items
 
 PUBLISHED_HEADING = "Published reference numbers (ImageNet, from the papers — not measured here)"
+ANSWERS_HEADING = "Answers"
 
 
 Block = tuple[str, object]
 
 
 def build_document(run: Run, figures: list[Figure]) -> list[Block]:
-    """The report as an ordered list of (block kind, content), rendered by both markdown and HTML: an ablation's
-    table and the verdicts first, then what they rest on."""
-    return ([("h1", f"Ablation report: {run.directory.resolve().name}")] + _ablation_blocks(run)
-            + [("h2", "Verdicts"), ("ul", verdict_lines(run))] + _run_blocks(run) + _leaderboard_blocks(run)
+    """The report as an ordered list of (block kind, content): the answers table first (one row per verdict-bearing
+    comparison with its cost ratios) and a short note on the method and noise, then what they rest on."""
+    title = [("h1", f"Ablation report: {md_escape(run.directory.resolve().name)}")]
+    return (title + _answers_blocks(run) + _ablation_blocks(run) + _run_blocks(run) + _leaderboard_blocks(run)
             + _published_blocks() + _figure_blocks(figures) + [("h2", "Findings"), ("ul", findings(run))])
 
 
+def _answers_blocks(run: Run) -> list[Block]:
+    """The answers table and its note, then the Verdicts section's detail; without a family, why there is none."""
+    heading: Block = ("h2", ANSWERS_HEADING)
+    if not run.verdicts.attrs.get("family_size", 0):
+        return [heading, ("ul", verdict_lines(run))]
+    return [heading, ("table", answers_table(run)), ("p", answers_note(run)),
+            ("h2", "Verdicts"), ("ul", verdict_lines(run))]
+
+
 def _ablation_blocks(run: Run) -> list[Block]:
-    """An ablation design's table: the reference, one row per variant, then the reference vs each baseline."""
+    """An ablation design's detail: the reference, one row per variant, then the reference vs each baseline, with
+    each row's model's accuracy and absolute costs."""
     if run.reference is None:
         return []
     table = ablation_table(run)
     if len(table) <= 1:
         return [("h2", "Ablation table"), ("p", "The reference block has no completed model yet: no row to show.")]
-    family = run.verdicts
     intro = (f"Every model of this table trained under the same {run.meta.get('seeds', '?')} seeds and was scored on "
              f"the same {EVIDENCE_SPLIT} images; each row's Δ is its model's {EVIDENCE_SPLIT} top-1 minus the "
-             f"reference's (a reference row: the reference's minus the baseline's), paired image by image, with a "
-             f"95 % interval over both sources of noise. The {family.attrs.get('family_size', 0)} comparisons are one "
-             f"Holm family (α = {family.attrs.get('alpha', 0.05):g}); \"detectable\" is the difference each row would "
-             f"find with 80 % power. Costs are the row's model's.")
+             f"reference's (a reference row: the reference's minus the baseline's), as in the answers table. Costs "
+             "are the row's model's.")
     interactions = ("An ablation changes one axis at a time around the reference, so it cannot see interactions: "
                     "whether an axis helps elsewhere in the space is a question for `--design grid` or "
                     "`--design balanced`.")
@@ -68,8 +78,8 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              "else the run seed's model — with a 95 % interval over both seeds and the finite test set; Δ vs "
              f"{REFERENCE_BASELINE} and Δ at equal MACs (against the best baseline costing no more, chosen on the selection "
              "numbers) are against the test top-1 shown in that baseline's row, paired image by image, each side "
-             "over its own seeds. Only the Verdicts section judges; "
-             f"★ marks the Pareto front (max evidence top-1, min {COST_LABELS[run.cost]}).")
+             "over its own seeds. Only the answers table and the Verdicts judge; "
+             f"★ marks the Pareto front ({run.front_text}), the same front as the figures' and Findings'.")
     cost_intro = "Costs of the same configs (means over their models)."
     uncounted = run.summary["uncounted_ops"].fillna("").astype(str)
     if (uncounted != "").any():
@@ -118,67 +128,45 @@ def render_markdown(doc: list[Block], base: Path) -> str:
         elif kind == "table":
             parts.append(_markdown_table(content))
         elif kind == "figure":
-            image = f"![{content.title}]({content.path.relative_to(base).as_posix()})\n\n" if content.path else ""
-            parts.append(f"{image}*{content.caption}*")
+            image = f"![{md_escape(content.title)}]({content.path.relative_to(base).as_posix()})\n\n" \
+                if content.path else ""
+            parts.append(f"{image}*{md_escape(content.caption)}*")
     return "\n\n".join(parts) + "\n"
 
 
 def _markdown_table(df: pd.DataFrame) -> str:
     def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return md_escape(v).replace("\n", " ")
     lines = ["| " + " | ".join(map(cell, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
 
-def _escape(value) -> str:
-    """HTML-escaped text with '//' entity-escaped, so no URL scheme can appear in the page source."""
-    return html.escape(str(value)).replace("//", "&#47;&#47;")
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+_IMAGE = re.compile(r'src="([^"]+\.png)"')
 
 
-def _text(value) -> str:
-    """Escaped inline text where markdown backticks become <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _escape(value))
+def render_html(markdown: str, base: Path, title: str) -> str:
+    """The report's Markdown as one HTML file with inline CSS and base64 figures: opens from disk, fetches nothing.
 
+    Args:
+        markdown: The report as :func:`render_markdown` wrote it.
+        base: The run folder its figure links are relative to.
+        title: The page title.
 
-def render_html(doc: list[Block], title: str) -> str:
-    """One HTML file with inline CSS and base64 figures: opens from disk, fetches nothing."""
-    body = []
-    for kind, content in doc:
-        if kind in ("h1", "h2", "h3"):
-            body.append(f"<{kind}>{_text(content)}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_text(content)}</p>")
-        elif kind == "ul":
-            body.append("<ul>" + "".join(f"<li>{_text(i)}</li>" for i in content) + "</ul>")
-        elif kind == "code":
-            body.append(f"<pre><code>{_escape(content)}</code></pre>")
-        elif kind == "table":
-            body.append(_html_table(content))
-        elif kind == "figure":
-            body.append(_html_figure(content))
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{_text(title)}</title>\n"
-            f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
-
-
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{_text(c)}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{_text(v)}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{rows}</tbody>\n</table>"
-
-
-def _html_figure(figure: Figure) -> str:
-    if figure.path is None:
-        return f"<p class=\"skipped\">{_text(figure.caption)}</p>"
-    data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
-    return (f"<figure><img alt=\"{_text(figure.title)}\" src=\"data:image/png;base64,{data}\">"
-            f"<figcaption>{_text(figure.caption)}</figcaption></figure>")
+    Returns:
+        The page; every '//' of its text entity-escaped, so no URL scheme can appear in its source.
+    """
+    body = _MARKDOWN.render(markdown).replace("//", "&#47;&#47;")
+    body = _IMAGE.sub(lambda m: 'src="data:image/png;base64,'
+                      + base64.b64encode((base / html.unescape(m.group(1))).read_bytes()).decode("ascii") + '"', body)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title).replace('//', '&#47;&#47;')}</title>\n<style>{_CSS}</style>\n</head>\n"
+            f"<body>\n{body}</body>\n</html>\n")
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
         "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
-        "td:nth-child(-n+3){text-align:left}pre{background:#f6f6f6;padding:0.8em;overflow-x:auto}"
-        "figure{margin:1em 0}img{max-width:100%}figcaption{font-style:italic;font-size:0.9em}"
-        ".skipped{font-style:italic;color:#666}")
+        "td:nth-child(-n+2){text-align:left}pre{background:#f6f6f6;padding:0.8em;overflow-x:auto}"
+        "img{max-width:100%}p:has(> img)+p>em{font-size:0.9em}")

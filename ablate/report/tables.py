@@ -1,5 +1,6 @@
-"""The report's tables: the measured leaderboard (one row per config, from the run's summary), the unfinished
-trials and the papers' published numbers."""
+"""The report's tables: the answers (one row per verdict-bearing comparison, with what it costs), an ablation's
+detail, the measured leaderboard (one row per config, from the run's summary) with its costs, the unfinished trials
+and the papers' published numbers."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from ablate.analysis.effects import choice_label
 from ablate.analysis.equal_cost import CHEAPER
-from ablate.pareto import pareto_mask
 from ablate.models.baselines import REFERENCE_BASELINE
 from ablate.report.data import MISSING, Run, cost_unit, fmt, fmt_ci, strip_urls
 
@@ -22,7 +23,7 @@ def leaderboard(run: Run) -> pd.DataFrame:
     paired Δ vs ResNet50 and Δ at equal MACs with theirs, and Pareto stars over evidence top-1 vs the run's cost.
     """
     done = run.summary
-    star = pareto_mask(done, "test_top1_mean", run.cost)
+    star = run.front
     seeds = [f"{int(n)} fresh" if kind == "confirm" else "1 (run seed)" for kind, n in zip(done["evidence"],
                                                                                         done["n_confirm"])]
     equal = [(matched if matched == CHEAPER else f"{_with_ci(d, lo, hi)} vs {matched}")
@@ -45,10 +46,71 @@ def leaderboard(run: Run) -> pd.DataFrame:
 ANSWERS = {True: "better", False: "worse", None: "no clear difference"}
 
 
+def answer(row) -> str:
+    """A family row's answer for its first side ``a`` against ``b``: better, worse or no clear difference."""
+    return ANSWERS[None] if not isinstance(row.better, str) else ANSWERS[row.better == row.a]
+
+
+def question(row) -> str:
+    """A family row as the question it answers, first side first (the answer and Δ are the first side's)."""
+    if row.kind == "ablation":
+        return f"{row.a} vs reference ({row.change})"
+    if row.kind == "reference":
+        return f"reference {row.a} vs {row.b}"
+    if row.kind == "effect":
+        return f"{row.axis} {row.a} vs {row.b} (axis effect, {row.n_a} matched pairs)"
+    if row.kind == "equal_macs":
+        return f"{row.a} vs {row.b} (the best baseline costing no more MACs)"
+    return f"best candidate {row.a} vs {row.b}"
+
+
+RATIO_COSTS = {"macs": "MACs", "latency_ms": "latency"}
+
+
+def answers_table(run: Run) -> pd.DataFrame:
+    """The report's first table: one row per verdict-bearing comparison of the Holm family — the question, the
+    answer, Δ top-1 with its 95 % interval, the adjusted p, the difference it could detect, and what the answer
+    costs: the first side's MACs and latency over the second's (an axis effect: the geometric mean of those ratios
+    over its matched pairs)."""
+    rows = run.verdicts[np.isfinite(run.verdicts["p_value"].astype(float))]
+    table = pd.DataFrame({
+        "question": [question(r) for r in rows.itertuples()],
+        "answer": [answer(r) for r in rows.itertuples()],
+        "Δ test top-1 (pp) [95 % CI]": [_with_ci(r.estimate, r.ci_low, r.ci_high) for r in rows.itertuples()],
+        "Holm p": [_p(p) for p in rows["p_adjusted"]],
+        "detectable (pp)": [fmt(d, "{:.1f}") for d in rows["detectable"]],
+    })
+    for column, label in RATIO_COSTS.items():
+        table[f"{label} ratio"] = [fmt(cost_ratio(run, r, column), "{:.2f}×") for r in rows.itertuples()]
+    return table
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else fmt(p, "{:.2g}")
+
+
+def cost_ratio(run: Run, row, column: str) -> float:
+    """A family row's cost ratio, first side over second: the two configs' mean costs, or for an axis effect the
+    geometric mean over its matched pairs (candidate configs equal in every other design axis)."""
+    summary = run.summary
+    if column not in summary:
+        return np.nan
+    if row.kind != "effect":
+        cost = summary.set_index("name")[column]
+        return float(cost.get(row.a, np.nan) / cost.get(row.b, np.nan))
+    others = [a for a in run.design_axes if a != row.axis and a in summary]
+    configs = summary[summary["kind"] == "candidate"]
+    labels = configs[[row.axis, *others]].map(choice_label).assign(cost=configs[column].astype(float))
+    pairs = labels[labels[row.axis] == row.a].merge(labels[labels[row.axis] == row.b], on=others)
+    ratios = (pairs["cost_x"] / pairs["cost_y"]).to_numpy(dtype=float)
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    return float(np.exp(np.log(ratios).mean())) if len(ratios) else np.nan
+
+
 def ablation_table(run: Run) -> pd.DataFrame:
-    """The paper's ablation table: one row per variant (what changed from the reference), then the reference vs
-    each baseline; Δ with its interval, the Holm-adjusted p, the answer, the difference the row could detect, and
-    the costs of the row's model beside the reference's (params, MACs, element-wise ops, latency)."""
+    """The paper's ablation table, in detail: the reference, one row per variant (what changed from the reference),
+    then the reference vs each baseline; each row's model's test top-1, its Δ with its interval and its absolute
+    costs (params, MACs, element-wise ops, latency). The answers and their p are in :func:`answers_table`."""
     family = run.verdicts
     rows = family[family["kind"].isin(["ablation", "reference"])]
     costs = run.summary.set_index("name")
@@ -56,9 +118,6 @@ def ablation_table(run: Run) -> pd.DataFrame:
 
     def cost(name: str, column: str, scale: float = 1.0, spec: str = "{:.2f}") -> str:
         return fmt(costs[column].get(name, np.nan), spec, scale) if column in costs else MISSING
-
-    def answer(row) -> str:
-        return ANSWERS[None] if not isinstance(row.better, str) else ANSWERS[row.better == row.a]
 
     reference = rows["b"].iloc[0] if (rows["kind"] == "ablation").any() else \
         (rows["a"].iloc[0] if len(rows) else None)
@@ -69,9 +128,6 @@ def ablation_table(run: Run) -> pd.DataFrame:
         "model": subject,
         "test top-1 (%)": [cost(n, "test_top1_mean") for n in subject],
         "Δ top-1 (pp)": [MISSING] + [_with_ci(r.estimate, r.ci_low, r.ci_high) for r in rows.itertuples()],
-        "Holm p": [MISSING] + [fmt(p, "{:.2g}") for p in rows["p_adjusted"]],
-        "answer": [MISSING] + [answer(r) for r in rows.itertuples()],
-        "detectable (pp)": [MISSING] + [fmt(d, "{:.1f}") for d in rows["detectable"]],
         "params (M)": [cost(n, "params", 1e6) for n in subject],
         f"MACs ({munit})": [cost(n, "macs", mscale) for n in subject],
         "element-wise ops (M)": [cost(n, "elementwise_ops", 1e6) for n in subject],

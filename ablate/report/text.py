@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ablate.formatting import duration_text
-from ablate.report.data import COST_LABELS, MISSING, Run, strip_urls
+from ablate.report.data import MISSING, Run, md_escape, strip_urls
 from ablate.schema import FINAL_STATUSES, search_trials
 
 
@@ -19,8 +19,8 @@ def header_items(run: Run) -> list[str]:
     statuses = ", ".join(f"{counts.get(s, 0)} {s}" for s in FINAL_STATUSES)
     others = ", ".join(f"{n} {s}" for s, n in counts.items() if s not in FINAL_STATUSES)
     objectives = meta.get("objectives") or []
-    objective_text = "; ".join(f"{o.get('direction', '?')} {o.get('metric', '?')}" for o in objectives
-                               if isinstance(o, dict)) or MISSING
+    objective_text = "; ".join(f"{_compact(o.get('direction', '?'))} {_compact(o.get('metric', '?'))}"
+                               for o in objectives if isinstance(o, dict)) or MISSING
     if meta.get("objectives_from"):
         objective_text += f" (from {_compact(meta['objectives_from'])})"
     if len(objectives) >= 2:
@@ -40,7 +40,8 @@ def header_items(run: Run) -> list[str]:
         f"Space: {_compact(space.get('name', space) if isinstance(space, dict) else space)}",
         f"Protocol: dataset {_compact(protocol.get('dataset'))}, {_compact(protocol.get('epochs'))} epochs; "
         f"recipe: {recipe or MISSING}",
-        f"Objectives: {objective_text}; Pareto front = max val top-1 vs min {COST_LABELS[run.cost]}",
+        f"Objectives: {objective_text} (what the search optimised, on the validation split); the report's Pareto "
+        f"front (★, figures, Findings) = {run.front_text}",
         f"Candidate trials: {statuses}" + (f", {others}" if others else "")
         + f" (requested {_compact(meta.get('trials_requested'))}); sampler {_compact(meta.get('sampler'))}, "
           f"seed {_compact(meta.get('seed'))}",
@@ -75,7 +76,7 @@ def _compact(value) -> str:
     if value is None or value == "":
         return MISSING
     text = json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
-    return strip_urls(text) or MISSING
+    return md_escape(strip_urls(text)) or MISSING
 
 
 def _pairs(mapping) -> str:

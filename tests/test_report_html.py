@@ -186,6 +186,12 @@ def test_every_caption_states_the_numbers_of_its_figures_data(default, tmp_path)
     ringed = _number(r"the (\d+) ringed configs are the Pareto front", front.caption)
     assert ringed == [int(front.data["on_front"].sum())] and ringed[0] >= 1
     assert "ringed" not in drawn["accuracy_vs_latency.png"].caption  # the run's cost is MACs: one front, one figure
+    assert "run seed's model" not in front.caption  # every model of an ablation is evidence
+    skipped = [f for f in make_figures(load_run(folder), tmp_path / "again") if f.path is None]
+    assert [f.title.split(" ")[0] for f in skipped] == ["Per-axis", "Error", "Parameter"]  # factorial figures only
+    for figure in skipped:
+        assert _number(r"around the reference \((\d+) candidate configs\)", figure.caption) == \
+            [trials.loc[trials["kind"] == "candidate", "name"].nunique()] == [8]
     curves = drawn["learning_curves.png"]
     counts = _number(r"of the (\d+) candidates first on the leaderboard \((\d+) models\) and the (\d+) baselines "
                      r"\((\d+) models\)", curves.caption)

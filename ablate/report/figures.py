@@ -38,8 +38,27 @@ def make_figures(run: Run, fig_dir: Path) -> list[Figure]:
         (fig_dir / name).unlink(missing_ok=True)
     macs, latency, effects, edf, curves, importance = (fig_dir / name for name in FIGURE_FILES)
     with sns.axes_style("whitegrid"), plt.rc_context({"figure.dpi": 110, "font.size": 9}):
-        return [_scatter(run, "macs", macs), _scatter(run, "latency_ms", latency), _axis_effects(run, effects),
-                _error_edf(run, edf), _learning_curves(run, curves), _importance(run, importance)]
+        return [_scatter(run, "macs", macs), _scatter(run, "latency_ms", latency),
+                _factorial_only(run, _axis_effects, effects), _factorial_only(run, _error_edf, edf),
+                _learning_curves(run, curves), _factorial_only(run, _importance, importance)]
+
+
+FACTORIAL_TITLES = {"_axis_effects": f"Per-axis effects on {EVIDENCE_SPLIT} top-1 (matched pairs, vs a reference choice)",
+                    "_error_edf": "Error EDFs (complexity-normalised where the axis allows)",
+                    "_importance": "Parameter importance"}
+
+
+def _factorial_only(run: Run, draw, path: Path) -> Figure:
+    """A figure over many configs that differ in several axes at once; an ablation's one-axis-at-a-time design has
+    none, so its caption says so instead of counting what it lacks."""
+    if run.reference is None:
+        return draw(run, path)
+    configs = run.summary.loc[run.summary["kind"] == "candidate", "name"].nunique()
+    return Figure(FACTORIAL_TITLES[draw.__name__],
+                  f"Skipped: an ablation changes one axis at a time around the reference ({configs} candidate configs), "
+                  "so no two variants differ in one axis elsewhere in the space; this figure needs a factorial design "
+                  "(--design grid or --design balanced). The answers table judges each variant against the "
+                  "reference.")
 
 
 def _save(fig, path: Path) -> Path:
@@ -111,7 +130,9 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
     caption = (f"{EVIDENCE_SPLIT.capitalize()} top-1 (%) against {label} ({unit}) for {len(configs)} configs "
                f"({len(cands)} candidates, {len(bases)} baselines), one marker each at its evidence mean with its 95 % "
                f"interval (seeds and test images): {confirmed} over the seeds nothing selected on (fresh confirmation "
-               f"seeds, or every seed of an ablation), the rest over the run seed's model; faint dots are the "
+               f"seeds, or every seed of an ablation)"
+               + (f", the other {len(configs) - confirmed} over the run seed's model" if confirmed < len(configs) else "")
+               + f"; faint dots are the "
                f"{len(models)} single models. Baselines are the large grey markers named in the legend"
                + ("; the dashed step is the best baseline costing no more MACs (chosen on the selection numbers), "
                   "the yardstick of \"Δ at equal MACs\"" if cost == "macs" and len(front) else "")
@@ -122,9 +143,9 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
 
 def _axis_effects(run: Run, path: Path) -> Figure:
     """Each choice's main effect against its axis's reference choice (matched pairs), with 95 % CIs."""
-    title = f"Per-axis effects on {EVIDENCE_SPLIT} top-1 (matched pairs, vs a reference choice)"
+    title = FACTORIAL_TITLES["_axis_effects"]
     table, axes = run.effects, run.design_axes
-    n_model = table.attrs.get("n_model", len(run.candidates))
+    n_model = table.attrs.get("n_model", run.candidates["name"].nunique())
     if table.empty or not table["estimable"].any():
         return Figure(title, f"Skipped: no effect is estimable from {n_model} candidate configs over "
                              f"{len(axes)} varying axes (the reasons are in Findings).")
@@ -157,11 +178,11 @@ def _axis_effects(run: Run, path: Path) -> Figure:
 def _error_edf(run: Run, path: Path) -> Figure:
     """Error EDFs per axis, MACs-normalised over the range every choice occupies where that range holds enough
     models (plain otherwise, and always for width), for axes where every choice has enough full-budget models."""
-    title = "Error EDFs (complexity-normalised where the axis allows)"
+    title = FACTORIAL_TITLES["_error_edf"]
     metric = f"{EVIDENCE_SPLIT}_top1"
     counts = {axis: edf_counts(run.trials, axis, metric) for axis in run.design_axes}
     ready = [a for a, c in counts.items() if len(c) >= 2 and c.min() >= MIN_ROWS_PER_CHOICE]
-    text = "; ".join(f"{a}: " + ", ".join(f"{k} {v}" for k, v in c.items())
+    text = "; ".join(f"{a}: " + (", ".join(f"{k} {v}" for k, v in c.items()) or "0 configs")
                      for a, c in counts.items() if a not in ready)
     if not ready:
         return Figure(title, f"Skipped: an error EDF per axis needs at least {MIN_ROWS_PER_CHOICE} full-budget configs "
@@ -258,7 +279,7 @@ def _plain(value):
 
 def _importance(run: Run, path: Path) -> Figure:
     """Bar chart of the fANOVA importances, named by evaluator in the caption."""
-    title = "Parameter importance"
+    title = FACTORIAL_TITLES["_importance"]
     rows, importance = importance_rows(run), parameter_importance(run)
     if importance is None or importance.empty:
         return Figure(title, f"Skipped: needs at least 4 completed run-seed candidates (design and search phases) "

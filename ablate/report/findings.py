@@ -20,6 +20,7 @@ from ablate.analysis.evidence import METHOD as INTERVAL_METHOD
 from ablate.analysis.verdicts import KINDS
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Run, cost_unit, fmt
 from ablate.report.tables import RATIO_COSTS, cost_ratio
+from ablate.report.text import in_progress
 
 POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
                 "split (every comparison)")
@@ -79,8 +80,8 @@ def verdict_lines(run: Run) -> list[str]:
     kinds = family["kind"].value_counts()
     summary = ", ".join(f"{kinds[k]} {KINDS[k]}{'s' if kinds[k] != 1 and k != 'equal_macs' else ''}"
                         for k in KINDS if k in kinds)
-    rest = (f"the {'other ' if better else ''}{len(unclear)} are \"no clear difference\" in the answers table, each "
-            "with the difference it could have detected" if unclear else "")
+    rest = (f"the {'other ' if better else ''}{len(unclear)} {'is' if len(unclear) == 1 else 'are'} \"no clear "
+            "difference\" in the answers table, each with the difference it could have detected" if unclear else "")
     head = [f"{len(better)} of {m} comparisons show a clear difference" + (f"; {rest}." if rest else ".") if better
             else f"None of the {m} comparisons shows a clear difference" + (f": {rest}." if rest else ".")]
     family_line = (f"Family: {m} comparisons ({summary}), adjusted together with {family.attrs['method']}'s "
@@ -119,7 +120,8 @@ def answers_note(run: Run) -> str:
     floor = [f"{noise.binomial_se:.2f} pp from the finite {EVIDENCE_SPLIT} set ({noise.n_images} images)"
              if noise.n_images else "", f"{noise.seed_std:.2f} pp from its training seed" if noise.seed_configs else ""]
     floor = " and ".join(f for f in floor if f)
-    return (f"Method: each row compares its first side with its second on the {EVIDENCE_SPLIT} split, under seeds "
+    status = "".join(f"{line}. " for line in in_progress(run))  # a partial run's answers are provisional
+    return (status + f"Method: each row compares its first side with its second on the {EVIDENCE_SPLIT} split, under seeds "
             f"nothing selected on; Δ is in pp of {EVIDENCE_SPLIT} top-1, paired image by image, with a 95 % interval "
             f"over seeds and images; the {family.attrs.get('family_size', 0)} rows are one Holm family "
             f"(α = {family.attrs.get('alpha', 0.05):g}), so \"better\" or \"worse\" is said only where the adjusted "
@@ -165,7 +167,8 @@ def _planned_text(run: Run, achieved) -> str:
                       for label, planned in plan["detectable"].items()
                       if label in kinds and kinds[label] in achieved)
     minutes = run.meta.get("wall_seconds")
-    took = f"{minutes / 60:.1f} min" if isinstance(minutes, (int, float)) else "—"
+    took = f"{minutes / 60:.1f} min" if isinstance(minutes, (int, float)) and run.meta.get("finished") else \
+        "— (the run has not finished)"
     return (f" Planned before training ({plan.get('design')}, noise from {plan.get('noise')}): ≈ "
             f"{plan.get('minutes', math.nan):.1f} min → took {took}; detectable, planned → achieved: {pairs or '—'}.")
 

@@ -32,11 +32,7 @@ def header_items(run: Run) -> list[str]:
         "throughput columns and the latency figure come from timing every model side by side on one idle worker "
         "at the end of the run."] if any(isinstance(o, dict) and o.get("metric") in ("latency", "trial_latency_ms")
                                         for o in objectives) else [])
-    in_progress = ["Status: IN PROGRESS — built before the run finished (it is running, or was interrupted and "
-                   "`--resume` continues it); the tables hold the models finished so far, and "
-                   "`run_ablation.py status` shows how far it has got"
-                   ] if meta and "finished" in meta and not meta["finished"] else []
-    return in_progress + [
+    return in_progress(run) + [
         f"Space: {_compact(space.get('name', space) if isinstance(space, dict) else space)}",
         f"Protocol: dataset {_compact(protocol.get('dataset'))}, {_compact(protocol.get('epochs'))} epochs; "
         f"recipe: {recipe or MISSING}",
@@ -51,6 +47,15 @@ def header_items(run: Run) -> list[str]:
         f"Hardware: {_pairs(meta.get('hardware'))}",
         f"Versions: {_pairs(meta.get('versions'))}",
     ] + latency_note
+
+
+def in_progress(run: Run) -> list[str]:
+    """The status line of a report built before its run finished (none when it finished or run.json says nothing)."""
+    meta = run.meta
+    return ["Status: IN PROGRESS — built before the run finished (it is running, or was interrupted and "
+            "`--resume` continues it); the tables hold the models finished so far, and "
+            "`run_ablation.py status` shows how far it has got"
+            ] if meta and "finished" in meta and not meta["finished"] else []
 
 
 def _design_item(run: Run) -> str:

@@ -30,6 +30,7 @@ from ablate.schema import SELECTION_PHASES
 
 ANSWER_COLUMNS = ["question", "answer", "Δ test top-1 (pp) [95 % CI]", "Holm p", "detectable (pp)", "MACs ratio",
                   "latency ratio"]
+BASELINES = {"ResNet50", "R50-max", "R50-hybrid"}  # the simulated runs' baselines
 MARKDOWN = re.compile(r"\*|`|\]\(|^#+ |\\[\\`*_|]|\|---", re.M)
 
 
@@ -230,17 +231,19 @@ def _handle_colour(handle):
 
 
 def _legend_colours(monkeypatch, folder, tmp_path) -> list[tuple[str, str, str]]:
-    """(figure, legend label, colour) of every coloured legend entry of every figure a run draws."""
+    """(figure, legend label, colour) of every coloured legend entry of every figure a run draws; a name printed
+    inside a plot (where close markers' labels would overlap) is recorded as ``(figure, "text in plot", text)``."""
     seen, save = [], figures_module._save
 
     def recording(fig, path):
         for ax in fig.axes:
+            seen.extend((path.name, "text in plot", t.get_text()) for t in ax.texts if t.get_text() != "n/e")
             legend = ax.get_legend()
             for text, handle in zip(legend.get_texts() if legend else [], legend.legend_handles if legend else []):
                 rgba = _handle_colour(handle)
                 if rgba is None:
                     continue
-                if np.ptp(rgba[:3]) > 1e-3 or text.get_text().removeprefix("baseline ") in BASELINE_NAMES_SEEN:
+                if np.ptp(rgba[:3]) > 1e-3 or text.get_text().removeprefix("baseline ") in BASELINES:
                     seen.append((path.name, text.get_text().removeprefix("baseline "), mcolors.to_hex(rgba)))
         return save(fig, path)
 
@@ -249,18 +252,16 @@ def _legend_colours(monkeypatch, folder, tmp_path) -> list[tuple[str, str, str]]
     return seen
 
 
-BASELINE_NAMES_SEEN = {"ResNet50", "R50-max", "R50-hybrid"}
-
-
 @pytest.mark.parametrize("which", ["default", "grid"])
 def test_one_colour_per_name_in_every_figure_and_baselines_apart(which, request, monkeypatch, tmp_path):
     folder = request.getfixturevalue(which)[0]
     colours = palette(load_run(folder))
-    assert {colours[b] for b in BASELINE_NAMES_SEEN} <= set(BASELINE_PALETTE)
-    assert not {c for n, c in colours.items() if n not in BASELINE_NAMES_SEEN} & set(BASELINE_PALETTE)
+    assert {colours[b] for b in BASELINES} <= set(BASELINE_PALETTE)
+    assert not {c for n, c in colours.items() if n not in BASELINES} & set(BASELINE_PALETTE)
     entries = _legend_colours(monkeypatch, folder, tmp_path)
+    assert not [e for e in entries if e[1] == "text in plot"]  # names live in legends: none can print over another
     named = [(fig, label, colour) for fig, label, colour in entries if label in colours]
     assert len({fig for fig, _, _ in named}) >= 3  # both scatters and the curves (the EDFs too on the grid)
     for fig, label, colour in named:
         assert colour == colours[label], (fig, label, colour)
-    assert all(colour in CANDIDATE_PALETTE for _, label, colour in named if label not in BASELINE_NAMES_SEEN)
+    assert all(colour in CANDIDATE_PALETTE for _, label, colour in named if label not in BASELINES)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Entry point: ``python run_ablation.py --space qlblock`` (see ``python run_ablation.py --help``)."""
+"""Entry point: ``python run_ablation.py --space qlblock`` (see ``python run_ablation.py --help``; the same command
+line as ``python -m ablate``)."""
 
 import sys
 

@@ -11,7 +11,6 @@ activations, products, sums, pooling windows).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -266,40 +265,11 @@ def cost_table(names: Sequence[str], *, macro: str = "resnet50", image_size: int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ablate.costs",
-        description="Print the cost table (params, MACs, element-wise ops, latency, throughput) of models: "
-                    "timm names (resnet50, resnet50_max, resnet50_hybrid, qlnet, …) or block configs "
-                    "(NONLINEARITY-SPATIAL-wWIDTH, built on --macro).",
-    )
-    parser.add_argument("models", nargs="+", help="timm model names or block configs, e.g. relu-twist-w1")
-    parser.add_argument("--macro", default="resnet50", help="macro network for block configs (default: resnet50)")
-    parser.add_argument("--image-size", type=int, default=None, help="input side (default: the model's own, 224 for ImageNet models)")
-    parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput measurement")
-    parser.add_argument("--no-timing", action="store_true", help="count only; skip latency and throughput")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_PATH",
-                        help="a module or .py file registering your own spatial ops or nonlinearities; repeatable")
-    args = parser.parse_args(argv)
-    from ablate.models.networks import MACROS
-    from ablate.plugins import load_plugins
-    from ablate.registry import lookup
+    """``python -m ablate.costs MODEL …``: the command line's ``costs`` (:mod:`ablate.cli`); 0, or 2 on a usage
+    error."""
+    from ablate.cli import forward
 
-    try:
-        load_plugins(args.plugin)
-        lookup(MACROS, args.macro, "macro", UsageError)
-        table = cost_table(args.models, macro=args.macro, image_size=args.image_size, num_classes=args.num_classes,
-                           device=args.device, batch_size=args.batch_size, timing=not args.no_timing,
-                           progress=lambda n: print(f"measuring {n} …", file=sys.stderr, flush=True))
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {device_name}; MACs = multiply-accumulates of conv/linear (the papers' 'FLOPs'); "
-          f"elementwise = BN, activations, products, sums, pooling windows (per image)")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"))
-    return 0
+    return forward("costs", argv, "python -m ablate.costs")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ sees the results folder.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -65,16 +63,3 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
                                                                                         (int, float)) else math.nan)
     lines.append(f"elapsed: {duration_text(elapsed)}")
     return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``status results/<run>``: 0 on success, 2 on a usage error."""
-    parser = argparse.ArgumentParser(prog="run_ablation.py status", description="How far a run has got.")
-    parser.add_argument("run_dir", help="a results/<run> folder")
-    args = parser.parse_args(argv)
-    try:
-        print("\n".join(status_lines(Path(args.run_dir))))
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -20,8 +20,7 @@ import pandas as pd
 
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table, write_atomic, write_json
-from ablate.models.baselines import REFERENCE_BASELINE
-from ablate.schema import AXIS_COLUMNS, CURVE_COLUMNS, PREDICTION_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import AXIS_COLUMNS, CURVE_COLUMNS, PREDICTION_COLUMNS, REFERENCE_BASELINE, TRIAL_COLUMNS
 
 RESULTS_ENV = "ABLATE_RESULTS_DIR"  # where run folders go (default: results/ in the working directory)
 

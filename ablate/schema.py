@@ -35,6 +35,12 @@ EVIDENCE_PHASES = (CONFIRM, ABLATION)  # models nothing selected on: what verdic
 COMPLETED, PRUNED, FAILED = "completed", "pruned", "failed"
 FINAL_STATUSES = (COMPLETED, PRUNED, FAILED)
 STATUSES = (*FINAL_STATUSES, "running", "pending")
+# ``name`` of the baseline rows (``ablate.models.baselines`` gives each its block and timm name), and the one that
+# ``delta_top1`` is measured against
+BASELINE_NAMES = ("ResNet50", "R50-max", "R50-hybrid")
+REFERENCE_BASELINE = "ResNet50"
+# ``symmetric``: a model whose symmetry gap is at most this fraction of its largest |logit| (ablate.models.symmetry)
+SYMMETRY_RTOL = 1e-3
 
 
 def search_trials(table: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,9 @@ def results_dir(tmp_path, monkeypatch):
     (["--space", "nope"], "unknown search space 'nope': available: full, pflayer, qlblock"),
     (["--protocol", "mnist"], "unknown protocol 'mnist'"),
     (["--trials", "0"], "--trials must be at least 1"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "'epochs' is out of range: 0"),
+    (["--seeds", "1"], "--seeds must be at least 2"),
+    (["--max-concurrent", "0"], "--max-concurrent must be at least 1"),
     (["--protocol", "cifar10", "--data-dir", "/nonexistent/data"], "/nonexistent/data"),
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
     (["--storage", "nosuchdb://x/y"], "cannot open Optuna storage 'nosuchdb://x/y'"),
@@ -58,6 +60,7 @@ def test_missing_cifar_names_the_directory_and_the_flag(capsys, results_dir, tmp
 def test_existing_run_is_not_overwritten(capsys, results_dir):
     (results_dir / "taken").mkdir(parents=True)
     (results_dir / "taken" / "keep.txt").write_text("mine")
+    (results_dir / "taken" / "run.json").write_text("{}")
     code, _, err = run_cli(capsys, "--name", "taken")
     assert code == 2 and "--resume" in err
     assert (results_dir / "taken" / "keep.txt").read_text() == "mine"
@@ -72,11 +75,13 @@ def test_listings(capsys):
 
 def test_help_reads_well(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--help"])
+        cli.main(["--help"], prog="python run_ablation.py")
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
+    assert out.startswith("usage: python run_ablation.py [-h] [--space SPACE]")
     for flag in ("--space", "--protocol", "--trials", "--resume", "--address", "--gpus-per-trial", "--sampler",
-                 "--objectives", "--storage", "--no-dashboard", "--list-spaces", "report results/<run>"):
+                 "--objectives", "--storage", "--no-dashboard", "--list-spaces", "python run_ablation.py report …",
+                 "{tpe,nsga2,grid,random}", "{ablation,balanced,search,grid}", "exits 130"):
         assert flag in out
 
 
@@ -91,7 +96,7 @@ def test_report_of_an_empty_folder_exits_2(capsys, tmp_path):
     (["--space", "qlblock", "--objectives", "top1,latency"], ["top1", "latency"], "--objectives"),
 ])
 def test_objectives_come_from_the_space_file_unless_the_flag_overrides(results_dir, argv, names, source):
-    args = cli.build_parser().parse_args(argv)
+    args = cli.build_parser().parse_args(["run", *argv])
     settings = cli.settings_from_args(args, results_dir, "test")
     assert [o.metric for o in settings.objectives] == names and settings.objectives_from == source
     assert settings.sampler == ("nsga2" if len(names) > 1 else "tpe")
@@ -104,7 +109,7 @@ def test_the_command_line_and_the_api_share_one_set_of_defaults(tmp_path):
     from ablate.space import load_space
     from ablate.tune import RunSettings
 
-    args = build_parser().parse_args([])
+    args = build_parser().parse_args(["run"])
     fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
     assert (args.trials, args.confirm, args.seeds) == (fields["trials"], fields["confirm"], fields["seeds"]) == (12, 3, 5)
     from_cli = settings_from_args(args, tmp_path, "python run_ablation.py")
@@ -113,3 +118,135 @@ def test_the_command_line_and_the_api_share_one_set_of_defaults(tmp_path):
         assert getattr(from_cli, name) == getattr(api, name), name
     assert api.design == load_space("qlblock").design == "ablation"  # None: the space file's design
     assert api.trials == 8  # an ablation trains its reference and 7 one-axis variants, whatever --trials says
+
+
+# --- one parser: every command's help and errors name the command as typed; `run` is the default --------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+
+
+@pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c != "run"] + ["run"])
+def test_help_and_errors_name_the_command_typed(capsys, command):
+    for prog in ("python run_ablation.py", "python -m ablate", "ablate"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"], prog=prog)
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: {prog} {command} [-h]")
+        assert cli.main([command, "--no-such-flag"], prog=prog) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and f"(see {prog} {command} --help)" in err, err
+
+
+def test_the_run_flags_alone_are_the_run_command(capsys, results_dir):
+    """`python run_ablation.py --space qlblock …` is `… run --space qlblock …`: the same flags, errors naming the
+    program alone, as before subcommands existed."""
+    assert cli.main(["--trials", "0", "--no-dashboard"], prog="python run_ablation.py") == 2
+    assert capsys.readouterr().err.strip() == "error: --trials must be at least 1, got 0"
+    assert cli.main(["--sampler", "bayes"], prog="python run_ablation.py") == 2
+    assert "(see python run_ablation.py --help)" in capsys.readouterr().err
+    assert cli.main(["run", "--sampler", "bayes"], prog="python run_ablation.py") == 2
+    assert "(see python run_ablation.py run --help)" in capsys.readouterr().err
+    assert cli.main(["repot", "x"], prog="python run_ablation.py") == 2
+    assert "invalid choice: 'repot' (choose from 'run', 'plan', 'report', 'status', 'compare', 'costs')" in \
+        capsys.readouterr().err
+
+
+def test_a_module_entry_forwards_to_the_one_parser_under_its_own_name(capsys, tmp_path):
+    from ablate import costs, report
+
+    with pytest.raises(SystemExit):
+        report.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m ablate.report [-h] run_dir")
+    assert costs.main(["--no-such-flag", "x"]) == 2
+    assert "(see python -m ablate.costs --help)" in capsys.readouterr().err
+
+
+def test_the_settings_check_themselves_for_the_api_too():
+    """Validation lives in RunSettings: the API gets the same one-line UsageError as the command line."""
+    from pathlib import Path
+
+    from ablate.errors import UsageError
+    from ablate.protocols import load_protocol
+    from ablate.space import load_space
+    from ablate.tune import RunSettings
+
+    space, protocol = load_space("qlblock"), load_protocol("digits")
+    for fields, message in [({"trials": 0, "design": "balanced"}, "--trials must be at least 1, got 0"),
+                            ({"sampler": "bayes"}, "unknown sampler 'bayes'"),
+                            ({"design": "nope"}, "unknown design 'nope'"),
+                            ({"cpus_per_trial": 0}, "--cpus-per-trial must be > 0"),
+                            ({"seeds": 1}, "--seeds must be at least 2")]:
+        with pytest.raises(UsageError, match=message):
+            RunSettings(space, protocol, Path("results/x"), **fields)
+    settings = RunSettings(space, protocol, Path("results/x"), design="balanced", trials=10 ** 6)
+    assert settings.trials == space.size and settings.sampler == "tpe"  # no block twice; one objective: tpe
+
+
+def test_every_sampler_name_the_command_line_offers_builds():
+    from ablate import defaults
+    from ablate.space import load_space
+    from ablate.tune import make_sampler
+
+    space = load_space("qlblock")
+    for name in defaults.SAMPLERS:
+        assert make_sampler(name, space, 0, 4) is not None
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args, *(["-c", code] if code else [])], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_python_dash_m_ablate_is_the_command_line():
+    done = _python("", "-m", "ablate", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m ablate [-h] [--space SPACE]"), done.stderr
+    done = _python("", "run_ablation.py", "report", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: python run_ablation.py report [-h] run_dir")
+    done = _python("", "-m", "ablate.report", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m ablate.report [-h] run_dir")
+
+
+def test_help_status_report_and_compare_import_no_torch(tmp_path):
+    """What reads a run folder never imports torch (nor timm, Ray, Optuna): ``--help`` answers at once, and
+    ``status`` / ``report`` / ``compare`` work where torch is not installed. Checked on a whole simulated run."""
+    import json
+
+    import numpy as np
+    from simulated_runs import ablation_meta, simulate_ablation
+
+    trials, predictions = simulate_ablation(np.random.default_rng(0))
+    run = tmp_path / "run"
+    run.mkdir()
+    trials.to_parquet(run / "trials.parquet")
+    predictions.to_parquet(run / "predictions.parquet")
+    from ablate.protocols import load_protocol
+    from ablate.space import load_space
+    from ablate.tune import RunSettings
+
+    space = RunSettings(load_space("qlblock"), load_protocol("digits"), run).to_json()["space"]  # what a run writes
+    (run / "run.json").write_text(json.dumps({**ablation_meta(), "space": space, "trials_requested": 8,
+                                              "finished": "2026-01-01", "wall_seconds": 60.0}))
+    code = f"""
+import sys
+from ablate.cli import main
+
+def heavy(*names):
+    return sorted(m for m in names if m in sys.modules)
+
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+print("HELP", heavy("torch", "timm", "ray", "optuna", "pandas", "numpy"))
+print("STATUS", main(["status", {str(run)!r}]), heavy("torch", "timm", "ray", "optuna"))
+print("COMPARE", main(["compare", {str(run)!r}, {str(run)!r}, "--out", {str(tmp_path / 'cmp')!r}]),
+      heavy("torch", "timm", "ray"))
+print("REPORT", main(["report", {str(run)!r}]), heavy("torch", "timm", "ray"))  # Optuna's fANOVA draws a figure
+"""
+    done = _python(code)
+    lines = [line for line in done.stdout.splitlines() if line.split(" ")[0] in ("HELP", "STATUS", "COMPARE", "REPORT")]
+    assert lines == ["HELP []", "STATUS 0 []", "COMPARE 0 []", "REPORT 0 []"], done.stdout[-2000:] + done.stderr[-2000:]
+    assert (run / "report.html").is_file()

@@ -8,30 +8,12 @@ Bad input (a missing run, fewer than 3 shared configs) is one line on stderr and
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
-from typing import Sequence
 
 from ablate.analysis.fidelity import MIN_SHARED, RankAgreement, compare_runs
 from ablate.errors import UsageError
 from ablate.files import write_atomic
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(f"compare: {message} (see compare --help)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="run_ablation.py compare",
-                     description="Rank agreement (Kendall τ, Spearman ρ, top-k overlap) of two runs' shared configs.")
-    parser.add_argument("run_a", help="first results/<run> folder (or run name)")
-    parser.add_argument("run_b", help="second results/<run> folder (or run name)")
-    parser.add_argument("--out", help="folder for scatter.png and shared.csv (default: compare-A-vs-B beside A)")
-    parser.add_argument("--top-k", type=int, default=5, help="size of the top lists compared (default: 5)")
-    return parser
 
 
 def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
@@ -93,7 +75,7 @@ def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> 
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ablate.models.baselines import BASELINE_NAMES
+    from ablate.schema import BASELINE_NAMES
 
     data = agreement.pairs.assign(kind=["baseline" if n in BASELINE_NAMES else "candidate"
                                         for n in agreement.pairs.index])
@@ -110,20 +92,3 @@ def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> 
         fig.tight_layout()
         write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
         plt.close(fig)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``compare A B [--out DIR] [--top-k K]``: 0 on success, 2 on bad input (one line on stderr)."""
-    try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        agreement, candidates, folder = compare(args.run_a, args.run_b, args.out, args.top_k)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(report_lines(agreement, Path(args.run_a).name, Path(args.run_b).name, candidates)))
-    print(f"wrote {folder / 'scatter.png'} and {folder / 'shared.csv'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

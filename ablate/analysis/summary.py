@@ -20,8 +20,7 @@ from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_bas
 from ablate.analysis.evidence import MISSING, Estimate, Evidence
 from ablate.analysis.selection import selection_key
 from ablate.analysis.twins import ALIASES, merge_twins
-from ablate.models.baselines import BASELINE_NAMES, REFERENCE_BASELINE
-from ablate.schema import AXIS_COLUMNS, EVIDENCE_PHASES, PHASES, SELECTION_PHASES
+from ablate.schema import AXIS_COLUMNS, BASELINE_NAMES, EVIDENCE_PHASES, PHASES, REFERENCE_BASELINE, SELECTION_PHASES
 
 DEFAULT_AXES = AXIS_COLUMNS
 SEARCH_PHASES = SELECTION_PHASES  # the run's own seed: the trials that select

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ablate.models.blocks import BlockConfig
+from ablate.schema import BASELINE_NAMES, REFERENCE_BASELINE
 
 
 @dataclass(frozen=True)
@@ -20,14 +21,13 @@ class Baseline:
     block: BlockConfig
 
 
+_RESNET50, _R50_MAX, _R50_HYBRID = BASELINE_NAMES  # the tables' names (ablate.schema, light to import)
 BASELINE_LIST: tuple[Baseline, ...] = (
-    Baseline("ResNet50", "resnet50", BlockConfig("relu", "conv3x3", 0.25)),
-    Baseline("R50-max", "resnet50_max", BlockConfig("relu", "maxpool", 0.25)),
-    Baseline("R50-hybrid", "resnet50_hybrid", BlockConfig("relu", "hybrid", 0.25)),
+    Baseline(_RESNET50, "resnet50", BlockConfig("relu", "conv3x3", 0.25)),
+    Baseline(_R50_MAX, "resnet50_max", BlockConfig("relu", "maxpool", 0.25)),
+    Baseline(_R50_HYBRID, "resnet50_hybrid", BlockConfig("relu", "hybrid", 0.25)),
 )
-REFERENCE_BASELINE = "ResNet50"  # what Δtop-1 is measured against
-
-BASELINE_NAMES: tuple[str, ...] = tuple(b.name for b in BASELINE_LIST)
+assert REFERENCE_BASELINE in BASELINE_NAMES  # what Δtop-1 is measured against
 BASELINE_BY_TIMM_NAME: dict[str, Baseline] = {b.timm_name: b for b in BASELINE_LIST}
 BASELINES: dict[str, BlockConfig] = {b.name: b.block for b in BASELINE_LIST}  # display name → block
 BASELINE_IDS: dict[str, str] = {b.timm_name: b.name for b in BASELINE_LIST}  # timm name → display name

@@ -14,6 +14,7 @@ import copy
 import torch
 from torch import nn
 
+from ablate import schema
 from ablate.models.blocks import Block
 from ablate.models.networks import BlockNet
 
@@ -89,7 +90,7 @@ def rotate_residual_streams(model: BlockNet, seed: int = 0) -> int:
     return rotated
 
 
-SYMMETRY_RTOL = 1e-3
+SYMMETRY_RTOL = schema.SYMMETRY_RTOL  # its value lives with the table's vocabulary (light to import)
 """A model is ``symmetric`` when its gap is at most this fraction of its largest |logit| on the same input.
 
 fp32 round-off through a fused, rotated ResNet50-deep net stays near 1e-6 of the logits' scale; a ReLU on the

@@ -1,12 +1,10 @@
-"""``python run_ablation.py plan``: every run flag, plus ``--budget`` and ``--target``; a table of designs and the
-cheapest one that detects the target within the budget."""
+"""``run_ablation.py plan`` (flags: :mod:`ablate.cli.parser`): every run flag, plus ``--budget`` and ``--target``;
+a table of designs and the cheapest one that detects the target within the budget."""
 
 from __future__ import annotations
 
 import math
 import re
-import shlex
-import sys
 
 from ablate.errors import UsageError
 
@@ -27,36 +25,35 @@ def parse_budget(text: str) -> float:
     return float(match[1]) * _UNITS[match[2] or "m"]
 
 
-def main(argv: list[str]) -> int:
-    """``run_ablation.py plan [run flags] [--budget 10m] [--target 5]``: 0, or 2 on a usage error (raised)."""
-    from ablate.cli import build_parser, settings_from_args
+def plan_lines(settings, results_dir, budget: float, target: float, prog: str = "python run_ablation.py") -> list[str]:
+    """The plan of ``settings`` (its space resolved) against the alternatives, as text; a short pilot first when
+    neither earlier runs nor a shipped record of the protocol say how noisy its models are.
+
+    Args:
+        settings: The run's settings (:func:`resolved`).
+        results_dir: Where earlier runs (and pilots) are looked for.
+        budget: Seconds the run may take here (:func:`parse_budget`).
+        target: The difference (pp) its main questions must detect with 80 % power.
+        prog: The command as the user typed it (``python run_ablation.py``), for the recommended command.
+
+    Raises:
+        UsageError: ``target`` is not a positive number.
+    """
     from ablate.planning import plan_run
     from ablate.planning.pilot import run_pilot
-    from ablate.results import results_dir as folder
 
-    parser = build_parser(prog="run_ablation.py plan", description="Before anything is trained: what each design "
-                          "costs here and what it can detect; the cheapest that detects --target within --budget.")
-    wanted = parser.add_argument_group("plan")
-    wanted.add_argument("--budget", default="10m", help="wall time the run may take here: 90s, 10m, 3h (default: 10m)")
-    wanted.add_argument("--target", type=float, default=5.0,
-                        help="the difference (pp) its main questions must detect with 80 %% power (default: 5)")
-    args = parser.parse_args(argv)
-    budget = parse_budget(args.budget)
-    if not args.target > 0:
-        raise UsageError(f"--target must be a positive number of percentage points, got {args.target}")
-    results_dir = folder()
-    settings = settings_from_args(args, results_dir, "python run_ablation.py plan " + shlex.join(argv))
-    settings = _resolved(settings)
+    if not target > 0:
+        raise UsageError(f"--target must be a positive number of percentage points, got {target}")
     plan = plan_run(settings, results_dir, designs=FACTORIAL, seed_counts=SEED_COUNTS)
     if plan is None:
         run_pilot(pilot_configs(settings), settings.protocol, settings.macro, _splits(settings), results_dir,
                   settings.data_dir, workers=2)
         plan = plan_run(settings, results_dir, designs=FACTORIAL, seed_counts=SEED_COUNTS)
-    print("\n".join(report_lines(plan, settings, budget, args.target)))
-    return 0
+    return report_lines(plan, settings, budget, target, prog)
 
 
-def _resolved(settings):
+def resolved(settings):
+    """The settings with the space resolved for the run's data (widths matched to equal cost, where asked)."""
     from dataclasses import replace
 
     from ablate.data import load_protocol_data
@@ -84,7 +81,7 @@ def pilot_configs(settings) -> list:
     return [settings.space.config(p) for p in points] + baselines
 
 
-def report_lines(plan, settings, budget: float, target: float) -> list[str]:
+def report_lines(plan, settings, budget: float, target: float, prog: str = "python run_ablation.py") -> list[str]:
     """The plan as text: the designs, each with its trainings, time and detectable differences; the choice."""
     rows = [plan.chosen, *plan.alternatives]
     lines = [f"plan for space {settings.space.name} on {settings.protocol.name} (macro {settings.macro}), "
@@ -99,7 +96,7 @@ def report_lines(plan, settings, budget: float, target: float) -> list[str]:
     if fitting:
         best = min(fitting, key=lambda r: r.seconds)
         lines.append(f"recommended: {best.label} — detects {best.primary:.1f} pp in ≈ {best.seconds / 60:.1f} min "
-                     f"(target {target:g} pp, budget {budget / 60:g} min): {_command(best, settings)}")
+                     f"(target {target:g} pp, budget {budget / 60:g} min): {_command(best, settings, prog)}")
     else:
         closest = min(rows, key=lambda r: (r.primary if math.isfinite(r.primary) else math.inf, r.seconds))
         lines.append(f"no design detects {target:g} pp within {budget / 60:g} min here; the closest: "
@@ -109,13 +106,10 @@ def report_lines(plan, settings, budget: float, target: float) -> list[str]:
     return lines
 
 
-def _command(plan, settings) -> str:
+def _command(plan, settings, prog: str) -> str:
     shape = plan.shape
     flags = f"--design {shape.design} --seeds {shape.seeds}"
     if shape.design not in ("ablation", "grid"):
         flags += f" --trials {shape.configs}"
-    return f"python run_ablation.py --space {settings.space.name} --protocol {settings.protocol.name} {flags}"
+    return f"{prog} --space {settings.space.name} --protocol {settings.protocol.name} {flags}"
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))

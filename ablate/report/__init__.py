@@ -9,12 +9,9 @@ verdicts, findings) → ``render`` (one Markdown text; the HTML is it rendered b
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.errors import UsageError
 from ablate.files import write_text
 from ablate.pareto import pareto_mask
 from ablate.report.data import Run, load_run
@@ -59,15 +56,8 @@ def build_report(run_dir: str | Path) -> ReportOutputs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ablate.report results/<run>``: 0 on success, 2 on a usage error."""
-    parser = argparse.ArgumentParser(prog="python -m ablate.report", description="Build the comparison report.")
-    parser.add_argument("run_dir", help="a results/<run> folder holding trials.parquet")
-    args = parser.parse_args(argv)
-    try:
-        outputs = build_report(args.run_dir)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {outputs.markdown}\nwrote {outputs.html}\nwrote {len(outputs.figures)} figures")
-    return 0
+    """``python -m ablate.report results/<run>``: the command line's ``report`` (:mod:`ablate.cli`); 0 on success,
+    2 on a usage error."""
+    from ablate.cli import forward
 
+    return forward("report", argv, "python -m ablate.report")

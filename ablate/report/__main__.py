@@ -1,4 +1,4 @@
-"""``python -m ablate.report results/<run>``."""
+"""``python -m ablate.report results/<run>``: the command line's ``report``."""
 
 from ablate.report import main
 

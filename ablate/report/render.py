@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 from markdown_it import MarkdownIt
 
-from ablate.models.symmetry import SYMMETRY_RTOL
-from ablate.models.baselines import REFERENCE_BASELINE
+from ablate.schema import REFERENCE_BASELINE, SYMMETRY_RTOL
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, MISSING, Figure, Run, md_escape
 from ablate.report.findings import answers_note, findings, verdict_lines
 from ablate.report.tables import (ablation_table, answers_table, cost_table, leaderboard, published_table,

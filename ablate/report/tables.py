@@ -12,7 +12,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label
 from ablate.analysis.equal_cost import CHEAPER
-from ablate.models.baselines import REFERENCE_BASELINE
+from ablate.schema import REFERENCE_BASELINE
 from ablate.report.data import MISSING, Run, cost_unit, fmt, fmt_ci, strip_urls
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ablate.defaults import DESIGNS  # which configs a run trains (ablate.space.design, --design)
 from ablate.space.design import grid_design
 from ablate.models import BASELINE_IDS, BlockConfig
 from ablate.space.objectives import DEFAULT_OBJECTIVES, Objective
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from ablate.plugins import Plugin
     from ablate.space.isomacs import MatchedWidth
 
-DESIGNS = ("ablation", "balanced", "search", "grid")  # which configs a run trains; see ablate.space.design, --design
 DEFAULT_DESIGN = "search"
 
 

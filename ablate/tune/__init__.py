@@ -15,16 +15,31 @@ The same code runs on a laptop's CPUs (a local Ray) and on a GPU cluster (``addr
 - ``run``: :func:`run_ablation`, the driver.
 """
 
-from ablate.errors import error_summary
-from ablate.tune.jobs import Job, JobRunner, baseline_cache_key, code_version
-from ablate.tune.cluster import check_address, init_ray
-from ablate.tune.run import RunOutcome, build_tuner, run_ablation
-from ablate.tune.search import AblationSearch, make_sampler, make_storage, repair_study
-from ablate.tune.settings import RunSettings
-from ablate.tune.status import classify
+from __future__ import annotations
 
-__all__ = [
-    "AblationSearch", "Job", "JobRunner", "RunOutcome", "RunSettings", "baseline_cache_key", "build_tuner",
-    "check_address", "classify", "code_version", "error_summary", "init_ray", "make_sampler", "make_storage",
-    "repair_study", "run_ablation",
-]
+import importlib
+from typing import Any
+
+# name → module: imported on first use (PEP 562), so that reading a run folder (``ablate.tune.record``,
+# ``ablate.tune.status``) needs neither Ray nor torch
+_EXPORTS = {
+    "AblationSearch": "search", "Job": "jobs", "JobRunner": "jobs", "RunOutcome": "run", "RunSettings": "settings",
+    "baseline_cache_key": "jobs", "build_tuner": "run", "check_address": "cluster", "classify": "status",
+    "code_version": "jobs", "error_summary": "ablate.errors", "init_ray": "cluster", "make_sampler": "search",
+    "make_storage": "search", "repair_study": "search", "run_ablation": "run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ablate.tune' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    value = getattr(importlib.import_module(module if "." in module else f"ablate.tune.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

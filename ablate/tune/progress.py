@@ -1,17 +1,22 @@
 """The run as it goes: a Tune callback that files each trial Tune ends in the run's record and shows progress —
-one line redrawn in place on a terminal (tqdm), or a plain line at most every 30 s when output goes to a file."""
+one line redrawn in place on a terminal (tqdm), or a plain line at most every 30 s when output goes to a file — and
+the ETA of every phase (:class:`Eta`: the plan's per-model seconds here, scaled by what this session measured)."""
 
 from __future__ import annotations
 
+import math
+import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from ray import tune
 from tqdm import tqdm
 
 from ablate.formatting import compact_duration
+from ablate.planning.timing import FIXED_SECONDS_PER_MODEL, Schedule
 from ablate.tune.collect import candidate_outcome
 from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
@@ -21,6 +26,69 @@ from ablate.tune.status import classify
 
 PLAIN_EVERY_S = 30.0  # plain lines when stdout is not a terminal
 POLL_EVERY_S = 2.0  # how often finished baselines / confirmations are looked for
+
+
+@dataclass
+class Eta:
+    """Time left of a phase: the makespan of its trainings still to end on the run's workers, each taking the
+    seconds the run's plan projected for its config here (:mod:`ablate.planning`: earlier runs' times, else steps
+    timed before the run), scaled by how long this session's ended trainings took against their projections.
+
+    Plain values only: Ray pickles it inside the progress callback.
+
+    Args:
+        seconds: Config → projected seconds of one training (the plan's ``seconds``); empty: no ETA.
+        workers: Trainings at once.
+    """
+
+    seconds: dict[str, float]
+    workers: int
+    projected: float = 0.0  # of the trainings that ended this session
+    measured: float = 0.0
+    _ended: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, plan: Mapping[str, Any] | None, workers: int) -> "Eta":
+        """The ETA of a run from its plan (run.json's ``plan``) and its workers."""
+        return cls({k: float(v) for k, v in ((plan or {}).get("seconds") or {}).items()}, max(1, int(workers)))
+
+    def expected(self, config: str | None) -> float:
+        """Projected seconds of one training of ``config``; a config the plan did not time (or None: a candidate
+        the sampler has yet to pick) takes the median of the plan's configs."""
+        if config in self.seconds:
+            return self.seconds[config]
+        return statistics.median(self.seconds.values()) if self.seconds else math.nan
+
+    def ended(self, key: str, config: str, row: Mapping[str, Any]) -> None:
+        """A training ended (its row's ``train_seconds`` measured it): it recalibrates the projections."""
+        took = row.get("train_seconds")
+        if key in self._ended or not isinstance(took, (int, float)) or not math.isfinite(took) or took <= 0:
+            return
+        self._ended.add(key)
+        self.projected += self.expected(config)
+        self.measured += float(took)
+
+    @property
+    def scale(self) -> float:
+        """Measured over projected seconds of the trainings ended this session (1 before any has)."""
+        return self.measured / self.projected if self.projected > 0 else 1.0
+
+    def left(self, configs: Iterable[str | None], models_timed: int = 0) -> float:
+        """Seconds until ``configs`` (one entry per training still to end) have trained, plus the side-by-side
+        timing of ``models_timed`` models that follows; NaN when the plan has no times."""
+        schedule = Schedule(self.workers)
+        for config in configs:
+            schedule.add(self.expected(config))
+        return schedule.makespan * self.scale + FIXED_SECONDS_PER_MODEL * models_timed
+
+    def text(self, configs: Iterable[str | None], later: Iterable[str | None] = (), models_timed: int = 0) -> str:
+        """``, ETA 3m05s`` of a phase's ``configs`` for its progress line — with ``(run 9m10s)`` when ``later``
+        trainings or a timing of ``models_timed`` models follow it — or nothing when the plan has no times."""
+        phase, later = self.left(configs), list(later)
+        if not math.isfinite(phase):
+            return ""
+        run = phase + self.left(later, models_timed) if later or models_timed else phase
+        return f", ETA {compact_duration(phase)}" + (f" (run {compact_duration(run)})" if run > phase else "")
 
 
 class RunProgress(tune.Callback):
@@ -33,13 +101,19 @@ class RunProgress(tune.Callback):
 
     Args:
         settings: The run's settings (trial outcomes are built from them).
-        job_ids: The trial ids of the baselines running beside Tune, counted as they are filed.
+        job_ids: The trial ids of the baselines running beside Tune, counted as they are filed; a mapping gives
+            each one's config, which the ETA counts in.
         trials: The Tune trials the run trains (default: ``settings.trials``; fewer when the design had twins).
+        eta: The run's :class:`Eta` (default: none shown).
     """
 
-    def __init__(self, settings: RunSettings, job_ids: list[str], trials: int | None = None):
+    def __init__(self, settings: RunSettings, job_ids: Iterable[str] | Mapping[str, str], trials: int | None = None,
+                 eta: Eta | None = None):
         self.settings, self.trials, self.epochs = settings, trials or settings.trials, settings.protocol.epochs
         self.record, self.job_ids = RunRecord(settings.run_dir), list(job_ids)
+        self.job_configs = dict(job_ids) if isinstance(job_ids, Mapping) else {}
+        self.jobs_open = list(self.job_configs)  # not filed yet
+        self.eta = eta or Eta({}, 1)
         self.seen: dict[str, dict[str, Any]] = {}
         self.ended: dict[str, str] = {}  # Tune calls the hooks below before it updates trial.status
         self.uncounted: set[str] = set()  # configs whose uncounted ops were already said
@@ -55,7 +129,7 @@ class RunProgress(tune.Callback):
         return {**self.__dict__, "bar": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"job_configs": {}, "jobs_open": [], "eta": Eta({}, 1), **state})  # older pickles too
         self._start_session()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -73,6 +147,9 @@ class RunProgress(tune.Callback):
         if now - self.last_poll >= POLL_EVERY_S:  # baselines file themselves: rewrite the tables when one has
             self.last_poll = now
             filed = self.record.outcomes()
+            for job_id in [j for j in self.jobs_open if j in filed]:
+                self.eta.ended(job_id, self.job_configs[job_id], filed[job_id]["row"])
+            self.jobs_open = [j for j in self.jobs_open if j not in filed]
             done = sum(job_id in filed for job_id in self.job_ids)
             if done != self.jobs_done:
                 self.jobs_done = done
@@ -85,6 +162,7 @@ class RunProgress(tune.Callback):
             metrics = self.seen.get(trial.trial_id) or trial.last_result or {}
             outcome = candidate_outcome(self.settings, trial.config, metrics, trial.trial_id, error)
             self.record.file(outcome)
+            self.eta.ended(trial.trial_id, outcome["row"].get("config"), outcome["row"])
             self._say_uncounted(outcome["row"])
             self.best = self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
         self.show(trials)
@@ -115,11 +193,11 @@ class RunProgress(tune.Callback):
         """Redraw the bar (terminal) or print a plain line when due (file, pipe) and when the last trial ends."""
         counts = self.counts(trials)
         done = counts["completed"] + counts["pruned"] + counts["failed"]
+        eta = self.eta_text(done) if done < self.trials else ""
         if sys.stdout.isatty():
             if self.bar is None:
                 self.bar = tqdm(total=self.trials, desc="[ablate] trials", unit="trial", dynamic_ncols=True,
-                                file=sys.stdout, bar_format="{desc} {n}/{total} |{bar:20}| {postfix} "
-                                                            "[{elapsed}, ETA {remaining}]")
+                                file=sys.stdout, bar_format="{desc} {n}/{total} |{bar:20}| {postfix} [{elapsed}]")
             self.bar.n = done
             self.bar.set_postfix_str(self.text(counts), refresh=True)
             if done == self.trials:
@@ -131,9 +209,17 @@ class RunProgress(tune.Callback):
         self.printed_done = done
         self.last_print = now
         elapsed = time.time() - self.started
-        eta = f", ETA {compact_duration(elapsed / done * (self.trials - done))}" if 0 < done < self.trials else ""
         print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {compact_duration(elapsed)}{eta}",
               flush=True)
+
+    def eta_text(self, done: int) -> str:
+        """The ETA of the trials and the baselines beside them, then of the run: the confirmations that follow
+        (a candidate's median time each) and the side-by-side timing of every model."""
+        phase = [None] * (self.trials - done) + [self.job_configs[j] for j in self.jobs_open]
+        confirmations = [None] * (getattr(self.settings, "confirm", 0) *
+                                  len(getattr(self.settings, "confirmation_seeds", ())))
+        models = self.trials + len(set(self.job_configs.values()))
+        return self.eta.text(phase, confirmations, models)
 
     def close(self) -> None:
         if self.bar is not None:

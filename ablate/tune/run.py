@@ -27,7 +27,8 @@ from ablate.tune.collect import run_meta
 from ablate.schema import SEARCH
 from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
 from ablate.tune.record import RunRecord
-from ablate.tune.progress import RunProgress
+from ablate.formatting import compact_duration
+from ablate.tune.progress import Eta, RunProgress
 from ablate.tune.search import PHASE, make_searcher, run_design
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer
@@ -53,7 +54,8 @@ class DesignExemptASHA(ASHAScheduler):
         return action if trial.config.get(PHASE) == SEARCH else TrialScheduler.CONTINUE
 
 
-def build_tuner(settings: RunSettings, resources: dict[str, float], job_ids: list[str], study_name: str) -> tune.Tuner:
+def build_tuner(settings: RunSettings, resources: dict[str, float], job_ids: list[str] | dict[str, str],
+                study_name: str, eta: Eta | None = None) -> tune.Tuner:
     """A Tuner over the candidates: the searcher (design first, twins trained once) behind a concurrency limit, ASHA
     for single-objective search runs, the progress callback that files each trial."""
     concurrency = settings.max_concurrent or default_concurrency(resources)
@@ -69,7 +71,7 @@ def build_tuner(settings: RunSettings, resources: dict[str, float], job_ids: lis
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
                                     scheduler=scheduler, num_samples=trials, reuse_actors=True),
         run_config=tune.RunConfig(name="tune", storage_path=str(settings.run_dir), verbose=0,
-                                  callbacks=[RunProgress(settings, job_ids, trials)],
+                                  callbacks=[RunProgress(settings, job_ids, trials, eta)],
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
 
@@ -91,11 +93,14 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
 TABLES_EVERY_S = 15.0  # the driver rewrites the tables at most this often while Ray tasks train beside it
 
 
-def _finish_jobs(jobs: JobRunner, record: RunRecord, what: str = "baselines and confirmations") -> None:
+def _finish_jobs(jobs: JobRunner, record: RunRecord, what: str = "baselines and confirmations",
+                 eta: Eta | None = None, models: int = 0) -> None:
     """Wait for the Ray-task trainings still running, rewriting the tables as they end — at most every
     ``TABLES_EVERY_S`` (each rewrite reads every record: on a 2-core machine the driver's CPU is the workers'), and
-    once more when the last one has ended. Each model is in ``records/`` the moment it ends either way."""
+    once more when the last one has ended. Each model is in ``records/`` the moment it ends either way. Each
+    line says the phase's ETA (``eta``), and the run's: the side-by-side timing of ``models`` models follows."""
     announced, written, changed = -1, time.monotonic(), False
+    eta = eta or Eta({}, 1)
     while jobs.pending:
         ray.wait(list(jobs.pending.values()), num_returns=1, timeout=5.0)
         changed |= bool(jobs.collect(wait=False))
@@ -104,7 +109,10 @@ def _finish_jobs(jobs: JobRunner, record: RunRecord, what: str = "baselines and 
             written, changed = time.monotonic(), False
         done = jobs.done_count()
         if done != announced:
-            print(f"[ablate] {what} {done}/{len(jobs.jobs)} done", flush=True)
+            for job, outcome in jobs.results.items():
+                eta.ended(job.trial_id, str(job.block), outcome["row"])
+            left = eta.text([str(job.block) for job in jobs.pending], models_timed=models) if jobs.pending else ""
+            print(f"[ablate] {what} {done}/{len(jobs.jobs)} done{left}", flush=True)
             announced = done
 
 
@@ -113,14 +121,18 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
     record (Tune's trials by the progress callback, the jobs by their workers) and written as its tables."""
     run_dir, record = settings.run_dir, RunRecord(settings.run_dir)
     tune_dir = str(run_dir / "tune")
+    meta = read_run_json(run_dir)
+    eta = Eta.of(meta.get("plan"), meta.get("workers") or 1)  # the plan's per-model seconds here
     timer = start_timer(resources, at_start=True)
     if settings.ablation:  # nothing to search or stop early: every training is a Ray task, the longest first
-        _finish_jobs(jobs, record, "ablation trainings (configs and baselines × seeds)")
+        _finish_jobs(jobs, record, "ablation trainings (configs and baselines × seeds)", eta,
+                     len({str(job.block) for job in jobs.jobs}))
     elif resume and tune.Tuner.can_restore(tune_dir):
         tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
                            resume_errored=False).fit()
     else:
-        build_tuner(settings, resources, [job.trial_id for job in jobs.jobs], study_name=run_dir.name).fit()
+        build_tuner(settings, resources, {job.trial_id: str(job.block) for job in jobs.jobs},
+                    study_name=run_dir.name, eta=eta).fit()
     jobs.collect(wait=False)
     confirmations = confirmation_jobs(settings, record.rows())
     if confirmations:
@@ -128,9 +140,11 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
               f"seeds {list(settings.confirmation_seeds)} ({len(confirmations)} more trainings) …", flush=True)
         jobs.submit(confirmations, resources)
     record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
-    _finish_jobs(jobs, record)
+    _finish_jobs(jobs, record, eta=eta, models=len({row["config"] for row in record.rows()} |
+                                                   {str(job.block) for job in jobs.jobs}))
     configs = sorted({row["config"] for row in record.rows()})
-    print(f"[ablate] timing {len(configs)} models side by side …", flush=True)
+    print(f"[ablate] timing {len(configs)} models side by side … (ETA {compact_duration(eta.left([], len(configs)))})",
+          flush=True)
     timer = timer or start_timer(resources, at_start=False)
     try:
         timings = ray.get(timer.time.remote(configs, settings))

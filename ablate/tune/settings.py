@@ -10,6 +10,7 @@ from typing import Any, Callable
 from ablate import defaults
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
+from ablate.errors import UsageError
 from ablate.registry import lookup
 from ablate.plugins import Plugin, load_plugins
 from ablate.protocols.recipe import build_protocol
@@ -28,9 +29,10 @@ class RunSettings:
         space: The block search space (axes, macro per protocol, baselines, objectives).
         protocol: The training recipe every candidate and baseline shares.
         run_dir: The run folder, ``results/<run>``.
-        trials: Candidates to train.
+        trials: Candidates to train (at most the space's configs; a grid trains them all, an ablation its design).
         seed: Seed of the sampler, the data splits and training.
-        sampler: Optuna sampler name (``tpe``, ``nsga2``, ``grid``, ``random``).
+        sampler: Optuna sampler name (``defaults.SAMPLERS``); None: ``nsga2`` with several objectives, else
+            ``tpe``.
         objectives: What the search optimises; the first is always val top-1.
         scheduler: ``asha`` (early stopping, single objective) or ``none``.
         address: An existing Ray cluster (``auto``, ``HOST:PORT``, ``ray://…``); None starts a local Ray.
@@ -66,7 +68,7 @@ class RunSettings:
     run_dir: Path
     trials: int = defaults.TRIALS
     seed: int = 0
-    sampler: str = "tpe"
+    sampler: str | None = None
     objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
     scheduler: str = "asha"
     address: str | None = None
@@ -86,22 +88,36 @@ class RunSettings:
     train_fn: TrainFn = field(default=train, compare=False)
 
     def __post_init__(self) -> None:
+        """Every check of a run's settings, in one place (the command line maps each to its one-line error).
+
+        Raises:
+            UsageError: A value out of range or unknown, or a design the space cannot run (one line, naming the
+                flag that sets it).
+        """
         if self.design is None:  # the space file's design: (frozen) set once, here
             object.__setattr__(self, "design", self.space.design)
-        lookup({d: d for d in DESIGNS}, self.design, "design")
+        lookup({d: d for d in DESIGNS}, self.design, "design", UsageError)
+        if self.sampler is None:  # several objectives need a multi-objective sampler
+            object.__setattr__(self, "sampler", "nsga2" if self.multi_objective else "tpe")
+        lookup({s: s for s in defaults.SAMPLERS}, self.sampler, "sampler", UsageError)
+        lookup({s: s for s in defaults.SCHEDULERS}, self.scheduler, "scheduler", UsageError)
+        for value, flag, low in ((self.trials, "--trials", 1), (self.max_concurrent, "--max-concurrent", 1),
+                                 (self.confirm, "--confirm", 0), (self.seeds, "--seeds", 1)):
+            if value is not None and value < low:
+                raise UsageError(f"{flag} must be at least {low}, got {value}")
+        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
+            raise UsageError(f"--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0, got {self.cpus_per_trial} and "
+                             f"{self.gpus_per_trial}")
         if self.ablation and self.space.reference is None:
-            raise ValueError(f"the ablation design needs a reference block: space {self.space.name!r} names none "
-                             "(add `reference: CONFIG` to its file, or pass --reference CONFIG)")
-        if self.ablation:  # an ablation trains its design, whatever --trials says
-            object.__setattr__(self, "trials", len(design_points(self.space, "ablation", self.trials, self.seed)))
-        if not 1 <= self.trials <= self.space.size:
-            raise ValueError(f"trials must be between 1 and the space's {self.space.size} configs (no block is "
-                             f"trained twice), got {self.trials}")
-        if self.confirm < 0 or self.seeds < 1:
-            raise ValueError(f"confirm must be ≥ 0 and seeds ≥ 1, got {self.confirm} and {self.seeds}")
+            raise UsageError(f"--design ablation needs a reference block: pass --reference CONFIG (a point of space "
+                             f"{self.space.name!r}) or add `reference: CONFIG` to {self.space.path.name}")
         if self.ablation and self.seeds < 2:
-            raise ValueError(f"an ablation judges each config on its own seed variance: it needs seeds ≥ 2 (3 or more "
-                             f"to detect much), got {self.seeds}")
+            raise UsageError(f"an ablation judges each config on its own seeds: --seeds must be at least 2 (3 or "
+                             f"more to detect much), got {self.seeds}")
+        # no block is trained twice, so the space caps the trials; a grid or an ablation trains its whole design
+        trials = (len(design_points(self.space, "ablation", self.trials, self.seed)) if self.ablation
+                  else self.space.size if self.design == "grid" else min(self.trials, self.space.size))
+        object.__setattr__(self, "trials", trials)
 
     @property
     def ablation(self) -> bool:
@@ -117,7 +133,8 @@ class RunSettings:
         """The settings as run.json keeps them (plain types): what ``from_json`` and ``--resume`` read back."""
         return {
             "command": self.command, "space": {"name": self.space.name, "path": str(self.space.path),
-                                               "axes": [a.name for a in self.space.axes]},
+                                               "axes": [a.name for a in self.space.axes],
+                                               "choices": {a.name: list(a.choices) for a in self.space.axes}},
             "protocol": self.protocol.as_dict(), "macro": self.macro,
             "objectives": [{"metric": o.metric, "column": o.column, "direction": o.direction} for o in self.objectives],
             "objectives_from": self.objectives_from, "sampler": self.sampler, "scheduler": self.scheduler,

@@ -1,0 +1,79 @@
+"""What each subcommand does with its parsed flags: one handler per :data:`ablate.cli.parser.COMMANDS` entry.
+
+Each imports what it needs when it runs, so ``status``, ``report`` and ``compare`` never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ablate.cli.run import run
+
+Handler = Callable[[argparse.Namespace, str, str], int]  # (flags, command line as typed, program) → exit code
+
+
+def plan(args: argparse.Namespace, command: str, prog: str) -> int:
+    """``plan``: the run the flags describe, planned against the alternatives (a pilot first where nothing is known)."""
+    from ablate.cli.run import settings_from_args
+    from ablate.planning.command import parse_budget, plan_lines, resolved
+    from ablate.results import results_dir as folder
+
+    budget = parse_budget(args.budget)
+    results_dir = folder()
+    settings = resolved(settings_from_args(args, results_dir, command))
+    print("\n".join(plan_lines(settings, results_dir, budget, args.target, prog)))
+    return 0
+
+
+def report(args: argparse.Namespace, command: str, prog: str) -> int:
+    from ablate.report import build_report
+
+    outputs = build_report(args.run_dir)
+    print(f"wrote {outputs.markdown}\nwrote {outputs.html}\nwrote {len(outputs.figures)} figures")
+    return 0
+
+
+def status(args: argparse.Namespace, command: str, prog: str) -> int:
+    from ablate.monitor import status_lines
+
+    print("\n".join(status_lines(Path(args.run_dir))))
+    return 0
+
+
+def compare(args: argparse.Namespace, command: str, prog: str) -> int:
+    from ablate.analysis.compare import compare as compare_runs, report_lines
+
+    agreement, candidates, folder = compare_runs(args.run_a, args.run_b, args.out, args.top_k)
+    print("\n".join(report_lines(agreement, Path(args.run_a).name, Path(args.run_b).name, candidates)))
+    print(f"wrote {folder / 'scatter.png'} and {folder / 'shared.csv'}")
+    return 0
+
+
+def costs(args: argparse.Namespace, command: str, prog: str) -> int:
+    import torch
+
+    from ablate.costs import cost_table
+    from ablate.errors import UsageError
+    from ablate.models.networks import MACROS
+    from ablate.plugins import load_plugins
+    from ablate.registry import lookup
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    load_plugins(args.plugin)
+    lookup(MACROS, args.macro, "macro", UsageError)
+    table = cost_table(args.models, macro=args.macro, image_size=args.image_size, num_classes=args.num_classes,
+                       device=device, batch_size=args.batch_size, timing=not args.no_timing,
+                       progress=lambda n: print(f"measuring {n} …", file=sys.stderr, flush=True))
+    device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {device_name}; MACs = multiply-accumulates of conv/linear (the papers' 'FLOPs'); "
+          f"elementwise = BN, activations, products, sums, pooling windows (per image)")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"))
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {"run": run, "plan": plan, "report": report, "status": status, "compare": compare,
+                                "costs": costs}

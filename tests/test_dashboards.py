@@ -263,3 +263,16 @@ def test_rays_state_api_lists_each_task_by_what_it_trains(tmp_path):
     assert "ablation multiply-dwconv-w0.5 s0" in names and "ablation relu-dwconv-w0.5 s1" in names
     assert any(n.startswith("baseline ") and n.endswith(" s1") for n in names)
     assert any(n.startswith("time ") and n.endswith(" models side by side") for n in names)
+
+
+def test_wandb_writes_one_offline_run_per_training(tmp_path, monkeypatch):
+    """W&B is not among the test extras: this runs where it is installed (offline: no account, no network)."""
+    pytest.importorskip("wandb")
+    from ablate.trackers import TRACKERS
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    tracker = TRACKERS["wandb"](settings_in(tmp_path / "run"))
+    tracker.log_training("baseline ResNet50 s2", outcome())
+    tracker.log_training("confirm relu-dwconv-w2 s3", outcome("relu-dwconv-w2", "candidate", 3))
+    assert not tracker.broken
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))) == 2

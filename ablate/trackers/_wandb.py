@@ -41,7 +41,7 @@ class WandbTracker(Tracker):
         row = outcome["row"]
         run = wandb.init(project=self.project, group=self.run_name, name=label, id=self._id(label), resume="allow",
                          config={**training_fields(row), "reused": reused}, dir=str(self.settings.run_dir),
-                         reinit="create_new")
+                         reinit="create_new", settings=wandb.Settings(console="off", silent=True))  # the driver's
         try:
             for epoch, metrics in curve_points(outcome):
                 run.log({**metrics, "epoch": epoch}, step=epoch)

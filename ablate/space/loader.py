@@ -14,7 +14,15 @@ from ablate.plugins import Plugin, load_plugins
 from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Objective, objectives_problem
 from ablate.space.searchspace import DEFAULT_DESIGN, DESIGNS, WIDTH_MATCHES, Axis, SearchSpace
 
-SPACES_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces"
+
+def shipped(folder: str) -> Path:
+    """A folder the package ships (``search_spaces``, ``examples``): inside the installed package (a wheel puts it
+    there), else beside it in the checkout (an editable install, the repository)."""
+    package = Path(__file__).resolve().parent.parent
+    return package / folder if (package / folder).is_dir() else package.parent / folder
+
+
+SPACES_DIR = shipped("search_spaces")
 DEFAULT_SPACE = "qlblock"
 
 
@@ -262,5 +270,8 @@ def load_space(name_or_path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         if not path.is_file():
             raise UsageError(f"unknown search space {str(name_or_path)!r}: available: {', '.join(list_spaces())} (or pass a .yaml path)")
     elif not path.is_file():
-        raise UsageError(f"search space file {path} does not exist")
+        example = shipped("examples") / path.relative_to("examples") if path.parts[:1] == ("examples",) else None
+        if example is None or not example.is_file():
+            raise UsageError(f"search space file {path} does not exist")
+        path = example  # a shipped example, named as in the checkout, found from any folder
     return _SpaceFile(path).load()

@@ -11,7 +11,7 @@ import matplotlib.colors as mcolors
 import seaborn as sns
 
 from ablate.analysis.effects import choice_label
-from ablate.models.baselines import BASELINE_NAMES
+from ablate.schema import BASELINE_NAMES
 from ablate.report.data import Run
 
 _TAB20 = sns.color_palette("tab20")

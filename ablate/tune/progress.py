@@ -199,7 +199,7 @@ class RunProgress(tune.Callback):
                 self.bar = tqdm(total=self.trials, desc="[ablate] trials", unit="trial", dynamic_ncols=True,
                                 file=sys.stdout, bar_format="{desc} {n}/{total} |{bar:20}| {postfix} [{elapsed}]")
             self.bar.n = done
-            self.bar.set_postfix_str(self.text(counts), refresh=True)
+            self.bar.set_postfix_str(self.text(counts) + eta, refresh=True)
             if done == self.trials:
                 self.close()
             return

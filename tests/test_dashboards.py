@@ -276,3 +276,14 @@ def test_wandb_writes_one_offline_run_per_training(tmp_path, monkeypatch):
     tracker.log_training("confirm relu-dwconv-w2 s3", outcome("relu-dwconv-w2", "candidate", 3))
     assert not tracker.broken
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))) == 2
+
+
+@pytest.mark.parametrize("argv, trackers", [([], None), (["--tracker", "mlflow", "--tracker", "tensorboard"],
+                                                         ("mlflow", "tensorboard")), (["--tracker", "none"], ())])
+def test_the_command_line_names_the_trackers(tmp_path, argv, trackers):
+    from ablate.cli import build_parser, settings_from_args
+    from ablate.trackers import default_trackers
+
+    settings = settings_from_args(build_parser().parse_args(["run", *argv]), tmp_path, "test")
+    assert settings.trackers == (default_trackers() if trackers is None else trackers)
+    assert RunSettings.from_json(settings.to_json(), settings.run_dir).trackers == settings.trackers  # --resume

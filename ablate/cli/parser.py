@@ -13,6 +13,7 @@ from typing import Callable
 
 from ablate import defaults
 from ablate.errors import UsageError
+from ablate.trackers import TRACKERS
 
 _EXAMPLES = """\
 Examples:
@@ -84,6 +85,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--resume", action="store_true",
                         help="continue the run --name (default: the latest run) where it stopped")
     output.add_argument("--no-report", action="store_true", help="skip building report.md / report.html at the end")
+    output.add_argument("--tracker", action="append", choices=[*TRACKERS, "none"], metavar="NAME",
+                        help=f"also write every training to this experiment tracker: {', '.join(TRACKERS)}; "
+                             "repeatable (default: tensorboard where tensorboardX is installed; none: no tracker)")
     output.add_argument("--list-spaces", action="store_true", help="list the search spaces and exit")
     output.add_argument("--list-protocols", action="store_true", help="list the training protocols and exit")
 

@@ -81,6 +81,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         storage=args.storage, dashboard=not args.no_dashboard, data_dir=args.data_dir,
         max_failures=args.max_failures, command=command, objectives_from=objectives_from, design=args.design,
         confirm=args.confirm, seeds=args.seeds, plugins=plugins,
+        **({} if args.tracker is None else {"trackers": tuple(t for t in args.tracker if t != "none")}),
     )
 
 

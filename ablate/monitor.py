@@ -17,6 +17,7 @@ from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.formatting import duration_text
 from ablate.schema import search_trials
+from ablate.tune.record import read_progress
 
 from ablate.schema import FINAL_STATUSES as STATUS_ORDER
 
@@ -33,7 +34,7 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     if not meta:
         raise UsageError(f"{run_dir / 'run.json'} is empty: pass the folder of a run that has started")
     now = time.time() if now is None else now
-    progress = read_json(run_dir / "progress.json")
+    progress = read_progress(run_dir)  # damaged or of another shape: one line naming it
     table_path = run_dir / "trials.parquet"
     table = read_table(table_path) if table_path.is_file() else pd.DataFrame(columns=["kind", "status", "phase"])
     finished = meta.get("finished")

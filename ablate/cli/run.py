@@ -90,9 +90,12 @@ def resume_settings(args: argparse.Namespace, results_dir: Path, command: str, p
     ``--data-dir`` and ``--no-dashboard`` may change where it goes on."""
     from ablate.results import read_run_json
     from ablate.tune import RunSettings
+    from ablate.tune.record import unstarted_run
 
     run_dir = results_dir / args.name if args.name else latest_run(results_dir, prog)
     meta = read_run_json(run_dir)
+    if unstarted_run(run_dir):
+        raise unstarted_run(run_dir)
     if not meta:
         raise UsageError(f"cannot resume {run_dir}: no such run (see `ls {results_dir}/`)")
     return RunSettings.from_json(meta, run_dir, address=args.address or meta.get("address"),
@@ -149,9 +152,13 @@ def run(args: argparse.Namespace, command: str, prog: str) -> int:
         return 0
     from ablate.results import results_dir as folder
 
+    from ablate.tune.record import unstarted_run
+
     results_dir = folder()
     settings = resume_settings(args, results_dir, command, prog) if args.resume else \
         settings_from_args(args, results_dir, command)
+    if not args.resume and unstarted_run(settings.run_dir):
+        raise unstarted_run(settings.run_dir)
     if not args.resume and settings.run_dir.exists():
         raise UsageError(f"{settings.run_dir} exists: pass --resume to continue it, or another --name")
     preflight(settings, download=args.download)

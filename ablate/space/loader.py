@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from ablate.errors import UsageError
 from ablate.yamlfile import YamlMapping, one_line, read_yaml, shown
-from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS
+from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS, BlockConfig
 from ablate.plugins import Plugin, load_plugins
 from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Objective, objectives_problem
 from ablate.space.searchspace import DEFAULT_DESIGN, DESIGNS, WIDTH_MATCHES, Axis, SearchSpace
@@ -239,6 +239,24 @@ class _SpaceFile:
                                 f"objective direction must be maximize or minimize, got {shown(direction)}")
             objectives.append(Objective(metric, direction))
         return tuple(objectives)
+
+
+def unnamed_axes(space: SearchSpace) -> dict[str, Any]:
+    """The axes a space neither searches, matches nor fixes, each with the value every block of it then gets (the
+    block's default): a choice the file never states, which a run states in one line."""
+    named = {a.name for a in space.axes} | set(space.fixed) | ({"width"} if space.width_match else set())
+    return {name: getattr(BlockConfig(), name) for name in AXIS_KINDS if name not in named}
+
+
+def unnamed_axes_line(space: SearchSpace) -> str | None:
+    """The line that states :func:`unnamed_axes` (None when the file names every axis)."""
+    unnamed = unnamed_axes(space)
+    if not unnamed:
+        return None
+    shown_ = ", ".join(f"{name} {value}" for name, value in unnamed.items())
+    fixed = ", ".join(f"{name}: {value}" for name, value in unnamed.items())
+    return (f"[ablate] note: space {space.name} ({space.path}) names no {' or '.join(unnamed)}: every block gets the "
+            f"default {shown_} (write `fixed: {{{fixed}}}` in the file to say so)")
 
 
 def list_spaces() -> list[str]:

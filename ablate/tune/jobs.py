@@ -14,7 +14,8 @@ import ray
 
 from ablate.analysis.selection import selection_key
 from ablate.errors import UsageError, error_summary
-from ablate.files import read_json, write_json
+from ablate.files import find_disk_full, read_json, write_json
+from ablate.tune.claims import claim, claim_file, release, wait_for_entry
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
 from ablate.tune.collect import Outcome, outcome_of, training_row
@@ -153,6 +154,8 @@ class JobRunner:
         self.jobs: list[Job] = []
         self.results: dict[Job, Outcome] = {}
         self.pending: dict[Job, Any] = {}
+        self.waiting: set[Job] = set()  # baselines another run is training: a wait for its cache entry is pending
+        self._remote = None
 
     def _cache_file(self, job: Job) -> Path | None:
         if job.kind != "baseline":
@@ -186,7 +189,19 @@ class JobRunner:
                 self.results[job] = cached
                 self.record.file(cached)
             else:
-                self.pending[job] = remote.remote(job, self.settings)
+                self._remote = remote
+                self._start(job)
+
+    def _start(self, job: Job) -> None:
+        """Train a job, or — a baseline another run sharing the cache has claimed — wait for its entry instead."""
+        entry = self._cache_file(job)
+        if entry is not None and not claim(entry):
+            print(f"[ablate] {job.trial_id}: another run is training it ({claim_file(entry)}): waiting for its "
+                  "cached outcome instead of training it again", flush=True)
+            self.waiting.add(job)
+            self.pending[job] = ray.remote(wait_for_entry).options(num_cpus=0).remote(entry, _complete)
+            return
+        self.pending[job] = self._remote.remote(job, self.settings)
 
     def done_count(self) -> int:
         return len(self.results) + len(self._ready(timeout=0))
@@ -204,13 +219,21 @@ class JobRunner:
         reason (unless it had filed itself completed before it died). Returns the jobs taken in."""
         ended = self._ready(timeout=None if wait else 0)
         record = self.record.outcomes() if ended else {}  # read after the jobs ended: what their workers filed
+        lost = None
         for job in ended:
+            if job in self.waiting:
+                self._take_waited(job)
+                continue
             filed = record.get(job.trial_id)  # what the worker filed, if it got that far
             try:
                 outcome = ray.get(self.pending.pop(job))
                 unfiled = filed is None  # a worker that cannot see the run folder (it must: its checkpoints are there)
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
                 unfiled = filed is None or filed["row"]["status"] != "completed"  # or it died after filing
+                full = find_disk_full(err, self.settings.run_dir) if unfiled else None
+                if full is not None:  # not the model's failure: stop in one line, --resume trains it on
+                    lost = lost or full
+                    continue
                 outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)), [],
                                      {}) if unfiled else filed
             if unfiled:
@@ -219,7 +242,27 @@ class JobRunner:
             if cached is not None and outcome["row"]["status"] == "completed":
                 write_json(cached, outcome, default=json_value)
             self.results[job] = outcome
+        for job in ended:  # after the entries are written: a run waiting for one finds it as the claim goes
+            if self._cache_file(job) is not None and job not in self.pending:
+                release(self._cache_file(job))
+        if lost is not None:
+            raise lost
         return ended
+
+    def _take_waited(self, job: Job) -> None:
+        """A wait for another run's baseline ended: file the entry it wrote, or (its claim went without one) train
+        the baseline here."""
+        self.waiting.discard(job)
+        try:
+            outcome = ray.get(self.pending.pop(job))
+        except Exception:  # the wait itself was lost: train it here rather than not at all
+            outcome = None
+        if outcome is None:
+            self._start(job)
+            return
+        print(f"[ablate] {job.trial_id}: taken from the cache, where another run filed it", flush=True)
+        self.results[job] = outcome
+        self.record.file(outcome)
 
 
 def _complete(outcome: dict[str, Any]) -> bool:

@@ -21,6 +21,7 @@ from ablate.tune.collect import candidate_outcome
 from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
 from ablate.errors import traceback_summary
+from ablate.files import find_disk_full
 from ablate.schema import STATUSES
 from ablate.tune.status import classify
 
@@ -139,8 +140,18 @@ class RunProgress(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended(trials, trial, "TERMINATED", None)
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._stop_if_disk_full(trial)  # before Tune retries it: the retry would only fill the disk again
+
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._stop_if_disk_full(trial)  # not the model's failure: nothing is filed, --resume trains it on
         self._ended(trials, trial, "ERROR", _error_of(trial))
+
+    def _stop_if_disk_full(self, trial) -> None:
+        """Stop the run in one line (:class:`~ablate.files.DiskFull`) when a trial failed for want of disk space."""
+        full = find_disk_full(RuntimeError(_error_text(trial)), self.settings.run_dir)
+        if full is not None:
+            raise full
 
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
@@ -227,10 +238,14 @@ class RunProgress(tune.Callback):
             self.bar = None
 
 
+def _error_text(trial) -> str:
+    """A failed trial's errors as Ray stored them (a traceback per failure in the trial's error file)."""
+    try:
+        return Path(trial.error_file).read_text() if getattr(trial, "error_file", None) else ""
+    except OSError:
+        return ""
+
+
 def _error_of(trial) -> str:
     """The first line of a failed trial's error as Ray stored it (a traceback in the trial's error file)."""
-    try:
-        text = Path(trial.error_file).read_text() if getattr(trial, "error_file", None) else ""
-    except OSError:
-        text = ""
-    return traceback_summary(text, "the trial raised an error")
+    return traceback_summary(_error_text(trial), "the trial raised an error")

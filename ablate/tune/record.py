@@ -15,16 +15,21 @@ each open the record by its folder and see the same run.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 import pandas as pd
 
-from ablate.files import read_json, write_json
+from ablate.errors import UsageError
+from ablate.files import damaged, read_json, write_json
 from ablate.results import prediction_frame, write_tables
 from ablate.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, search_trials
-from ablate.tune.collect import Outcome
+
+if TYPE_CHECKING:  # collect needs torch; reading a run folder (status, report) must not
+    from ablate.tune.collect import Outcome
+    from ablate.tune.settings import RunSettings
 
 RECORDS_FOLDER = "records"
 TIMINGS_FILE = "timings.json"
@@ -86,9 +91,63 @@ class RunRecord:
         self._read = current
         return current
 
-    def save_timings(self, timings: dict[str, dict[str, Any]]) -> None:
-        """The side-by-side timing of every config (config → latency / throughput columns)."""
-        write_json(self.run_dir / TIMINGS_FILE, timings, default=json_value)
+    def save_timings(self, timings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Add the side-by-side timing of configs (config → latency / throughput columns) to ``timings.json``.
+
+        A config timed again gets its new numbers; one this session did not time (its timer died, or it timed
+        nothing) keeps the numbers an earlier session measured: the file never loses a measurement.
+
+        Returns:
+            Every config's timing now on file.
+        """
+        merged = {**read_json(self.run_dir / TIMINGS_FILE), **timings}
+        write_json(self.run_dir / TIMINGS_FILE, merged, default=json_value)
+        return merged
+
+    def file_missing(self, settings: "RunSettings", results: Iterable[Any]) -> list[str]:
+        """File every trial Tune finished that has no record (a record deleted, or lost with the driver that was
+        filing it), rebuilt as the progress callback builds it: Tune's last result of the trial (its costs,
+        symmetry, node, status) with the epoch log and per-image hits the trainer left in the block's folder.
+        Each one is said in one line.
+
+        Args:
+            settings: The run's settings.
+            results: Tune's results of the run's trials (a ``ResultGrid``; each with ``metrics``, ``config`` and
+                ``error``).
+
+        Returns:
+            The trial ids filed.
+        """
+        from ablate.tune.collect import candidate_outcome
+
+        filed, rebuilt = self.outcomes(), []
+        for result in results:
+            metrics, config = result.metrics or {}, result.config or {}
+            trial_id = metrics.get("trial_id")
+            if not trial_id or not config or trial_id in filed:
+                continue
+            outcome = candidate_outcome(settings, config, metrics, trial_id, result.error)
+            self.file(outcome)
+            rebuilt.append(trial_id)
+            row = outcome["row"]
+            folder = settings.state_dir(settings.space.block_of(config))
+            lacks = "; its per-image hits are gone (no predictions.npz there): it is left out of every paired " \
+                "comparison" if row["status"] == COMPLETED and not outcome["predictions"] else ""
+            print(f"[ablate] trial {trial_id} ({row['name']}, {row['status']}) had no record in {self.folder}: "
+                  f"rebuilt from Tune's last result and {folder} ({len(outcome['curves'])} epochs){lacks}", flush=True)
+        return rebuilt
+
+    def check_tune_state(self, tune_dir: Path) -> None:
+        """Refuse a resume that would start Tune afresh over search trials this record holds (Ray's state of the
+        run, ``tune/``, is gone or unreadable): the study's blocks would be trained again beside their outcomes.
+
+        Raises:
+            UsageError: The record holds search trials and ``tune_dir`` cannot be restored.
+        """
+        held = search_trials(pd.DataFrame(self.rows(), columns=["kind", "phase", "status"]))
+        if len(held):
+            raise UsageError(f"{tune_dir} holds no Tune state to restore, but {self.folder} holds {len(held)} of "
+                             "the run's search trials: restore tune/ from a backup, or start a new run")
 
     def best(self) -> tuple[float, str] | None:
         """The best completed candidate so far (val top-1, name), an interrupted session's included."""
@@ -121,6 +180,70 @@ class RunRecord:
                     "best": {"val_top1": best[0], "name": best[1]} if best else None}
         write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
         return best
+
+
+def unstarted_run(run_dir: Path) -> UsageError | None:
+    """The one-line error for a folder that exists without a run.json (a run stopped before it wrote it: nothing
+    trained there, as run.json is written before any training starts), or None when it is not that.
+
+    Args:
+        run_dir: A run folder asked for by name (to resume, or to start a new run in).
+    """
+    if not run_dir.is_dir() or (run_dir / "run.json").exists():
+        return None
+    held = sum(1 for _ in run_dir.rglob("*"))
+    return UsageError(f"{run_dir} has no run.json: a run stopped before it started training there ({held} files, "
+                      f"none of them a trained model); delete the folder (rm -r {run_dir}) and start the run again, "
+                      "or pass another --name")
+
+
+def read_progress(run_dir: Path) -> dict[str, Any]:
+    """progress.json as :meth:`RunRecord.write` writes it ({} when there is none).
+
+    Raises:
+        UsageError: The file is damaged or not of that shape (one line naming it).
+    """
+    path = run_dir / PROGRESS_FILE
+    progress = read_json(path)
+    trials, jobs = progress.get("trials", {}), progress.get("jobs")
+    shapes = {"updated": isinstance(progress.get("updated", 0), (int, float)),
+              "trials": isinstance(trials, dict) and all(isinstance(v, int) for v in trials.values()),
+              "jobs": jobs is None or isinstance(jobs, dict) and all(isinstance(jobs.get(k), int)
+                                                                    for k in ("done", "total"))}
+    wrong = [key for key, ok in shapes.items() if not ok]
+    if wrong:
+        raise damaged(path, f"{', '.join(repr(k) for k in wrong)} not as the run writes it")
+    return progress
+
+
+def earlier_lives_seconds(meta: dict[str, Any], run_dir: Path) -> float:
+    """The wall time a run has had before this session: every earlier session (life) of it, a killed one too.
+
+    run.json's ``wall_seconds`` holds the sessions before the last one, and ``started_at`` the last one's start;
+    a session that finished added itself to ``wall_seconds`` (``finished`` set), while a killed one ended at its
+    last write into the run folder (the newest file there), which is what it adds.
+
+    Args:
+        meta: run.json as the earlier session left it ({} for a new run).
+        run_dir: The run folder.
+    """
+    before = float(meta.get("wall_seconds") or 0.0)
+    started = meta.get("started_at")
+    if meta.get("finished") or not isinstance(started, (int, float)):
+        return before
+    return before + max(0.0, last_write(run_dir) - started)
+
+
+def last_write(folder: Path) -> float:
+    """The newest modification time of any file under ``folder`` (0 when there is none)."""
+    newest = 0.0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
+            except OSError:
+                pass  # a temporary file swapped away while we walked
+    return newest
 
 
 def best_so_far(rows: list[dict[str, Any]]) -> tuple[float, str] | None:

@@ -18,18 +18,21 @@ from ray.tune.search import ConcurrencyLimiter
 
 from ablate.data.splits import SPLITS
 from ablate.errors import UsageError, error_summary
+from ablate.files import DiskFull, find_disk_full
 from ablate.results import load, read_run_json, write_run_json
 from ablate.data import load_protocol_data
 from ablate.planning import plan_line, plan_run
+from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
 from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
 from ablate.tune.collect import run_meta
 from ablate.schema import SEARCH
+from ablate.tune.memory import check_run
 from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
-from ablate.tune.record import RunRecord
+from ablate.tune.record import RunRecord, earlier_lives_seconds
 from ablate.formatting import compact_duration
 from ablate.tune.progress import Eta, RunProgress
-from ablate.tune.search import PHASE, make_searcher, run_design
+from ablate.tune.search import PHASE, make_searcher, reconcile_study, repair_storage, run_design
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer
 from ablate.tune.trainables import make_trainable
@@ -87,6 +90,7 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     if settings.space.width_match:
         print(f"[ablate] solving the width of each block for equal {settings.space.width_match} …", flush=True)
     space = settings.space.resolved(settings.macro, data.num_classes, data.input_size)
+    check_run(replace(settings, space=space), data.num_classes, data.input_size)  # before anything is written
     return replace(settings, space=space), {split: data.size(split) for split in SPLITS}
 
 
@@ -128,11 +132,17 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
         _finish_jobs(jobs, record, "ablation trainings (configs and baselines × seeds)", eta,
                      len({str(job.block) for job in jobs.jobs}))
     elif resume and tune.Tuner.can_restore(tune_dir):
-        tune.Tuner.restore(tune_dir, make_trainable(settings, resources), resume_unfinished=True,
-                           resume_errored=False).fit()
+        repair_storage(settings)  # before Ray unpickles the searcher, whose study reads the journal
+        record.file_missing(settings, tune.Tuner.restore(tune_dir, make_trainable(settings, resources),
+                                                         resume_unfinished=True, resume_errored=False).fit())
     else:
-        build_tuner(settings, resources, {job.trial_id: str(job.block) for job in jobs.jobs},
-                    study_name=run_dir.name, eta=eta).fit()
+        if resume:
+            record.check_tune_state(tune_dir)
+        record.file_missing(settings, build_tuner(settings, resources, {job.trial_id: str(job.block) for job in
+                                                                        jobs.jobs}, study_name=run_dir.name,
+                                                  eta=eta).fit())
+    if not settings.ablation:  # the study and the record agree (a tell lost with a torn journal tail)
+        reconcile_study(settings, record.rows())
     jobs.collect(wait=False)
     confirmations = confirmation_jobs(settings, record.rows())
     if confirmations:
@@ -149,7 +159,8 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
     try:
         timings = ray.get(timer.time.remote(configs, settings))
     except Exception as err:  # the trained rows matter more than their timings: write them without
-        print(f"[ablate] timing failed, latency/throughput left empty: {error_summary(err)}", flush=True)
+        print(f"[ablate] timing failed, latency/throughput kept from an earlier session where it timed them, "
+              f"else left empty: {error_summary(err)}", flush=True)
         timings = {}
     ray.kill(timer)
     record.save_timings(timings)
@@ -179,6 +190,11 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial from Optuna would drown the progress
     try:
         return _run(settings, resume)
+    except Exception as err:  # a full disk, wherever it struck (a worker, Ray's writes, ours): one line, exit 2
+        full = find_disk_full(err, settings.run_dir)
+        if full is None:
+            raise
+        raise DiskFull(f"{full} (python run_ablation.py --resume --name {settings.run_dir.name})") from None
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -213,21 +229,24 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = read_run_json(run_dir)
+    earlier = earlier_lives_seconds(previous, run_dir)  # a killed session's time too
     first_start = previous.get("started") or _iso(started)
     aliases = space_networks(settings.space, settings.macro).aliases
+    if unnamed_axes_line(settings.space):  # an axis the space file leaves to the block's default
+        print(unnamed_axes_line(settings.space), flush=True)
     for alias, name in aliases.items():
         print(f"[ablate] {alias} builds the same network as {name}: trained once, reported as {name}", flush=True)
     resources = trial_resources(settings)
     workers = settings.max_concurrent or default_concurrency(resources)
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
-                                     wall_seconds=previous.get("wall_seconds", 0.0), aliases=aliases, plan=plan,
+                                     wall_seconds=earlier, aliases=aliases, plan=plan,
                                      workers=workers))
     jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
     jobs.submit(longest_first(baseline_jobs(settings) + ablation_jobs(settings, run_design(settings)[1]),
                               plan.get("seconds") or {}), resources)
     _train_everything(settings, resume, resources, jobs)
     table = load(run_dir)
-    wall = previous.get("wall_seconds", 0.0) + time.time() - started
+    wall = earlier + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
                                      wall_seconds=wall, aliases=aliases, plan=plan, workers=workers))
     return RunOutcome(run_dir, table, dashboard_url, load(run_dir, predictions=True))

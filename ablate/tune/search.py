@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from ablate.errors import UsageError
+from ablate.files import cut_torn_tail, read_lines, write_atomic
 from ablate.registry import lookup
 from ablate.space import SearchSpace
 from ablate.space.design import design_points, startup_trials
@@ -64,8 +65,9 @@ def make_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
     """
     from optuna.storages.journal import JournalFileBackend
 
-    if url is None or url.endswith((".journal", ".log")):
-        path = Path(url) if url else run_dir / "optuna.journal"
+    path = journal_path(url, run_dir)
+    if path is not None:
+        repair_journal(path)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     try:
         return optuna.storages.RDBStorage(url)
@@ -75,7 +77,42 @@ def make_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
                          "postgresql://user@host/db, or a .journal file path)") from None
 
 
+JOURNAL_NAME = "optuna.journal"
+
+
+def journal_path(url: str | None, run_dir: Path) -> Path | None:
+    """The journal file a run's study lives in (None when it lives in a database)."""
+    if url is None or url.endswith((".journal", ".log")):
+        return Path(url) if url else run_dir / JOURNAL_NAME
+    return None
+
+
+def repair_journal(path: Path) -> None:
+    """Make a study's journal safe to open, before Optuna (or Ray, unpickling the searcher) reads it: a torn last
+    line (a kill or a full disk cut its append short) is cut off, as the epoch logs' are — the operation it
+    recorded never completed, and Optuna would otherwise fail on it, or glue its next append onto it for good.
+
+    Raises:
+        UsageError: A complete line of the journal is not JSON (damaged, not merely cut short): one line naming it.
+    """
+    cut = cut_torn_tail(path)
+    if cut:
+        print(f"[ablate] {path}: cut off a torn last line ({cut} bytes) that an interrupted write left; the "
+              "operation it recorded never completed", flush=True)
+    read_lines(path)  # a complete line that is not JSON: one line naming the file and the line
+
+
+def repair_storage(settings: RunSettings) -> None:
+    """Repair the run's journal (:func:`repair_journal`), if its study lives in one, before a resume opens it."""
+    path = journal_path(settings.storage, settings.run_dir)
+    if path is not None:
+        repair_journal(path)
+
+
 PHASE = "phase"  # the config key that tells a design trial (full budget, never stopped early) from a search one
+# a trial's result keys the study keeps as user attributes: its costs, its test top-1 once trained, its seed, its phase
+TRIAL_USER_ATTRS = ("block", "phase", "seed", "params", "macs", "elementwise_ops", "activations",
+                    "trial_latency_ms", "val_top1", "test_top1", "train_seconds", "symmetric", "node")
 
 
 class AblationSearch(Searcher):
@@ -130,6 +167,7 @@ class AblationSearch(Searcher):
         self._suggested: set[str] = {k for k in self._networks.stands_for.values() if k.startswith("baseline:")}
         self._reported: set[tuple[str, int]] = set()  # (trial id, epoch) already in the study
         self._rng = random.Random(seed)
+        self._started = False  # set by the first suggest or by restore: see _check_not_a_lost_restore
         for point in design:
             self.study.enqueue_trial(point)
 
@@ -155,6 +193,8 @@ class AblationSearch(Searcher):
         """The next block to train. A repeated proposal (a network already proposed, under any name, or one a
         baseline trains) is told to the study as FAIL (user attr ``duplicate``) and replaced by a random unseen
         block, enqueued so Optuna records it as usual."""
+        if not self._started:
+            self._check_not_a_lost_restore()
         config = self._ask(trial_id)
         unseen = [p for p in self._points if self._key(p) not in self._suggested]
         if self._key(config) in self._suggested and unseen:
@@ -165,6 +205,22 @@ class AblationSearch(Searcher):
             config = self._ask(trial_id)
         self._suggested.add(self._key(config))
         return {**config, PHASE: self._design_phase if self._key(config) in self._design else SEARCH}
+
+    def _check_not_a_lost_restore(self) -> None:
+        """Refuse to start a study over: a first suggestion from a searcher that was never restored, while its study
+        already holds trials, means Ray could not restore the run's state and started the experiment afresh (it
+        logs "Failed to restore the run state" and goes on), which would train the study's blocks again beside
+        their old outcomes.
+
+        Raises:
+            UsageError: The study holds trials from an earlier session that this searcher knows nothing of.
+        """
+        self._started = True
+        held = [t for t in self.study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+        if held:
+            raise UsageError(f"Ray could not restore this run's Tune state (see the lines above), and would start "
+                             f"its study {self.study.study_name!r} over beside the {len(held)} trials it holds: "
+                             "restore the run folder's tune/ and optuna.journal from a backup, or start a new run")
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Every epoch's val top-1 goes to the study as an intermediate value (step = epoch), so optuna-dashboard
@@ -199,6 +255,10 @@ class AblationSearch(Searcher):
         status = classify("ERROR" if error else "TERMINATED", result, self._epochs)
         if result:
             self.on_trial_result(trial_id, result)  # Ray skips the hook for a trial's last result
+        for key in TRIAL_USER_ATTRS:  # what optuna-dashboard shows of each trial beside its parameters
+            value = result.get(key)
+            if isinstance(value, (bool, int, float, str)) and value == value:
+                trial.set_user_attr(key, value)
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = [result.get(m) for m in metrics]
         if status == "completed" and all(isinstance(v, (int, float)) and v == v for v in values):
@@ -226,8 +286,7 @@ class AblationSearch(Searcher):
         """Ray's snapshot of the searcher: everything but the study and its storage, which hold their own state."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("study", "storage", "_asked")}
         state["_asked"] = {trial_id: trial.number for trial_id, trial in self._asked.items()}
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(state, file)
+        write_atomic(checkpoint_path, lambda tmp: tmp.write_bytes(pickle.dumps(state)))  # a full disk: one line
 
     def restore(self, checkpoint_path: str) -> None:
         """Take back Ray's snapshot, then repair the study once (:func:`repair_study`): the blocks of the trials
@@ -236,6 +295,7 @@ class AblationSearch(Searcher):
             state = pickle.load(file)
         asked = state.pop("_asked")
         self.__dict__.update(state)
+        self._started = True
         self._asked = {trial_id: optuna.Trial(self.study, self._trial_id(number)) for trial_id, number in asked.items()}
         for params in repair_study(self.study, self.storage, self._space, known=set(asked.values())):
             self.study.enqueue_trial(params)
@@ -264,6 +324,39 @@ def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,
     )
+
+
+def reconcile_study(settings: RunSettings, rows: list[dict[str, Any]]) -> int:
+    """Tell the study the outcome of every search trial the run's record holds while the study still has it
+    RUNNING (its tell was lost: a torn journal tail cut off, a driver killed between filing and telling), so that
+    the study and ``records/`` agree; the trial is matched by its block, one study trial per block.
+
+    Args:
+        settings: The run's settings (its study's storage and name, its space and objectives).
+        rows: The record's rows.
+
+    Returns:
+        How many study trials were told.
+    """
+    filed = {row["config"]: row for row in rows if row.get("kind") == "candidate" and row.get("phase") in (DESIGN, SEARCH)}
+    study = optuna.load_study(study_name=settings.run_dir.name, storage=make_storage(settings.storage, settings.run_dir))
+    told = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not set(trial.params) >= {a.name for a in settings.space.axes}:
+            continue
+        row = filed.get(str(settings.space.block_of(trial.params)))
+        if row is None:
+            continue
+        values = [row.get(o.column) for o in settings.objectives]
+        if row["status"] == "completed" and all(isinstance(v, (int, float)) and v == v for v in values):
+            study.tell(trial.number, values)
+        else:
+            study.tell(trial.number, state=TrialState.PRUNED if row["status"] == "pruned" else TrialState.FAIL)
+        told += 1
+    if told:
+        print(f"[ablate] the study had {told} trial(s) still running whose outcome the run's record holds: told",
+              flush=True)
+    return told
 
 
 def repair_study(study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace,

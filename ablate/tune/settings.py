@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ablate import defaults
+from ablate.files import damaged
+from ablate.yamlfile import one_line
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
 from ablate.errors import UsageError
@@ -157,8 +159,18 @@ class RunSettings:
             **overrides: Fields to replace (``--resume`` may point at another ``address`` or ``data_dir``).
 
         Raises:
-            UsageError: The space file or a plugin is gone or now fails to load (one line).
+            UsageError: The space file or a plugin is gone or now fails to load, or run.json lacks a key or holds a
+                value of the wrong kind (one line naming it).
         """
+        try:
+            return cls._from_json(meta, run_dir, **overrides)
+        except KeyError as err:
+            raise damaged(run_dir / "run.json", f"no {err.args[0]!r} key, which a run's run.json always has") from None
+        except (TypeError, AttributeError, ValueError) as err:  # a key holding a value of another kind
+            raise damaged(run_dir / "run.json", f"a value of the wrong kind: {one_line(str(err))}") from None
+
+    @classmethod
+    def _from_json(cls, meta: dict[str, Any], run_dir: Path, **overrides: Any) -> "RunSettings":
         plugins = load_plugins(p["spec"] for p in meta["plugins"])
         protocol = build_protocol(meta["protocol"], f"{run_dir}/run.json")
         space = load_space(meta["space"]["path"])

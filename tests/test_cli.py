@@ -1,6 +1,11 @@
-"""Command-line errors: one line on stderr, exit code 2, no traceback, nothing written."""
+"""The command line: one parser whose help and errors name the command typed; errors are one line on stderr, exit
+code 2, no traceback, nothing written; what reads a run folder imports no torch."""
+
+import subprocess
+import sys
 
 import pytest
+from conftest import ROOT
 
 from ablate import cli
 
@@ -121,11 +126,6 @@ def test_the_command_line_and_the_api_share_one_set_of_defaults(tmp_path):
 
 
 # --- one parser: every command's help and errors name the command as typed; `run` is the default --------------
-
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-from conftest import ROOT  # noqa: E402
 
 
 @pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c != "run"] + ["run"])

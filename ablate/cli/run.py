@@ -174,8 +174,11 @@ def run(args: argparse.Namespace, command: str, prog: str) -> int:
     try:
         outcome = run_ablation(settings, resume=args.resume)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: nothing finished is lost; continue with `{prog} --resume --name "
-              f"{settings.run_dir.name}`", file=sys.stderr, flush=True)
+        if (settings.run_dir / "run.json").is_file():
+            print(f"\ninterrupted: nothing finished is lost; continue with `{prog} --resume --name "
+                  f"{settings.run_dir.name}`", file=sys.stderr, flush=True)
+        else:
+            print("\ninterrupted before anything was trained: start the run again", file=sys.stderr, flush=True)
         return INTERRUPTED
     print("\n".join(summary_lines(outcome.table, outcome.predictions)))
     print(f"results: {outcome.run_dir}/trials.parquet and trials.csv ({len(outcome.table)} rows)")

@@ -9,6 +9,7 @@ The same code runs on a laptop's CPUs (a local Ray) and on a GPU cluster (``addr
 - ``search``: Optuna samplers and storage, :class:`AblationSearch`, the study's repair after a kill;
 - ``trainables``: what runs on a worker (data, costs, the candidate trial);
 - ``jobs``: fixed trainings as Ray tasks (baselines under every seed, cached; confirmations of the best);
+- ``faults``: a training whose worker died, retried from its checkpoint, or the one line that stops the run;
 - ``progress`` / ``status``: the terminal line and a trial's status;
 - ``timing``: side-by-side latency and throughput at the end;
 - ``collect``: table rows and run.json;

@@ -19,6 +19,7 @@ from ablate.tune.claims import claim, claim_file, release, wait_for_entry
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
 from ablate.tune.collect import Outcome, outcome_of, training_row
+from ablate.tune.faults import WorkerLost, worker_death
 from ablate.tune.record import RunRecord, json_value
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of
@@ -180,8 +181,9 @@ class JobRunner:
 
     def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
         """Start ``jobs``; a cached baseline is filed in the run's record at once."""
+        memory = {"memory": resources["memory"]} if resources.get("memory") else {}  # the measured budget's
         remote = ray.remote(train_job).options(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0),
-                                               max_retries=self.settings.max_failures)
+                                               max_retries=self.settings.max_failures, **memory)
         for job in jobs:
             self.jobs.append(job)
             cached = self._cached(job)
@@ -216,9 +218,16 @@ class JobRunner:
     def collect(self, wait: bool = True) -> list[Job]:
         """Take in the jobs that ended since the last call (with ``wait``, wait for every pending one): a completed
         baseline goes into the cache; a crashed job, which could not file itself, is filed as a failed row with its
-        reason (unless it had filed itself completed before it died). Returns the jobs taken in."""
+        reason (unless it had filed itself completed before it died). Returns the jobs taken in.
+
+        Raises:
+            WorkerLost: A job's worker died (Ray's memory monitor, a lost node, a SIGKILL) on every one of its
+                attempts: not the model's failure, so nothing is filed for it and the run stops (``--resume`` trains
+                it on from its checkpoint); the other jobs that ended are taken in first.
+        """
         ended = self._ready(timeout=None if wait else 0)
         record = self.record.outcomes() if ended else {}  # read after the jobs ended: what their workers filed
+        lost = None
         lost = None
         for job in ended:
             if job in self.waiting:
@@ -234,6 +243,10 @@ class JobRunner:
                 if full is not None:  # not the model's failure: stop in one line, --resume trains it on
                     lost = lost or full
                     continue
+                death = worker_death(err)
+                if unfiled and death is not None:
+                    lost = lost or WorkerLost(job.trial_id, death, self.settings.max_failures + 1)
+                    continue
                 outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)), [],
                                      {}) if unfiled else filed
             if unfiled:
@@ -242,6 +255,8 @@ class JobRunner:
             if cached is not None and outcome["row"]["status"] == "completed":
                 write_json(cached, outcome, default=json_value)
             self.results[job] = outcome
+        if lost is not None:
+            raise lost
         for job in ended:  # after the entries are written: a run waiting for one finds it as the claim goes
             if self._cache_file(job) is not None and job not in self.pending:
                 release(self._cache_file(job))

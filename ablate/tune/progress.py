@@ -220,8 +220,8 @@ class RunProgress(tune.Callback):
         self.printed_done = done
         self.last_print = now
         elapsed = time.time() - self.started
-        print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {compact_duration(elapsed)}{eta}",
-              flush=True)
+        print(f"[ablate] trials {done}/{self.trials} done: {self.text(counts)} | elapsed {compact_duration(elapsed)}"
+              f"{eta}", flush=True)
 
     def eta_text(self, done: int) -> str:
         """The ETA of the trials and the baselines beside them, then of the run: the confirmations that follow

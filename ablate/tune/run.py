@@ -31,6 +31,7 @@ from ablate.tune.memory import check_run
 from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
 from ablate.tune.record import RunRecord, earlier_lives_seconds
 from ablate.formatting import compact_duration
+from ablate.tune.interrupt import cancel, fit
 from ablate.tune.progress import Eta, RunProgress
 from ablate.tune.search import PHASE, make_searcher, reconcile_study, repair_storage, run_design
 from ablate.tune.settings import RunSettings
@@ -133,14 +134,14 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
                      len({str(job.block) for job in jobs.jobs}))
     elif resume and tune.Tuner.can_restore(tune_dir):
         repair_storage(settings)  # before Ray unpickles the searcher, whose study reads the journal
-        record.file_missing(settings, tune.Tuner.restore(tune_dir, make_trainable(settings, resources),
-                                                         resume_unfinished=True, resume_errored=False).fit())
+        record.file_missing(settings, fit(tune.Tuner.restore(tune_dir, make_trainable(settings, resources),
+                                                             resume_unfinished=True, resume_errored=False)))
     else:
         if resume:
             record.check_tune_state(tune_dir)
-        record.file_missing(settings, build_tuner(settings, resources, {job.trial_id: str(job.block) for job in
-                                                                        jobs.jobs}, study_name=run_dir.name,
-                                                  eta=eta).fit())
+        record.file_missing(settings, fit(build_tuner(settings, resources, {job.trial_id: str(job.block) for job in
+                                                                            jobs.jobs}, study_name=run_dir.name,
+                                                      eta=eta)))
     if not settings.ablation:  # the study and the record agree (a tell lost with a torn journal tail)
         reconcile_study(settings, record.rows())
     jobs.collect(wait=False)
@@ -244,7 +245,11 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
     jobs.submit(longest_first(baseline_jobs(settings) + ablation_jobs(settings, run_design(settings)[1]),
                               plan.get("seconds") or {}), resources)
-    _train_everything(settings, resume, resources, jobs)
+    try:
+        _train_everything(settings, resume, resources, jobs)
+    except KeyboardInterrupt:  # Ctrl-C: Tune's trials stopped with its fit; the Ray tasks training stop too
+        cancel(jobs.pending.values())
+        raise
     table = load(run_dir)
     wall = earlier + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import resource
+import sys
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +18,7 @@ from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol
 from ablate.models.symmetry import symmetry_columns
 from ablate.data import default_device, load_protocol_data
+from ablate.planning.timing import measure_model
 from ablate.plugins import ensure_plugins
 from ablate.training import read_epoch_log
 from ablate.tune.settings import RunSettings
@@ -71,6 +74,23 @@ def symmetry_of(model: torch.nn.Module, data: DatasetSplits) -> dict[str, Any]:
         return symmetry_columns(model, data.input_size)
     except ValueError:  # a macro with no stream to rotate: the property is undefined, not false
         return {"symmetry_gap": math.nan, "symmetric": None}
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (``getrusage``'s ``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(maxrss if sys.platform == "darwin" else maxrss * 1024)
+
+
+def worker_memory(settings: RunSettings, block: BlockConfig) -> int:
+    """The peak resident memory (bytes) of this worker once it has done what a training of ``block`` does first: the
+    run's plugins and data (:func:`prepare`), the model's costs, and a few optimizer steps and an evaluation batch
+    (:func:`ablate.planning.timing.measure_model`). Run as a Ray task on a training's resources, before any
+    training starts: what each training's worker needs (:class:`ablate.tune.cluster.MemoryBudget`)."""
+    protocol, data, device = prepare(settings)
+    cost_columns(block, settings, data, device)
+    measure_model(block, protocol, data, device)
+    return peak_rss()
 
 
 def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:

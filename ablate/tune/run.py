@@ -24,8 +24,11 @@ from ablate.data import load_protocol_data
 from ablate.planning import plan_line, plan_run
 from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
-from ablate.tune.cluster import default_concurrency, init_ray, trial_resources
+from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
+from ablate.tune.cluster import (MemoryBudget, concurrency_line, default_concurrency, init_ray, measure_memory,
+                                 trial_resources)
 from ablate.tune.collect import run_meta
+from ablate.tune.faults import WorkerLost, find_lost, stop_line, tune_worker_faults, worker_death
 from ablate.schema import SEARCH
 from ablate.tune.memory import check_run
 from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
@@ -213,6 +216,35 @@ def check_started_here(run_dir: Path) -> None:
                          f"move it back (or link {started_in} to it) to resume it")
 
 
+def first_model(settings: RunSettings, plan: dict[str, Any]) -> BlockConfig:
+    """The model whose worker's memory the run measures: the plan's longest training (the run starts it first, and
+    the biggest model takes the most memory), else the design's first point, else the first baseline."""
+    seconds = plan.get("seconds") or {}
+    if seconds:
+        return BlockConfig.parse(max(seconds, key=seconds.get))
+    points = run_design(settings)[1]
+    return settings.space.config(points[0]) if points else BASELINE_BY_TIMM_NAME[settings.space.baselines[0]].block
+
+
+def _train_or_stop(settings: RunSettings, resume: bool, resources: dict[str, float], jobs: JobRunner, workers: int,
+                   budget: MemoryBudget | None) -> None:
+    """:func:`_train_everything`, with a training whose worker died a failed attempt retried from its checkpoint
+    (:mod:`ablate.tune.faults`); when one's retries are spent, the run stops in one line with the ``--resume``
+    command (a UsageError: exit 2), never a traceback — what was filed stays filed, nothing is filed for it."""
+    def name_of(trial: Any) -> str:
+        return f"{trial.config.get(PHASE, SEARCH)} trial {settings.space.block_of(trial.config)} s{settings.seed}"
+
+    try:
+        with tune_worker_faults(name_of):
+            _train_everything(settings, resume, resources, jobs)
+    except Exception as err:
+        death = worker_death(err)
+        if death is None or isinstance(err, UsageError):
+            raise
+        lost = find_lost(err) or WorkerLost("a training", death, 1)
+        raise UsageError(stop_line(lost, settings.run_dir.name, workers, settings.cpus_per_trial, budget)) from None
+
+
 def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     settings = replace(settings, run_dir=settings.run_dir.resolve())  # trials run with the trial folder as cwd
     if resume:
@@ -238,7 +270,10 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     for alias, name in aliases.items():
         print(f"[ablate] {alias} builds the same network as {name}: trained once, reported as {name}", flush=True)
     resources = trial_resources(settings)
-    workers = settings.max_concurrent or default_concurrency(resources)
+    budget = measure_memory(settings, resources, first_model(settings, plan))
+    resources = trial_resources(settings, budget)  # each training reserves the memory its worker needs
+    workers = min(settings.max_concurrent or default_concurrency(resources), default_concurrency(resources))
+    print(concurrency_line(workers, resources, budget), flush=True)
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
                                      wall_seconds=earlier, aliases=aliases, plan=plan,
                                      workers=workers))
@@ -246,7 +281,7 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     jobs.submit(longest_first(baseline_jobs(settings) + ablation_jobs(settings, run_design(settings)[1]),
                               plan.get("seconds") or {}), resources)
     try:
-        _train_everything(settings, resume, resources, jobs)
+        _train_or_stop(settings, resume, resources, jobs, workers, budget)
     except KeyboardInterrupt:  # Ctrl-C: Tune's trials stopped with its fit; the Ray tasks training stop too
         cancel(jobs.pending.values())
         raise

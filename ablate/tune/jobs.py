@@ -20,6 +20,7 @@ from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
 from ablate.tune.collect import Outcome, outcome_of, training_row
 from ablate.tune.faults import WorkerLost, worker_death
+from ablate.trackers import open_trackers
 from ablate.tune.record import RunRecord, json_value
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of
@@ -40,6 +41,12 @@ class Job:
     @property
     def trial_id(self) -> str:
         return f"{'baseline' if self.kind == 'baseline' else self.phase}-{self.name}-s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """What the job trains, as Ray's dashboard lists the task: ``baseline ResNet50 s2``, ``confirm
+        multiply-twist-w4 s3``, ``ablation relu-dwconv-w2 s1``."""
+        return f"{'baseline' if self.kind == 'baseline' else self.phase} {self.name} s{self.seed}"
 
     @property
     def folder(self) -> str:
@@ -152,11 +159,13 @@ class JobRunner:
     def __init__(self, settings: RunSettings, cache_dir: Path, split_sizes: dict[str, int] | None = None):
         self.settings, self.cache_dir, self.split_sizes = settings, cache_dir, split_sizes
         self.record = RunRecord(settings.run_dir)
+        self.trackers = open_trackers(settings)
         self.jobs: list[Job] = []
         self.results: dict[Job, Outcome] = {}
         self.pending: dict[Job, Any] = {}
         self.waiting: set[Job] = set()  # baselines another run is training: a wait for its cache entry is pending
-        self._remote = None
+        self._train = ray.remote(train_job)  # exported once; each job's options (its name) set per call
+        self._options: dict[str, Any] = {}
 
     def _cache_file(self, job: Job) -> Path | None:
         if job.kind != "baseline":
@@ -182,28 +191,29 @@ class JobRunner:
     def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
         """Start ``jobs``; a cached baseline is filed in the run's record at once."""
         memory = {"memory": resources["memory"]} if resources.get("memory") else {}  # the measured budget's
-        remote = ray.remote(train_job).options(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0),
-                                               max_retries=self.settings.max_failures, **memory)
+        self._options = dict(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0),
+                             max_retries=self.settings.max_failures, **memory)
         for job in jobs:
             self.jobs.append(job)
             cached = self._cached(job)
             if cached is not None:
                 self.results[job] = cached
                 self.record.file(cached)
+                self._track(job, cached, reused=True)
             else:
-                self._remote = remote
                 self._start(job)
 
     def _start(self, job: Job) -> None:
         """Train a job, or — a baseline another run sharing the cache has claimed — wait for its entry instead."""
         entry = self._cache_file(job)
         if entry is not None and not claim(entry):
-            print(f"[ablate] {job.trial_id}: another run is training it ({claim_file(entry)}): waiting for its "
-                  "cached outcome instead of training it again", flush=True)
+            print(f"[ablate] {job.label}: another run is training it ({claim_file(entry)}): waiting for its cached "
+                  "outcome instead of training it again", flush=True)
             self.waiting.add(job)
-            self.pending[job] = ray.remote(wait_for_entry).options(num_cpus=0).remote(entry, _complete)
+            self.pending[job] = ray.remote(wait_for_entry).options(num_cpus=0, name=f"wait for {job.label}") \
+                .remote(entry, _complete)
             return
-        self.pending[job] = self._remote.remote(job, self.settings)
+        self.pending[job] = self._train.options(name=job.label, **self._options).remote(job, self.settings)
 
     def done_count(self) -> int:
         return len(self.results) + len(self._ready(timeout=0))
@@ -228,7 +238,6 @@ class JobRunner:
         ended = self._ready(timeout=None if wait else 0)
         record = self.record.outcomes() if ended else {}  # read after the jobs ended: what their workers filed
         lost = None
-        lost = None
         for job in ended:
             if job in self.waiting:
                 self._take_waited(job)
@@ -239,13 +248,13 @@ class JobRunner:
                 unfiled = filed is None  # a worker that cannot see the run folder (it must: its checkpoints are there)
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
                 unfiled = filed is None or filed["row"]["status"] != "completed"  # or it died after filing
-                full = find_disk_full(err, self.settings.run_dir) if unfiled else None
-                if full is not None:  # not the model's failure: stop in one line, --resume trains it on
-                    lost = lost or full
-                    continue
                 death = worker_death(err)
                 if unfiled and death is not None:
                     lost = lost or WorkerLost(job.trial_id, death, self.settings.max_failures + 1)
+                    continue
+                full = find_disk_full(err, self.settings.run_dir) if unfiled else None
+                if full is not None:  # not the model's failure either: stop in one line, --resume trains it on
+                    lost = lost or full
                     continue
                 outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)), [],
                                      {}) if unfiled else filed
@@ -255,8 +264,7 @@ class JobRunner:
             if cached is not None and outcome["row"]["status"] == "completed":
                 write_json(cached, outcome, default=json_value)
             self.results[job] = outcome
-        if lost is not None:
-            raise lost
+            self._track(job, outcome)
         for job in ended:  # after the entries are written: a run waiting for one finds it as the claim goes
             if self._cache_file(job) is not None and job not in self.pending:
                 release(self._cache_file(job))
@@ -275,9 +283,14 @@ class JobRunner:
         if outcome is None:
             self._start(job)
             return
-        print(f"[ablate] {job.trial_id}: taken from the cache, where another run filed it", flush=True)
+        print(f"[ablate] {job.label}: taken from the cache, where another run filed it", flush=True)
         self.results[job] = outcome
         self.record.file(outcome)
+        self._track(job, outcome, reused=True)
+
+    def _track(self, job: Job, outcome: Outcome, reused: bool = False) -> None:
+        for tracker in self.trackers:
+            tracker.log_training(job.label, outcome, reused)
 
 
 def _complete(outcome: dict[str, Any]) -> bool:

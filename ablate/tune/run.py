@@ -27,7 +27,9 @@ from ablate.space.networks import space_networks
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.tune.cluster import (MemoryBudget, concurrency_line, default_concurrency, init_ray, measure_memory,
                                  trial_resources)
+from ablate.trackers import open_trackers
 from ablate.tune.collect import run_meta
+from ablate.tune.dashboard import publish_models
 from ablate.tune.faults import WorkerLost, find_lost, stop_line, tune_worker_faults, worker_death
 from ablate.schema import SEARCH
 from ablate.tune.memory import check_run
@@ -39,7 +41,7 @@ from ablate.tune.progress import Eta, RunProgress
 from ablate.tune.search import PHASE, make_searcher, reconcile_study, repair_storage, run_design
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer
-from ablate.tune.trainables import make_trainable
+from ablate.tune.trainables import TrialLabel, make_trainable
 
 
 @dataclass
@@ -76,11 +78,26 @@ def build_tuner(settings: RunSettings, resources: dict[str, float], job_ids: lis
     return tune.Tuner(
         make_trainable(settings, resources),
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
-                                    scheduler=scheduler, num_samples=trials, reuse_actors=True),
+                                    scheduler=scheduler, num_samples=trials, reuse_actors=True,
+                                    trial_name_creator=TrialLabel(settings.space, settings.seed)),
         run_config=tune.RunConfig(name="tune", storage_path=str(settings.run_dir), verbose=0,
-                                  callbacks=[RunProgress(settings, job_ids, trials, eta)],
+                                  callbacks=[RunProgress(settings, job_ids, trials, eta),
+                                             *(t.tune_callback() for t in open_trackers(settings))],
                                   failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
     )
+
+
+def _publish(settings: RunSettings, table: pd.DataFrame) -> None:
+    """Every model of the run as the Optuna study ``<run>:models`` (:mod:`ablate.tune.dashboard`); the run's
+    results never depend on it, so a storage that refuses it costs one line."""
+    try:
+        study = publish_models(settings, table, load_curves(settings.run_dir))
+    except Exception as err:
+        print(f"[ablate] warning: the models study for optuna-dashboard was not written: {error_summary(err)}",
+              flush=True)
+        return
+    where = settings.storage or settings.run_dir / "optuna.journal"
+    print(f"[ablate] optuna-dashboard {where} shows every model, baselines included, as study {study!r}", flush=True)
 
 
 def _iso(timestamp: float) -> str:
@@ -161,7 +178,8 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
           flush=True)
     timer = timer or start_timer(resources, at_start=False)
     try:
-        timings = ray.get(timer.time.remote(configs, settings))
+        timing = timer.time.options(name=f"time {len(configs)} models side by side")
+        timings = ray.get(timing.remote(configs, settings))
     except Exception as err:  # the trained rows matter more than their timings: write them without
         print(f"[ablate] timing failed, latency/throughput kept from an earlier session where it timed them, "
               f"else left empty: {error_summary(err)}", flush=True)
@@ -286,6 +304,9 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
         cancel(jobs.pending.values())
         raise
     table = load(run_dir)
+    _publish(settings, table)
+    for tracker in jobs.trackers:
+        print(f"[ablate] {tracker.name}: {tracker.where()}", flush=True)
     wall = earlier + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
                                      wall_seconds=wall, aliases=aliases, plan=plan, workers=workers))

@@ -18,6 +18,7 @@ from ablate.plugins import Plugin, load_plugins
 from ablate.protocols.recipe import build_protocol
 from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace, load_space
 from ablate.space.design import design_points
+from ablate.trackers import check_trackers, default_trackers
 from ablate.training import TrainResult, train
 
 TrainFn = Callable[..., TrainResult]
@@ -58,6 +59,8 @@ class RunSettings:
         seeds: Fresh training seeds per confirmed candidate and per baseline (used only when ``confirm > 0``); for
             ``ablation``, the training seeds of every config and baseline, the run's seed among them.
         plugins: Plugin modules named for the run (``--plugin``), besides those its space file names.
+        trackers: Experiment trackers every training is written to (``ablate.trackers.TRACKERS``: tensorboard,
+            mlflow, wandb); TensorBoard by default where tensorboardX is installed.
         train_fn: The trainer; injectable for tests (e.g. one that fails on purpose).
 
     Example:
@@ -87,6 +90,7 @@ class RunSettings:
     confirm: int = defaults.CONFIRM
     seeds: int = defaults.SEEDS
     plugins: tuple[Plugin, ...] = ()
+    trackers: tuple[str, ...] = field(default_factory=default_trackers)
     train_fn: TrainFn = field(default=train, compare=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ class RunSettings:
             object.__setattr__(self, "sampler", "nsga2" if self.multi_objective else "tpe")
         lookup({s: s for s in defaults.SAMPLERS}, self.sampler, "sampler", UsageError)
         lookup({s: s for s in defaults.SCHEDULERS}, self.scheduler, "scheduler", UsageError)
+        object.__setattr__(self, "trackers", tuple(dict.fromkeys(self.trackers)))
+        check_trackers(self.trackers)
         for value, flag, low in ((self.trials, "--trials", 1), (self.max_concurrent, "--max-concurrent", 1),
                                  (self.confirm, "--confirm", 0), (self.seeds, "--seeds", 1)):
             if value is not None and value < low:
@@ -146,6 +152,7 @@ class RunSettings:
             "cpus_per_trial": self.cpus_per_trial, "max_concurrent": self.max_concurrent, "storage": self.storage,
             "data_dir": self.data_dir, "max_failures": self.max_failures, "dashboard": self.dashboard,
             "plugins": [p.as_dict() for p in self.plugins], "space_plugins": [p.as_dict() for p in self.space.plugins],
+            "trackers": list(self.trackers),
         }
 
     @classmethod
@@ -185,6 +192,7 @@ class RunSettings:
             "max_concurrent": meta["max_concurrent"], "storage": meta["storage"], "data_dir": meta["data_dir"],
             "max_failures": meta["max_failures"], "dashboard": meta["dashboard"], "command": meta["command"],
             "design": meta["design"], "confirm": meta["confirm"], "seeds": meta["seeds"], "plugins": plugins,
+            "trackers": tuple(meta.get("trackers", ())),  # runs started before trackers existed name none
         }
         return cls(**{**fields, **overrides})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import resource
 import sys
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from ablate.models.symmetry import symmetry_columns
 from ablate.data import default_device, load_protocol_data
 from ablate.planning.timing import measure_model
 from ablate.plugins import ensure_plugins
+from ablate.space import SearchSpace
 from ablate.training import read_epoch_log
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS
@@ -109,7 +111,7 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
                          trial_latency=any(o.column == TRIAL_LATENCY for o in settings.objectives))
     state_dir = settings.state_dir(block)
     earlier = [[int(e["epoch"]), float(e["val_top1"])] for e in read_epoch_log(state_dir)]  # a resumed trial's past
-    constant = {"block": str(block), "phase": config.get("phase", "search"), "node": node_id(),
+    constant = {"block": str(block), "phase": config.get("phase", "search"), "seed": settings.seed, "node": node_id(),
                 EARLIER_EPOCHS: earlier, **costs, "status": "running", "reason": ""}
 
     def report(metrics: dict[str, Any]) -> None:
@@ -123,6 +125,18 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     else:  # val_top1 stays in the result: Tune checks every result has its metric
         tune.report({**constant, "status": result.status, "reason": result.reason, "epoch": result.epochs,
                      "val_top1": result.val_top1})
+
+
+@dataclass(frozen=True)
+class TrialLabel:
+    """Names a Tune trial by what it trains (``design relu-dwconv-w2 s0``), as Ray's dashboard names the jobs
+    (``Job.label``); Tune shows the name in its trial table and the trackers title their runs with it."""
+
+    space: SearchSpace
+    seed: int
+
+    def __call__(self, trial: Any) -> str:
+        return f"{trial.config.get('phase', 'search')} {self.space.block_of(trial.config)} s{self.seed}"
 
 
 def make_trainable(settings: RunSettings, resources: dict[str, float]):

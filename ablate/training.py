@@ -27,7 +27,7 @@ from ablate.files import write_atomic
 from ablate.records import (EPOCH_LOG_NAME, PREDICTIONS_NAME, append_epoch_log, read_epoch_log, read_predictions,
                             save_predictions)
 from ablate.models import BlockConfig, build_model
-from ablate.protocols import OPTIMIZERS, Protocol, load_protocol, lr_factor
+from ablate.protocols import OPTIMIZERS, Protocol, enabled, load_protocol, lr_factor
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EVAL_BATCH_SIZE = 512
@@ -92,7 +92,7 @@ def seed_everything(seed: int) -> None:
 
 def choose_precision(protocol: Protocol, device: torch.device) -> Precision:
     """AMP only on CUDA: bf16 where supported (no scaler needed), else fp16 with a GradScaler; fp32 on CPU."""
-    if not (protocol.amp and device.type == "cuda"):
+    if not enabled(protocol, "amp", device):
         return Precision(None, torch.amp.GradScaler("cuda", enabled=False))
     if torch.cuda.is_bf16_supported():
         return Precision(torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False))
@@ -100,7 +100,7 @@ def choose_precision(protocol: Protocol, device: torch.device) -> Precision:
 
 
 def uses_channels_last(protocol: Protocol, device: torch.device) -> bool:
-    return protocol.channels_last and device.type == "cuda"
+    return enabled(protocol, "channels_last", device)
 
 
 def make_run(config: BlockConfig, protocol: Protocol, data: DatasetSplits, device: torch.device, seed: int) -> Run:
@@ -304,7 +304,7 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None and (directory / CHECKPOINT_NAME).is_file():
         load_checkpoint(run, directory, identity)
-    forward = torch.compile(run.model) if protocol.compile and device.type == "cuda" else run.model
+    forward = torch.compile(run.model) if enabled(protocol, "compile", device) else run.model
     step_fn = make_step(run, nn.CrossEntropyLoss(label_smoothing=protocol.label_smoothing), forward, device)
 
     def result(status: str, reason: str = "", test_top1: float = math.nan,

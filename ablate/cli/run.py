@@ -66,7 +66,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
             raise UsageError(f"--reference {args.reference}: {err}") from None
     protocol = load_protocol(args.protocol)
     if args.epochs is not None:
-        protocol = protocol.with_overrides(epochs=args.epochs)
+        protocol = protocol.with_epochs(args.epochs)
     if args.objectives:
         objectives, objectives_from = parse_objectives(args.objectives), "--objectives"
     else:

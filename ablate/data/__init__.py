@@ -7,6 +7,7 @@ waits for a CPU worker. ImageFolder trees are too big for that and go through ti
 - ``augment``: the Augmentation settings and the batched tensor ops;
 - ``splits``: DatasetSplits and the tensor-resident split;
 - ``sources``: digits and CIFAR; ``imagefolder``: ImageFolder trees;
+- ``found``: what a data directory holds instead of the dataset asked for (the one-line error);
 - ``loading``: a protocol's splits, loaded once per process (``load_protocol_data``).
 """
 

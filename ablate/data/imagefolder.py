@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
+from torchvision.datasets import ImageFolder
 
 from ablate.data.augment import Augmentation
+from ablate.data.found import data_dir_problem
 from ablate.data.splits import Batch, DataRequest, DatasetSplits, seeded_split
 from ablate.errors import UsageError
 
@@ -76,21 +79,73 @@ class TrainTransform:
         return self.transform(image)
 
 
+IMAGEFOLDER_EXPECTED = "train/ and val/ in it, each with one folder of images per class"
+
+
+def class_folders(split: Path) -> list[str]:
+    """The class folders of a split, checked: a split of loose images (ImageNet's val as it ships) is an error.
+
+    Raises:
+        UsageError: ``split`` holds no class folders.
+    """
+    entries = list(split.iterdir())
+    classes = sorted(e.name for e in entries if e.is_dir())
+    if not classes:
+        loose = sum(e.is_file() for e in entries)
+        holds = f"{loose} files but no class folders" if loose else "nothing"
+        raise UsageError(f"{split} holds {holds}; imagefolder expects {split.name}/<class>/<image>: sort the images "
+                         f"into one folder per class (ImageNet's val ships flat: sort it with its labels first)")
+    return classes
+
+
+class ClassFolder(ImageFolder):
+    """torchvision's ImageFolder with its classes given rather than found (a split's subset keeps their indices)."""
+
+    def __init__(self, root: Path, classes: list[str], transform: object, allow_empty: bool):
+        self.given_classes = classes
+        super().__init__(str(root), transform=transform, allow_empty=allow_empty)
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        return self.given_classes, {name: i for i, name in enumerate(self.given_classes)}
+
+
+def image_folder(split: Path, classes: list[str], transform: object) -> torch.utils.data.Dataset:
+    """torchvision's ImageFolder over ``split`` with the class indices of ``classes`` (the training split's), so
+    a val/ that lacks some classes keeps every label right.
+
+    Raises:
+        UsageError: A class folder of train/ holds no image torchvision reads (one line, torchvision's reason).
+    """
+    try:
+        return ClassFolder(split, classes, transform, allow_empty=split.name != "train")
+    except FileNotFoundError as err:
+        raise UsageError(f"{split}: {str(err).splitlines()[0]}") from None
+
+
 def load_imagefolder(request: DataRequest) -> DatasetSplits:
-    """A class-per-folder tree with train/ and val/: a seeded validation split of train/, val/ as the test split."""
+    """A class-per-folder tree with train/ and val/: a seeded validation split of train/, val/ as the test split.
+
+    Raises:
+        UsageError: ``data_dir`` is not such a tree (the line says what it holds instead), train/ or val/ holds no
+            class folders, val/ has classes train/ lacks, or a class folder of train/ has no images.
+    """
     from timm.data import create_transform
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-    from torchvision.datasets import ImageFolder
 
     root = request.data_dir
-    missing = [d for d in ("train", "val") if not (root / d).is_dir()]
-    if missing:
-        raise UsageError(f"imagefolder not found in {root} (expected train/ and val/ class folders): "
-                         f"pass --data-dir DIR pointing at it")
+    if not all((root / d).is_dir() for d in ("train", "val")):
+        raise UsageError(data_dir_problem(root, "imagefolder", IMAGEFOLDER_EXPECTED,
+                                          "pass --data-dir DIR pointing at the folder that holds them"))
+    classes = class_folders(root / "train")
+    unknown = sorted(set(class_folders(root / "val")) - set(classes))
+    if unknown:
+        shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+        raise UsageError(f"{root / 'val'} has classes that {root / 'train'} lacks ({shown}): every val/ class "
+                         f"must be a train/ class")
     size = request.image_size or IMAGEFOLDER_SIZE
     train_tf = TrainTransform(size)
     eval_tf = create_transform(size, is_training=False)
-    train_full = ImageFolder(str(root / "train"), transform=train_tf)
+    train_full = image_folder(root / "train", classes, train_tf)
     keep, held = seeded_split(len(train_full), request.val_fraction, request.seed)
     workers = min(8, os.cpu_count() or 1)
 
@@ -99,8 +154,8 @@ def load_imagefolder(request: DataRequest) -> DatasetSplits:
 
     splits = {
         "train": make(torch.utils.data.Subset(train_full, keep.tolist()), train_tf),
-        "val": make(torch.utils.data.Subset(ImageFolder(str(root / "train"), transform=eval_tf), held.tolist())),
-        "test": make(ImageFolder(str(root / "val"), transform=eval_tf)),
+        "val": make(torch.utils.data.Subset(image_folder(root / "train", classes, eval_tf), held.tolist())),
+        "test": make(image_folder(root / "val", classes, eval_tf)),
     }
-    return DatasetSplits("imagefolder", len(train_full.classes), (3, size, size),
+    return DatasetSplits("imagefolder", len(classes), (3, size, size),
                          IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, request.device, splits)

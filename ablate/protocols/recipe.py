@@ -92,6 +92,12 @@ class Protocol:
         """A copy with some fields replaced (validated); ``augmentation`` may be a partial dict."""
         return build_protocol({**self.as_dict(), **overrides}, f"protocol {self.name!r}", base=self)
 
+    def with_epochs(self, epochs: int) -> "Protocol":
+        """The recipe over ``epochs`` epochs with its schedule's shape kept: the warm-up and a step schedule's step
+        scale with the epochs (cifar10-fast's 2 warm-up epochs of 16 become 0.125 of 1), as ``--epochs`` wants."""
+        return self.with_overrides(epochs=epochs, warmup_epochs=self.warmup_epochs * epochs / self.epochs,
+                                   step_epochs=max(1, round(self.step_epochs * epochs / self.epochs)))
+
     def as_dict(self) -> dict[str, Any]:
         """Plain types only, for run.json and YAML round trips."""
         return dataclasses.asdict(self)

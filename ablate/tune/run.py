@@ -22,6 +22,7 @@ from ablate.files import DiskFull, find_disk_full
 from ablate.results import load, read_run_json, write_run_json
 from ablate.data import load_protocol_data
 from ablate.planning import plan_line, plan_run
+from ablate.protocols import cpu_fallback_line
 from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
@@ -288,6 +289,8 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     for alias, name in aliases.items():
         print(f"[ablate] {alias} builds the same network as {name}: trained once, reported as {name}", flush=True)
     resources = trial_resources(settings)
+    if cpu_fallback_line(settings.protocol, resources["gpu"]):  # a GPU recipe on CPUs: one line says what is off
+        print(cpu_fallback_line(settings.protocol, resources["gpu"]), flush=True)
     budget = measure_memory(settings, resources, first_model(settings, plan))
     resources = trial_resources(settings, budget)  # each training reserves the memory its worker needs
     workers = min(settings.max_concurrent or default_concurrency(resources), default_concurrency(resources))

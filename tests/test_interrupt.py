@@ -41,6 +41,7 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path, spawn):
     os.killpg(driver.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the driver's whole process group
     out, _ = driver.communicate(timeout=60)
     took = time.monotonic() - sent
+    print(f"SIGINT to exit: {took:.1f} s")  # shown with -s
     assert driver.returncode == 130, out[-3000:]
     assert took < 10, (took, out[-3000:])
     resume = f"python {ROOT / 'run_ablation.py'} --resume --name interrupted"

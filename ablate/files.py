@@ -27,7 +27,6 @@ import pandas as pd
 
 from ablate.errors import UsageError
 
-
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 MIN_FREE = 1 << 20  # a write that fails with less than this free beside it failed for want of space
 

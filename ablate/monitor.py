@@ -16,10 +16,9 @@ import pandas as pd
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.formatting import duration_text
+from ablate.schema import FINAL_STATUSES as STATUS_ORDER
 from ablate.schema import search_trials
 from ablate.tune.record import read_progress
-
-from ablate.schema import FINAL_STATUSES as STATUS_ORDER
 
 
 def status_lines(run_dir: Path, now: float | None = None) -> list[str]:

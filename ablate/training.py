@@ -24,10 +24,16 @@ from torch import nn
 from ablate.data import DatasetSplits, check_data, default_device, load_protocol_data
 from ablate.errors import UsageError
 from ablate.files import write_atomic
-from ablate.records import (EPOCH_LOG_NAME, PREDICTIONS_NAME, append_epoch_log, read_epoch_log, read_predictions,
-                            save_predictions)
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import OPTIMIZERS, Protocol, enabled, load_protocol, lr_factor
+from ablate.records import (
+    EPOCH_LOG_NAME,
+    PREDICTIONS_NAME,
+    append_epoch_log,
+    read_epoch_log,
+    read_predictions,
+    save_predictions,
+)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EVAL_BATCH_SIZE = 512

@@ -66,8 +66,15 @@ from ablate.models import BlockConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, whether run or loaded by path
 from gpu_common import SECTIONS, Clock, Section, Settings  # noqa: E402
-from gpu_sections import (compile_section, full_section, latency_section, mfu_section, packing_section,  # noqa: E402
-                          peak_section, trainer_section)
+from gpu_sections import (  # noqa: E402
+    compile_section,
+    full_section,
+    latency_section,
+    mfu_section,
+    packing_section,
+    peak_section,
+    trainer_section,
+)
 
 
 def header(settings: Settings, argv: Sequence[str]) -> str:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
+from ablate.data import load_protocol_data
 from ablate.errors import UsageError
 from ablate.files import write_text
 from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
-from ablate.space import load_space
-from ablate.data import load_protocol_data
 from ablate.schema import AXIS_COLUMNS
+from ablate.space import load_space
 from ablate.training import train
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from gpu_common import PROTOCOL, SEED, Settings, interleaved_rates, timed
 from torch import nn
 
 from ablate.costs import count_ops
@@ -17,8 +18,6 @@ from ablate.data import DataRequest, DatasetSplits, seeded_split, tensor_splits
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol, load_protocol
 from ablate.training import Run, choose_precision, make_run, make_step, train_epoch, uses_channels_last
-
-from gpu_common import PROTOCOL, SEED, Settings, interleaved_rates, timed
 
 # --- data: synthetic CIFAR-shaped uint8 images through ablate.data's real tensor splits ---
 

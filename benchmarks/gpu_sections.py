@@ -15,6 +15,23 @@ from typing import Any, Sequence
 import pandas as pd
 import timm
 import torch
+from gpu_common import (
+    DISPLAY,
+    DTYPE_NAMES,
+    LATENCY_MODELS,
+    MODELS,
+    PROTOCOL,
+    SEED,
+    SPACE,
+    TARGET_RATIO,
+    Clock,
+    Section,
+    Settings,
+    failure,
+    free_memory,
+    matmul_peak,
+)
+from gpu_paths import ModelRates, describe_precision, measure_model, synthetic_splits, trainer_protocol
 from torch import nn
 
 from ablate.costs import measure
@@ -24,9 +41,6 @@ from ablate.protocols import Protocol, load_protocol
 from ablate.space import load_space
 from ablate.training import Precision, choose_precision, make_run, make_step, train_epoch
 
-from gpu_common import (DISPLAY, DTYPE_NAMES, LATENCY_MODELS, MODELS, PROTOCOL, SEED, SPACE, TARGET_RATIO, Clock,
-                        Section, Settings, failure, free_memory, matmul_peak)
-from gpu_paths import ModelRates, describe_precision, measure_model, synthetic_splits, trainer_protocol
 
 def peak_dtype(settings: Settings) -> torch.dtype:
     """The trainer's compute dtype in the trainer section: bf16 on a GPU with bf16, fp32 on CPU (no AMP there)."""
@@ -238,8 +252,8 @@ def packing_section(settings: Settings, clock: Clock) -> Section:
     import packing
 
     from ablate.costs import count_macs
-    from ablate.space.design import balanced_design
     from ablate.models import BASELINE_BY_TIMM_NAME
+    from ablate.space.design import balanced_design
 
     protocol = load_protocol(settings.packing_protocol)
     space = load_space("qlblock")

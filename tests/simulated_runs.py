@@ -25,8 +25,8 @@ import pandas as pd
 from scipy import stats
 
 from ablate import defaults
-from ablate.space.design import balanced_design
 from ablate.space import load_space
+from ablate.space.design import balanced_design
 
 SPACE = load_space("qlblock")
 BASELINES = {"ResNet50": ("relu-conv3x3-w0.25", 5.5e6), "R50-max": ("relu-maxpool-w0.25", 3.8e6),

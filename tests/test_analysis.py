@@ -16,9 +16,17 @@ import pytest
 from scipy import stats
 
 from ablate.analysis import (
-    Evidence, baseline_front, compare_runs, complexity_weights, cost_matched_baseline, detectable_difference, effects,
+    Evidence,
+    baseline_front,
+    compare_runs,
+    complexity_weights,
+    cost_matched_baseline,
+    detectable_difference,
+    effects,
     error_edf,
-    noise_floor, rung_fidelity, summarize,
+    noise_floor,
+    rung_fidelity,
+    summarize,
 )
 from ablate.analysis.edf import normalisable
 from ablate.analysis.evidence import pooled_dispersion, seed_component

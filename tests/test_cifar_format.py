@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cifar_files import RED_STEP, dump_py2, write_cifar10, write_cifar100, write_imagefolder
 
 from ablate import cli
 from ablate.data import load_dataset
-from ablate.errors import UsageError
 from ablate.protocols import CUDA_ONLY, cpu_fallback_line, enabled, load_protocol
-from cifar_files import RED_STEP, dump_py2, write_cifar10, write_cifar100, write_imagefolder
 
 REPO = Path(__file__).resolve().parent.parent
 PER_BATCH, TEST = 300, 300  # CIFAR-10: 5 × 300 training images, 300 test images

@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
 from ablate.space import load_space
 from ablate.tune.dashboard import models_study_name, publish_models
@@ -17,7 +18,6 @@ from ablate.tune.jobs import Job
 from ablate.tune.search import make_searcher, make_storage
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import TrialLabel
-from ablate.models import BlockConfig
 
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
@@ -196,11 +196,11 @@ def test_a_tracker_that_fails_mid_run_is_turned_off_in_one_line(tmp_path, capsys
 def test_every_training_of_a_run_is_in_tensorboard_mlflow_and_the_models_study(local_ray, tmp_path, monkeypatch):
     """A design run (Tune trials) with confirmations and baselines (Ray tasks): one entry per training in each."""
     pytest.importorskip("mlflow")
+    from conftest import tiny_space_text
     from mlflow import MlflowClient
 
     from ablate.results import load
     from ablate.tune import run_ablation
-    from conftest import tiny_space_text
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     (tmp_path / "tiny.yaml").write_text(tiny_space_text("tiny"))

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from ablate.space.design import balanced_design, grid_design, pair_counts
 from ablate.space import Axis, load_space
+from ablate.space.design import balanced_design, grid_design, pair_counts
 
 
 def axes_of(*sizes):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_bench_gpu
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ablate.models import build_model
 from ablate.models.layers import Twist, coord_grids, hardball, softball
 from ablate.training import Precision, make_run, make_step, train_epoch
-from conftest import load_bench_gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 # every spatial op and every nonlinearity at least once, in the smallest macro

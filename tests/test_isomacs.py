@@ -4,12 +4,11 @@ import time
 
 import pytest
 
-from ablate.space import isomacs
 from ablate.costs import measure
 from ablate.errors import UsageError
-from ablate.space.isomacs import TOLERANCE, match_macs, proxy_input_size, round_significant
 from ablate.models import MACROS, NONLINEARITIES, SPATIAL_OPS, BlockConfig, build_model
-from ablate.space import load_space
+from ablate.space import isomacs, load_space
+from ablate.space.isomacs import TOLERANCE, match_macs, proxy_input_size, round_significant
 
 QLBLOCK_ISO_PAIRS = load_space("qlblock-iso").pairs()
 

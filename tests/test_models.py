@@ -6,7 +6,7 @@ import torch
 
 import ablate
 from ablate.models import BASELINES, MACROS, NONLINEARITIES, SPATIAL_OPS, Block, BlockConfig, build_model
-from ablate.models.layers import Hardball, coord_grids, hardball, softball, Twist
+from ablate.models.layers import Hardball, Twist, coord_grids, hardball, softball
 
 COMBOS = list(itertools.product(NONLINEARITIES, SPATIAL_OPS))
 

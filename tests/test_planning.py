@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess
@@ -11,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_space_text
 
 from ablate.analysis.verdicts import detectable_difference
 from ablate.errors import UsageError
 from ablate.planning import plan_line, plan_run
 from ablate.planning.command import parse_budget
-from ablate.planning.history import recipe, shipped_record
+from ablate.planning.history import shipped_record
 from ablate.planning.noise import NoiseModel, estimate
 from ablate.protocols import load_protocol
 from ablate.space import load_space

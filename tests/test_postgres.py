@@ -16,11 +16,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from conftest import tiny_space_text
 from optuna.trial import TrialState
+from test_tune import _cli, _epochs_logged, kill_when_one_trial_is_done_and_the_next_mid_way
 
 from ablate.tune import make_storage
-from conftest import tiny_space_text
-from test_tune import _cli, _epochs_logged, kill_when_one_trial_is_done_and_the_next_mid_way
 
 pytestmark = pytest.mark.slow
 EPOCHS = 2

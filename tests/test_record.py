@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray.cloudpickle
+from conftest import tiny_space_text
 
 from ablate.monitor import status_lines
-from ablate.records import append_epoch_log, save_predictions
 from ablate.protocols import load_protocol
+from ablate.records import append_epoch_log, save_predictions
 from ablate.results import load, write_run_json
 from ablate.space import load_space
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, run_ablation
 from ablate.tune.progress import RunProgress
 from ablate.tune.record import RunRecord
-from conftest import tiny_space_text
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
 EPOCHS = 2

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from simulated_runs import BASELINES, N_TEST, Population, run_meta, simulate_run
-from test_report import SECTIONS, _section, _tables, _trials, _run_json, _write_run
+from test_report import SECTIONS, _run_json, _section, _tables, _trials, _write_run
 
 from ablate.defaults import SEEDS
 from ablate.report import build_report

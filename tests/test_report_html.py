@@ -13,10 +13,10 @@ import re
 from html.parser import HTMLParser
 
 import matplotlib.colors as mcolors
-from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.lines import Line2D
 from simulated_runs import Population, ablation_meta, run_meta, simulate_ablation, simulate_run
 from test_report import _curves
 

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pytest
+from conftest import tiny_space_text
 
 from ablate.errors import UsageError
 from ablate.files import DiskFull, append_line, find_disk_full, read_json, read_lines, write_atomic, write_json
@@ -31,7 +32,6 @@ from ablate.tune import RunSettings
 from ablate.tune.memory import check_fits, check_run, estimate
 from ablate.tune.record import RunRecord, earlier_lives_seconds, read_progress, unstarted_run
 from ablate.tune.search import AblationSearch, make_storage, repair_journal
-from conftest import tiny_space_text
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,15 +1,19 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from ablate.data import load_protocol_data
 from ablate.errors import UsageError
 from ablate.protocols import load_protocol
-import numpy as np
-
-from ablate.data import load_protocol_data
 from ablate.training import (
-    CHECKPOINT_NAME, PREDICTIONS_NAME, TrainResult, read_epoch_log, read_predictions, train,
+    CHECKPOINT_NAME,
+    PREDICTIONS_NAME,
+    TrainResult,
+    read_epoch_log,
+    read_predictions,
+    train,
 )
 
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds", "images_per_second"}

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
+from conftest import kill_session, session_alive, tiny_space_text
 from optuna.trial import TrialState
 
 from ablate import cli
@@ -27,7 +28,6 @@ from ablate.results import load
 from ablate.space import load_space, parse_objectives
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, make_storage, run_ablation
-from conftest import kill_session, session_alive, tiny_space_text
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

@@ -7,15 +7,23 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import tiny_space_text
 from optuna.trial import TrialState
 
 import ablate
 from ablate.protocols import load_protocol
 from ablate.results import trials_frame
 from ablate.space import load_space, parse_objectives
-from ablate.tune import (AblationSearch, RunSettings, baseline_cache_key, classify, code_version, error_summary,
-                         make_storage, repair_study)
-from conftest import tiny_space_text
+from ablate.tune import (
+    AblationSearch,
+    RunSettings,
+    baseline_cache_key,
+    classify,
+    code_version,
+    error_summary,
+    make_storage,
+    repair_study,
+)
 
 SPACE = tiny_space_text("units", baselines="")
 

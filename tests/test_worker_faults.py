@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
 import ray.exceptions as rex
+from conftest import tiny_space_text
 
 from ablate.errors import UsageError
 from ablate.files import read_json
@@ -31,7 +31,6 @@ from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, cluster, faults, run_ablation
 from ablate.tune.cluster import MemoryBudget
 from ablate.tune.faults import WorkerLost, stop_line, tune_hooks, tune_worker_faults, worker_death
-from conftest import tiny_space_text
 
 REPO = Path(__file__).resolve().parent.parent
 OOM_TEXT = "Task was killed due to the node running low on memory. Memory on the node was 22.9GB / 24.0GB (0.95)"

@@ -151,7 +151,6 @@ def run(args: argparse.Namespace, command: str, prog: str) -> int:
         print(list_spaces_text() if args.list_spaces else list_protocols_text())
         return 0
     from ablate.results import results_dir as folder
-
     from ablate.tune.record import unstarted_run
 
     results_dir = folder()

@@ -19,13 +19,28 @@ from typing import Callable
 
 import torch
 
-from ablate.data.augment import (NO_AUGMENTATION, Augmentation, augment, augmentation_problem, normalization,
-                                 normalize, random_crop, random_hflip)
+from ablate.data.augment import (
+    NO_AUGMENTATION,
+    Augmentation,
+    augment,
+    augmentation_problem,
+    normalization,
+    normalize,
+    random_crop,
+    random_hflip,
+)
 from ablate.data.imagefolder import FolderSplit, load_imagefolder
 from ablate.data.loading import check_data, default_device, load_protocol_data
 from ablate.data.sources import CIFAR_FORMATS, cifar_loader, digits_images, load_digits_splits
-from ablate.data.splits import (SPLITS, DataRequest, DatasetSplits, TensorSplit, channel_stats, seeded_split,
-                                tensor_splits)
+from ablate.data.splits import (
+    SPLITS,
+    DataRequest,
+    DatasetSplits,
+    TensorSplit,
+    channel_stats,
+    seeded_split,
+    tensor_splits,
+)
 from ablate.errors import UsageError
 from ablate.registry import lookup
 

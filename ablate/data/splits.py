@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol as TypingProtocol
+from typing import Iterator
+from typing import Protocol as TypingProtocol
 
 import numpy as np
 import torch

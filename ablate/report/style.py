@@ -11,8 +11,8 @@ import matplotlib.colors as mcolors
 import seaborn as sns
 
 from ablate.analysis.effects import choice_label
-from ablate.schema import BASELINE_NAMES
 from ablate.report.data import Run
+from ablate.schema import BASELINE_NAMES
 
 _TAB20 = sns.color_palette("tab20")
 # tab20's saturated colours first, then their light partners; its two greys are left to the baselines' palette

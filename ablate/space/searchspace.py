@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ablate.defaults import DESIGNS  # which configs a run trains (ablate.space.design, --design)
-from ablate.space.design import grid_design
 from ablate.models import BASELINE_IDS, BlockConfig
+from ablate.space.design import grid_design
 from ablate.space.objectives import DEFAULT_OBJECTIVES, Objective
 
 if TYPE_CHECKING:

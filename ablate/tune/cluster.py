@@ -14,8 +14,8 @@ from typing import Any, Iterator
 import ray
 
 from ablate.errors import UsageError, error_summary
-from ablate.plugins import runtime_env
 from ablate.models import BlockConfig
+from ablate.plugins import runtime_env
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import worker_memory
 

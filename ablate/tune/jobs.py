@@ -15,12 +15,12 @@ import ray
 from ablate.analysis.selection import selection_key
 from ablate.errors import UsageError, error_summary
 from ablate.files import find_disk_full, read_json, write_json
-from ablate.tune.claims import claim, claim_file, release, wait_for_entry
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
+from ablate.trackers import open_trackers
+from ablate.tune.claims import claim, claim_file, release, wait_for_entry
 from ablate.tune.collect import Outcome, outcome_of, training_row
 from ablate.tune.faults import WorkerLost, worker_death
-from ablate.trackers import open_trackers
 from ablate.tune.record import RunRecord, json_value
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of

@@ -15,14 +15,14 @@ from typing import Any, Iterable, Mapping
 from ray import tune
 from tqdm import tqdm
 
+from ablate.errors import traceback_summary
+from ablate.files import find_disk_full
 from ablate.formatting import compact_duration
 from ablate.planning.timing import FIXED_SECONDS_PER_MODEL, Schedule
+from ablate.schema import STATUSES
 from ablate.tune.collect import candidate_outcome
 from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
-from ablate.errors import traceback_summary
-from ablate.files import find_disk_full
-from ablate.schema import STATUSES
 from ablate.tune.status import classify
 
 PLAIN_EVERY_S = 30.0  # plain lines when stdout is not a terminal

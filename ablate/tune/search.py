@@ -16,11 +16,11 @@ from ray.tune.search import Searcher
 from ablate.errors import UsageError
 from ablate.files import cut_torn_tail, read_lines, write_atomic
 from ablate.registry import lookup
+from ablate.schema import ABLATION, DESIGN, SEARCH
 from ablate.space import SearchSpace
 from ablate.space.design import design_points, startup_trials
 from ablate.space.networks import Networks, space_networks
 from ablate.tune.settings import RunSettings
-from ablate.schema import ABLATION, DESIGN, SEARCH
 from ablate.tune.status import EARLIER_EPOCHS, classify
 
 

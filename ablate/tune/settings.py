@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ablate import defaults
-from ablate.files import damaged
-from ablate.yamlfile import one_line
-from ablate.models import BlockConfig
-from ablate.protocols import Protocol
 from ablate.errors import UsageError
-from ablate.registry import lookup
+from ablate.files import damaged
+from ablate.models import BlockConfig
 from ablate.plugins import Plugin, load_plugins
+from ablate.protocols import Protocol
 from ablate.protocols.recipe import build_protocol
+from ablate.registry import lookup
 from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace, load_space
 from ablate.space.design import design_points
 from ablate.trackers import check_trackers, default_trackers
 from ablate.training import TrainResult, train
+from ablate.yamlfile import one_line
 
 TrainFn = Callable[..., TrainResult]
 

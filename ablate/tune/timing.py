@@ -9,6 +9,7 @@ from ablate.models import BlockConfig, build_model
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import prepare
 
+
 def time_models(configs: list[str], settings: RunSettings, batch_size: int = 64) -> dict[str, dict[str, float]]:
     """Latency and throughput of every distinct block, one after another on one worker with nothing else running.
 

@@ -14,13 +14,12 @@ import torch
 from ray import tune
 
 from ablate.costs import measure
-from ablate.data import DatasetSplits
+from ablate.data import DatasetSplits, default_device, load_protocol_data
 from ablate.models import BlockConfig, build_model
-from ablate.protocols import Protocol
 from ablate.models.symmetry import symmetry_columns
-from ablate.data import default_device, load_protocol_data
 from ablate.planning.timing import measure_model
 from ablate.plugins import ensure_plugins
+from ablate.protocols import Protocol
 from ablate.space import SearchSpace
 from ablate.training import read_epoch_log
 from ablate.tune.settings import RunSettings

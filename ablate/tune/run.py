@@ -19,7 +19,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ablate.data.splits import SPLITS
 from ablate.errors import UsageError, error_summary
 from ablate.files import DiskFull, find_disk_full
-from ablate.results import load, read_run_json, write_run_json
+from ablate.results import load, load_curves, read_run_json, write_run_json
 from ablate.data import load_protocol_data
 from ablate.planning import plan_line, plan_run
 from ablate.protocols import cpu_fallback_line

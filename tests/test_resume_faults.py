@@ -343,7 +343,8 @@ def test_a_missing_axis_is_stated_in_one_line(tmp_path):
     assert unnamed_axes(space) == {"spatial": "conv3x3"} and {b.spatial for b in space.grid()} == {"conv3x3"}
     line = unnamed_axes_line(space)
     assert "names no spatial: every block gets the default spatial conv3x3" in line and "\n" not in line
-    (tmp_path / "s.yaml").write_text("axes:\n  nonlinearity: [relu, multiply]\n  width: [1]\nfixed:\n  spatial: dwconv\n")
+    (tmp_path / "s.yaml").write_text("axes:\n  nonlinearity: [relu, multiply]\n  width: [1]\n"
+                                     "fixed:\n  spatial: dwconv\n")
     assert unnamed_axes_line(load_space(tmp_path / "s.yaml")) is None
     assert unnamed_axes_line(load_space("qlblock")) is None and unnamed_axes_line(load_space("qlblock-iso")) is None
 
@@ -374,6 +375,21 @@ def test_a_width_the_node_cannot_hold_is_refused_before_training(tiny, tmp_path)
     one_line(err.value)
     check_fits(blocks[:1], ("resnet50",), protocol, "cifar-tiny", 10, (3, 32, 32), "cpu", available=24 * 2.0 ** 30)
     check_run(tiny, 10, (3, 32, 32))  # the tiny space fits any machine that runs the tests
+
+
+def test_a_run_joining_a_cluster_leaves_the_memory_check_to_the_nodes(tiny, monkeypatch):
+    """The driver's memory says nothing of a cluster's nodes: only a local run refuses a model it cannot hold."""
+    import dataclasses
+
+    from ablate.tune import run
+
+    def refuse(*_):
+        raise UsageError("too big for this machine")
+
+    monkeypatch.setattr(run, "check_run", refuse)
+    with pytest.raises(UsageError, match="too big"):
+        run._with_data(tiny)
+    assert run._with_data(dataclasses.replace(tiny, address="auto"))[1]["test"] > 0
 
 
 # --- runs sharing the baseline cache -----------------------------------------------------------------------------

@@ -112,7 +112,9 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     if settings.space.width_match:
         print(f"[ablate] solving the width of each block for equal {settings.space.width_match} …", flush=True)
     space = settings.space.resolved(settings.macro, data.num_classes, data.input_size)
-    check_run(replace(settings, space=space), data.num_classes, data.input_size)  # before anything is written
+    if settings.address is None:  # the trainings run here: refuse a model this machine cannot hold, before anything
+        check_run(replace(settings, space=space), data.num_classes, data.input_size)  # is written (on a cluster the
+        # driver's memory says nothing of the nodes'; there each training reserves what its worker measured)
     return replace(settings, space=space), {split: data.size(split) for split in SPLITS}
 
 

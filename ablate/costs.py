@@ -159,7 +159,8 @@ def time_forward(model: nn.Module, batch: torch.Tensor, *, warmup: int = 3, repe
                  amp: bool = False) -> float:
     """Median seconds of one forward pass, timm-style: warm-up, synchronize on CUDA, median of repeats."""
     device = batch.device
-    autocast = torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16, enabled=amp)
+    autocast = torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                              enabled=amp)
     times = []
     with torch.inference_mode(), autocast:
         for i in range(warmup + repeats):

@@ -198,7 +198,8 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise damaged(path, f"not valid JSON: {getattr(exc, 'msg', exc)} at line {getattr(exc, 'lineno', '?')}") from exc
+        raise damaged(path, f"not valid JSON: {getattr(exc, 'msg', exc)} "
+                            f"at line {getattr(exc, 'lineno', '?')}") from exc
     if not isinstance(data, dict):
         raise damaged(path, f"a JSON {type(data).__name__}, not an object")
     return data
@@ -216,8 +217,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except FileNotFoundError as exc:
         raise UsageError(f"{path} not found: run an ablation first, or pass its results/<run> folder") from exc
     except Exception as exc:  # pyarrow raises its own types for every kind of damage
-        raise damaged(path, f"not a readable parquet table: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
-            from exc
+        raise damaged(path, "not a readable parquet table: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
 def _cut_torn(log) -> int:

@@ -68,7 +68,8 @@ def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for column in TRIAL_COLUMNS:
         if column not in frame:
             frame[column] = math.nan
-    reference = frame[(frame["kind"] == "baseline") & (frame["name"] == REFERENCE_BASELINE) & (frame["status"] == "completed")]
+    reference = frame[(frame["kind"] == "baseline") & (frame["name"] == REFERENCE_BASELINE)
+                      & (frame["status"] == "completed")]
     base_by_seed = reference.groupby(reference["seed"].fillna(-1))["val_top1"].mean()
     base_top1 = frame["seed"].fillna(-1).map(base_by_seed).astype(float)
     frame["delta_top1"] = (frame["val_top1"] - base_top1).where(frame["status"] == "completed")
@@ -133,7 +134,8 @@ def load(run: str | os.PathLike, summary: bool = False, predictions: bool = Fals
         UsageError: the run has no such table or it is damaged (one line naming the file), or both flags were given.
 
     Example:
-        >>> load("qlblock-digits-20261126-120000", summary=True)[["name", "n_confirm", "test_top1_mean"]]  # doctest: +SKIP
+        >>> summary = load("qlblock-digits-20261126-120000", summary=True)  # doctest: +SKIP
+        >>> summary[["name", "n_confirm", "test_top1_mean"]]  # doctest: +SKIP
     """
     if summary and predictions:
         raise UsageError("load(): pass summary=True or predictions=True, not both")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 TRIAL_COLUMNS = [
-    "kind", "trial_id", "name", "config", "config_hash", "network", "nonlinearity", "spatial", "width", "status", "reason",
+    "kind", "trial_id", "name", "config", "config_hash", "network", "nonlinearity", "spatial", "width",
+    "status", "reason",
     "epochs", "val_top1", "val_top5", "val_loss", "test_top1", "delta_top1", "params", "macs", "elementwise_ops",
     "uncounted_ops", "activations", "latency_ms", "throughput", "trial_latency_ms", "train_seconds", "seed", "phase",
     "symmetry_gap", "symmetric", "node",

@@ -87,7 +87,8 @@ def header(settings: Settings, argv: Sequence[str]) -> str:
             else "Measured in one run; every claim is a ratio of numbers measured side by side in it.")
     return "\n".join([
         "# bench_gpu", "", kind, "",
-        f"- device: {device}", f"- torch {torch.__version__}, timm {timm.__version__}, Python {platform.python_version()}",
+        f"- device: {device}",
+        f"- torch {torch.__version__}, timm {timm.__version__}, Python {platform.python_version()}",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}", f"- commit: {git_commit()}",
         f"- command: `python {' '.join(argv)}`", "", "",
     ])
@@ -133,7 +134,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="write the tables as markdown here")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
-    parser.add_argument("--budget-s", type=float, default=None, help="wall-time budget; 0 = none (default 290, smoke 0)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="wall-time budget; 0 = none (default 290, smoke 0)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per path")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per round")
     parser.add_argument("--models", default=None, help="comma list of block configs for the trainer section")

@@ -47,7 +47,8 @@ def bare(configs: list[BlockConfig], protocol, seed: int) -> float:
     data = load_protocol_data(protocol, device="cpu", seed=seed)
     for config in configs:
         result = train(config, protocol, data=data, seed=seed)
-        print(f"  bare  {config}: {result.status}, val top-1 {result.val_top1:.1f}%, {result.train_seconds:.1f} s", flush=True)
+        print(f"  bare  {config}: {result.status}, val top-1 {result.val_top1:.1f}%, {result.train_seconds:.1f} s",
+              flush=True)
     return time.perf_counter() - start
 
 
@@ -61,7 +62,8 @@ def orchestrated(space_path: Path, trials: int, protocol, seed: int, folder: Pat
     outcome = run_ablation(settings)
     wall = time.perf_counter() - start
     for _, row in outcome.table.iterrows():
-        print(f"  tuned {row['config']}: {row['status']}, val top-1 {row['val_top1']:.1f}%, {row['train_seconds']:.1f} s", flush=True)
+        print(f"  tuned {row['config']}: {row['status']}, val top-1 {row['val_top1']:.1f}%, "
+              f"{row['train_seconds']:.1f} s", flush=True)
     return wall
 
 
@@ -87,10 +89,11 @@ def main() -> int:
         folder = Path(tmp)
         path = space_file(configs, folder)
         if load_space(path).size != len(configs):
-            print("error: the configs must form a full grid over the axes they vary, e.g. relu-dwconv-w2,multiply-dwconv-w2",
-                  file=sys.stderr)
+            print("error: the configs must form a full grid over the axes they vary, "
+                  "e.g. relu-dwconv-w2,multiply-dwconv-w2", file=sys.stderr)
             return 2
-        print(f"{len(configs)} blocks, protocol {protocol.name} ({protocol.epochs} epochs), one trial at a time, 1 CPU thread each")
+        print(f"{len(configs)} blocks, protocol {protocol.name} ({protocol.epochs} epochs), "
+              "one trial at a time, 1 CPU thread each")
         tuned = orchestrated(path, len(configs), protocol, args.seed, folder)
         plain = bare(configs, protocol, args.seed)
     print(f"(a) bare trainer, one after another: {plain:.1f} s ({plain / len(configs):.1f} s per candidate)")

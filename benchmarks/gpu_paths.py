@@ -40,7 +40,8 @@ def synthetic_splits(protocol: Protocol, device: torch.device, batches: int, see
     return tensor_splits(protocol.dataset, 10, images, labels, images[:2], labels[:2], request)
 
 
-def reference_batches(data: DatasetSplits, batch_size: int, channels_last: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def reference_batches(data: DatasetSplits, batch_size: int,
+                      channels_last: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Pre-generated, normalized device batches of the train split for the plain loop (no augmentation)."""
     split = data.splits["train"]
     mean = torch.tensor(data.mean, device=data.device).view(1, -1, 1, 1)

@@ -83,12 +83,14 @@ def display(config: str) -> str:
 def ratio_target(ratios: dict[str, float], what: str) -> str:
     below = [f"{display(c)} {r:.3f}" for c, r in ratios.items() if not r >= TARGET_RATIO]
     verdict = "met for every model" if not below else f"NOT met for {', '.join(below)}"
-    return f"Target {what}: trainer ≥ {TARGET_RATIO}× the reference loop's img/s per model — {verdict} ({len(ratios)} measured)"
+    return (f"Target {what}: trainer ≥ {TARGET_RATIO}× the reference loop's img/s per model — "
+            f"{verdict} ({len(ratios)} measured)")
 
 
 def setting_notes(settings: Settings, protocol: Protocol, data: DatasetSplits) -> list[str]:
     return [f"protocol `{PROTOCOL}`'s setting: macro `{protocol.macro}`, 32², batch {protocol.batch_size}, "
-            f"{describe_precision(protocol, data.device)}, SGD nesterov lr {protocol.lr:g} wd {protocol.weight_decay:g} (the trainer adds its "
+            f"{describe_precision(protocol, data.device)}, SGD nesterov lr {protocol.lr:g} "
+            f"wd {protocol.weight_decay:g} (the trainer adds its "
             f"per-step cosine LambdaLR, on-device crop+flip+normalize and the loss sum)",
             f"{settings.steps} timed steps per round, {settings.rounds} rounds per path interleaved ABBA, median; "
             f"first step and one warm-up epoch excluded; synthetic uint8 CIFAR-shaped data through "
@@ -122,8 +124,8 @@ def compile_section(settings: Settings, clock: Clock) -> tuple[Section, list[Mod
         f"with them for the gain; the first step (tracing + compiling) is timed on its own; the reference, built "
         f"second, may reuse the trainer's compiled graph (same architecture), so its first step can be short"]
     section = Section("compile", "torch.compile: trainer vs reference, and the gain over eager", notes,
-                      pd.DataFrame(rows), [ratio_target(ratios, "(compiled)"), f"compile gain per model: {gains or '—'}",
-                                           *skipped])
+                      pd.DataFrame(rows),
+                      [ratio_target(ratios, "(compiled)"), f"compile gain per model: {gains or '—'}", *skipped])
     return section, results
 
 

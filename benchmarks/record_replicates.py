@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, help="default: ablate/resources/records/<protocol>.json")
     args = parser.parse_args(argv)
-    out = args.out or Path(__file__).resolve().parent.parent / "ablate" / "resources" / "records" / f"{args.protocol}.json"
+    out = args.out or (Path(__file__).resolve().parent.parent / "ablate" / "resources" / "records"
+                       / f"{args.protocol}.json")
     jobs = [(c, args.protocol, s) for c in args.configs for s in range(1, args.seeds + 1)]
     hits: dict[str, dict[str, dict[str, str]]] = {c: {} for c in args.configs}
     started = time.perf_counter()

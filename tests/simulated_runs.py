@@ -8,9 +8,9 @@ model's population top-1 is Φ(θ_m / √(1 + σ_g² + τ² + ω²)). The defaul
 std ≈ 1.5 pp on 302 validation / 359 test images, as measured on digits; ``seed_sd_ratio`` gives every config its
 own σ_g, spread over that ratio (digits' configs, recorded over 12 seeds each, range over 1 : 4; the audit saw 1 : 6).
 
-The run follows the real path: a balanced design of 12 configs (``ablate.space.design.balanced_design``) trained under the
-run seed; the 3 best by val top-1 retrained under the default number of fresh seeds (``ablate.tune.jobs.selected`` decides); the 3
-baselines under the run seed and the fresh seeds.
+The run follows the real path: a balanced design of 12 configs (``ablate.space.design.balanced_design``) trained
+under the run seed; the 3 best by val top-1 retrained under the default number of fresh seeds
+(``ablate.tune.jobs.selected`` decides); the 3 baselines under the run seed and the fresh seeds.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def simulate_run(rng: np.random.Generator, population: Population | None = None,
                                          [c["name"] for c in design] + list(BASELINES))
     for c in design:
         axes = {a: c[a] for a in ("nonlinearity", "spatial", "width")}
-        train(c["name"], "candidate", c["name"], axes, 8e6 * c["width"] * SPATIAL_MACS.get(c["spatial"], 1.0), 0, "design",
-              c.get("network"))
+        train(c["name"], "candidate", c["name"], axes, 8e6 * c["width"] * SPATIAL_MACS.get(c["spatial"], 1.0), 0,
+              "design", c.get("network"))
     networks = {c["name"]: c.get("network") for c in design}
     for name, (config, macs) in BASELINES.items():
         nl, sp, w = config.split("-")
@@ -159,7 +159,7 @@ def simulate_ablation(rng: np.random.Generator, population: Population | None = 
 def _simulate(rng, population, models, seeds) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model ``(kind, name, config, axes, macs)`` under every seed, phase ``ablation``."""
     images = {split: rng.normal(0, population.image_sd, n) for split, n in (("val", N_VAL), ("test", N_TEST))}
-    trials, predictions, ease = [], [], {}
+    trials, predictions = [], []
     for kind, name, config, point, macs in models:
         axes = {a: point[a] for a in ("nonlinearity", "spatial", "width")}
         own = {split: b + rng.normal(0, population.model_image_sd, len(b)) for split, b in images.items()}
@@ -178,7 +178,8 @@ def _simulate(rng, population, models, seeds) -> tuple[pd.DataFrame, pd.DataFram
                            "val_top1": 100 * hits["val"].mean(), "test_top1": 100 * hits["test"].mean(),
                            "macs": macs, "params": macs / 10, "elementwise_ops": macs / 100, "latency_ms": macs / 4e6,
                            "throughput": 4e8 / macs, "seed": seed, "phase": "ablation"})
-            predictions += [(trial_id, kind, name, config, name, seed, "ablation", split, h) for split, h in hits.items()]
+            predictions += [(trial_id, kind, name, config, name, seed, "ablation", split, h)
+                            for split, h in hits.items()]
     return pd.DataFrame(trials), _prediction_table(predictions)
 
 

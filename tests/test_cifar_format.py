@@ -365,4 +365,5 @@ def test_epochs_flag_keeps_the_schedule_shape():
     assert (one.epochs, one.warmup_epochs, one.schedule) == (1, 0.125, "onecycle")
     pflayer = load_protocol("imagenet-pflayer")
     short = pflayer.with_epochs(pflayer.epochs // 10)
-    assert short.step_epochs == pflayer.step_epochs // 10 and short.warmup_epochs == pytest.approx(pflayer.warmup_epochs / 10)
+    assert short.step_epochs == pflayer.step_epochs // 10
+    assert short.warmup_epochs == pytest.approx(pflayer.warmup_epochs / 10)

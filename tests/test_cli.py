@@ -75,7 +75,8 @@ def test_listings(capsys):
     code, out, _ = run_cli(capsys, "--list-spaces")
     assert code == 0 and {"qlblock", "pflayer", "full"} <= {line.split()[0] for line in out.splitlines()}
     code, out, _ = run_cli(capsys, "--list-protocols")
-    assert code == 0 and {"digits", "cifar10", "cifar100", "imagenet-pflayer"} <= {line.split()[0] for line in out.splitlines()}
+    assert code == 0 and {"digits", "cifar10", "cifar100", "imagenet-pflayer"} <= {
+        line.split()[0] for line in out.splitlines()}
 
 
 def test_help_reads_well(capsys):
@@ -116,7 +117,8 @@ def test_the_command_line_and_the_api_share_one_set_of_defaults(tmp_path):
 
     args = build_parser().parse_args(["run"])
     fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
-    assert (args.trials, args.confirm, args.seeds) == (fields["trials"], fields["confirm"], fields["seeds"]) == (12, 3, 5)
+    assert ((args.trials, args.confirm, args.seeds) == (fields["trials"], fields["confirm"], fields["seeds"])
+            == (12, 3, 5))
     from_cli = settings_from_args(args, tmp_path, "python run_ablation.py")
     api = RunSettings(load_space("qlblock"), from_cli.protocol, from_cli.run_dir)
     for name in ("trials", "design", "confirm", "seeds", "seed", "scheduler", "cpus_per_trial", "max_failures"):

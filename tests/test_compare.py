@@ -70,4 +70,5 @@ def test_bad_input_is_one_line_and_exit_2(runs, capsys, tmp_path):
     code, _, err = _cli(capsys, a, few)
     assert code == 2 and err == "error: A and few share 2 completed configs; a rank correlation needs at least 3\n"
     code, _, err = _cli(capsys, a)
-    assert code == 2 and err.startswith("error: the following arguments are required: run_b (see python run_ablation.py compare --help)")
+    assert code == 2 and err.startswith("error: the following arguments are required: run_b "
+                                        "(see python run_ablation.py compare --help)")

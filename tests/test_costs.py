@@ -10,10 +10,12 @@ import ablate  # noqa: F401
 from ablate import costs
 from ablate.models import Block, BlockConfig, build_model
 
-PUBLISHED = {row["model"]: row for row in csv.DictReader(open(Path(ablate.__file__).parent / "resources" / "published_results.csv"))}
+PUBLISHED = {row["model"]: row
+             for row in csv.DictReader(open(Path(ablate.__file__).parent / "resources" / "published_results.csv"))}
 
 
-@pytest.mark.parametrize("timm_name,published", [("resnet50", "R50"), ("resnet50_max", "R50-max"), ("resnet50_hybrid", "R50-hybrid")])
+@pytest.mark.parametrize("timm_name,published",
+                         [("resnet50", "R50"), ("resnet50_max", "R50-max"), ("resnet50_hybrid", "R50-hybrid")])
 def test_reference_costs_round_to_published(timm_name, published):
     c = costs.measure(timm.create_model(timm_name), (3, 224, 224), timing=False)
     assert round(c.params / 1e6, 1) == float(PUBLISHED[published]["params_m"])
@@ -29,7 +31,8 @@ def test_split_multiply_costs_are_counted_exactly():
     assert c.macs == 8 * 8 * 25 + 4 * 8 * 25  # conv1 (to 2×inner) + conv3
 
 
-@pytest.mark.parametrize("config,ops", [("multiply-dwconv-w1", {"mul"}), ("hardball-dwconv-w1", {"sum", "rsqrt", "mul"}),
+@pytest.mark.parametrize("config,ops", [("multiply-dwconv-w1", {"mul"}),
+                                        ("hardball-dwconv-w1", {"sum", "rsqrt", "mul"}),
                                         ("relu-twist-w1", {"mul", "add"})])
 def test_elementwise_ops_that_fvcore_alone_misses(config, ops):
     model = build_model(config, "cifar", 10).eval()

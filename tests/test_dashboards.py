@@ -38,8 +38,8 @@ def row(kind, name, config, seed, phase, status="completed", test_top1=90.0, mac
 def api(app, path: str) -> dict:
     """One GET through optuna-dashboard's WSGI app, as its front end makes it."""
     status = []
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "x",
-               "SERVER_PORT": "80", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "SERVER_PROTOCOL": "HTTP/1.1"}
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "x", "SERVER_PORT": "80",
+               "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "SERVER_PROTOCOL": "HTTP/1.1"}
     body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
     assert status[0].startswith("200"), (path, status, body[:300])
     return json.loads(body)
@@ -172,7 +172,8 @@ def test_a_tracker_that_is_not_installed_is_one_line(tmp_path, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
-    with pytest.raises(UsageError, match=r"--tracker wandb needs the wandb package: pip install 'ablate-blocks\[wandb\]'"):
+    with pytest.raises(UsageError,
+                       match=r"--tracker wandb needs the wandb package: pip install 'ablate-blocks\[wandb\]'"):
         settings_in(tmp_path / "run", trackers=("wandb",))
     with pytest.raises(UsageError, match="tracker"):
         settings_in(tmp_path / "run2", trackers=("comet",))
@@ -257,7 +258,7 @@ def test_rays_state_api_lists_each_task_by_what_it_trains(tmp_path):
     (tmp_path / "tiny.yaml").write_text(text)
     done = subprocess.run([sys.executable, "-c", RAY_NAMES, str(tmp_path / "tiny.yaml"), str(tmp_path / "r" / "run")],
                           capture_output=True, text=True, timeout=540, start_new_session=True)
-    line = [l for l in done.stdout.splitlines() if l.startswith("NAMES")]
+    line = [row for row in done.stdout.splitlines() if row.startswith("NAMES")]
     assert line, done.stdout[-2000:] + done.stderr[-2000:]
     names = eval(line[0][len("NAMES "):])
     assert "ablation multiply-dwconv-w0.5 s0" in names and "ablation relu-dwconv-w0.5 s1" in names

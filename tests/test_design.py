@@ -53,7 +53,8 @@ def test_counts_and_pairs_are_even_for_6_to_36(name):
         check_balanced(balanced_design(axes, n, seed=n), axes, n)
 
 
-@pytest.mark.parametrize("name,seeds", [("qlblock", range(5)), ("pflayer", range(5)), ("full", range(3)), ("2x3x4", range(5))])
+@pytest.mark.parametrize("name,seeds",
+                         [("qlblock", range(5)), ("pflayer", range(5)), ("full", range(3)), ("2x3x4", range(5))])
 def test_every_size_up_to_the_whole_space_is_even(name, seeds):
     """Also past N = 36 and past half the space (there the design is the complement of an even one)."""
     axes = SPACES[name]

@@ -44,7 +44,8 @@ def test_bad_config_strings_raise_one_line(bad):
 def test_inner_width_rule():
     assert BlockConfig("relu", "dwconv", 0.25).inner_channels(256) == 64
     assert BlockConfig("relu", "dwconv", 0.001).inner_channels(64) == 1
-    block = Block(16, 32, 2, BlockConfig("multiply", "dwconv", 2).inner_channels(32), BlockConfig("multiply", "dwconv", 2))
+    block = Block(16, 32, 2, BlockConfig("multiply", "dwconv", 2).inner_channels(32),
+                  BlockConfig("multiply", "dwconv", 2))
     assert block.conv1[0].out_channels == 128  # the split-multiply needs 2 × inner
     assert block.spatial.groups == 64 and block.spatial.stride == (2, 2)
     assert isinstance(block.act3, Hardball)  # multiply: hardball after the add of a downsampling block
@@ -114,7 +115,8 @@ def test_hardball_commutes_with_orthogonal_maps():
     torch.manual_seed(1)
     q, _ = torch.linalg.qr(torch.randn(12, 12))
     x = torch.randn(3, 12, 4, 4) * 2
-    rotate = lambda t: torch.einsum("ij,njhw->nihw", q, t)
+    def rotate(t):
+        return torch.einsum("ij,njhw->nihw", q, t)
     assert torch.allclose(hardball(rotate(x), 12.0), rotate(hardball(x, 12.0)), atol=1e-5)
 
 

@@ -13,7 +13,8 @@ def _table():
     return pd.DataFrame([
         {"kind": "candidate", "name": "relu-dwconv-w1", "status": "completed", "phase": "design", "val_top1": 91.5},
         {"kind": "candidate", "name": "multiply-dwconv-w1", "status": "completed", "phase": "design", "val_top1": 93.0},
-        {"kind": "candidate", "name": "multiply-dwconv-w1", "status": "completed", "phase": "confirm", "val_top1": 92.0},
+        {"kind": "candidate", "name": "multiply-dwconv-w1", "status": "completed", "phase": "confirm",
+         "val_top1": 92.0},
         {"kind": "candidate", "name": "hardball-maxpool-w1", "status": "pruned", "phase": "search", "val_top1": 40.0},
         {"kind": "baseline", "name": "ResNet50", "status": "completed", "phase": "design", "val_top1": 95.0},
     ])

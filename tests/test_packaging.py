@@ -35,7 +35,8 @@ def test_a_wheel_ships_the_spaces_and_examples_and_finds_them_from_anywhere(tmp_
     (wheel,) = (tmp_path / "dist").glob("ablate_blocks-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"ablate/search_spaces/{p.name}" for p in (REPO / "search_spaces").glob("*.yaml")} | \
-        {f"ablate/examples/plugins/{p.name}" for p in (REPO / "examples" / "plugins").iterdir() if p.suffix in (".py", ".yaml")}
+        {f"ablate/examples/plugins/{p.name}" for p in (REPO / "examples" / "plugins").iterdir()
+         if p.suffix in (".py", ".yaml")}
     assert shipped <= names and "ablate/resources/records/digits.json" in names
 
     target, elsewhere = tmp_path / "installed", tmp_path / "elsewhere"

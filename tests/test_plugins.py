@@ -152,7 +152,8 @@ def widen(channels, stride):
     return nn.Conv2d(channels, channels + 1, 3, stride, 1)
 '''
 IMPORT_ERROR = "import ablate\nimport no_such_package_anywhere\n"
-CLASH = 'import ablate\nfrom torch import nn\n\n@ablate.register_spatial("dwconv")\ndef mine(c, s):\n    return nn.Identity()\n'
+CLASH = ('import ablate\nfrom torch import nn\n\n@ablate.register_spatial("dwconv")\n'
+         'def mine(c, s):\n    return nn.Identity()\n')
 
 
 @pytest.mark.parametrize("body,problem", [

@@ -44,7 +44,8 @@ DESIGN_ROWS = [
     ("relu-maxpool-w2", "candidate", "completed", 72.0, 16.0, 1.6, "", 5),
 ]
 REPORT_ROWS = ROWS + DESIGN_ROWS
-BASELINE_CONFIGS = {"ResNet50": "relu-conv3x3-w0.25", "R50-max": "relu-maxpool-w0.25", "R50-hybrid": "relu-hybrid-w0.25"}
+BASELINE_CONFIGS = {"ResNet50": "relu-conv3x3-w0.25", "R50-max": "relu-maxpool-w0.25",
+                    "R50-hybrid": "relu-hybrid-w0.25"}
 # Pareto front of val_top1 (max) vs MACs (min) over the completed rows above, worked out by hand.
 PARETO_MACS = {"relu-avgpool-w0.25", "multiply-maxpool-w1", "relu-dwconv-w1", "hardball-twist-w2",
                "multiply-dwconv-w4"}
@@ -79,7 +80,8 @@ def _run_json(**overrides) -> dict:
     meta = {"command": "python run_ablation.py --space qlblock --trials 8 --seed 0", "space": "qlblock",
             "protocol": {"name": "digits-fast", "dataset": "digits", "epochs": 5, "batch_size": 64,
                          "optimizer": "sgd", "schedule": "cosine"},
-            "objectives": [{"metric": "top1", "column": "val_top1", "direction": "maximize"}], "sampler": "TPESampler", "seed": 0,
+            "objectives": [{"metric": "top1", "column": "val_top1", "direction": "maximize"}],
+            "sampler": "TPESampler", "seed": 0,
             "trials_requested": 8, "versions": {"torch": "2.15.0", "optuna": "5.0.0", "python": "3.11.7"},
             "hardware": {"cpu": "test-cpu", "gpu": None, "gpu_count": 0, "device": "cpu"},
             "started": "2025-01-01T00:00:00", "finished": "2025-01-01T00:10:00", "wall_seconds": 600.5}

@@ -114,7 +114,7 @@ def test_every_candidate_dearer_than_the_cheapest_baseline_has_a_delta_at_equal_
     _, md, trials = designed
     board = _tables(_section(md, SECTIONS[1]))[0].set_index("name")
     cheapest = min(macs for _, macs in BASELINES.values())
-    dearer = trials.query("kind == 'candidate' and macs > @cheapest")["name"].unique()
+    dearer = trials.loc[(trials["kind"] == "candidate") & (trials["macs"] > cheapest), "name"].unique()
     assert len(dearer) == 36
     for name in dearer:
         assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] vs (ResNet50|R50-max|R50-hybrid)",
@@ -184,5 +184,6 @@ def test_a_rendered_default_report_has_no_interval_outside_0_100_and_no_nan(tmp_
     for ci in board["test 95 % CI"]:
         low, high = map(float, INTERVAL.fullmatch(ci).groups())
         assert 0.0 <= low < high <= 100.0, ci
-    confirmed = re.findall(r"reaches \d+\.\d+ % test top-1 over \d fresh seeds \(95 % CI \[(\d+\.\d+), (\d+\.\d+)\]\)", md)
+    confirmed = re.findall(r"reaches \d+\.\d+ % test top-1 over \d fresh seeds "
+                           r"\(95 % CI \[(\d+\.\d+), (\d+\.\d+)\]\)", md)
     assert confirmed and all(0 <= float(a) < float(b) <= 100 for a, b in confirmed)

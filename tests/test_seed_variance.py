@@ -1,9 +1,9 @@
 """Seed variance that does not understate a noisy config, checked on real models.
 
-``ablate/resources/records/digits.json`` holds six digits configs, each trained under 12 training seeds on the run seed's
-fixed splits (``benchmarks/record_replicates.py`` wrote it), with every model's per-image test hits. Their seed-to-seed
-SDs differ by a factor of 4 (0.8 pp for R50-hybrid, 3.4 pp for hardball-avgpool-w2). Splitting one config's models
-into two groups of 3 and comparing the groups through ``Evidence.difference`` — beside the other configs, as in a
+``ablate/resources/records/digits.json`` holds six digits configs, each trained under 12 training seeds on the run
+seed's fixed splits (``benchmarks/record_replicates.py`` wrote it), with every model's per-image test hits. Their
+seed-to-seed SDs differ by a factor of 4 (0.8 pp for R50-hybrid, 3.4 pp for hardball-avgpool-w2). Splitting one config's
+models into two groups of 3 and comparing the groups through ``Evidence.difference`` — beside the other configs, as in a
 run — is a comparison whose truth is "no difference": at most 5 % of such splits may give p < 0.05.
 """
 

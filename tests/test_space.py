@@ -51,7 +51,8 @@ def test_fixed_axes_fill_the_config(tmp_path):
 @pytest.mark.parametrize("text,line,message", [
     (GOOD.replace("  width:", "  colour:"), 5, "unknown axis 'colour'"),
     (GOOD.replace("choices: [1, 2]", "choices: []"), 5, "axis 'width' has no choices"),
-    (GOOD.replace("choices: [relu, multiply]", "choices: [relu, gelu]"), 3, "invalid value 'gelu' for axis 'nonlinearity'"),
+    (GOOD.replace("choices: [relu, multiply]", "choices: [relu, gelu]"), 3,
+     "invalid value 'gelu' for axis 'nonlinearity'"),
     (GOOD.replace("choices: [1, 2]", "choices: [1, -2]"), 5, "invalid value -2 for axis 'width'"),
     (GOOD.replace("macro: cifar", "macro: vgg"), 9, "unknown macro 'vgg'"),
     (GOOD.replace("fixed:", "fixd:"), 7, "unknown key 'fixd'"),
@@ -108,11 +109,13 @@ def test_grid_sampler_walks_the_whole_space():
 def test_config_hash_is_canonical():
     assert config_hash(BlockConfig("relu", "dwconv", 1)) == config_hash(BlockConfig.parse("relu-dwconv-w1.0"))
     assert config_hash(BlockConfig("relu", "dwconv", 1)) != config_hash(BlockConfig("relu", "dwconv", 2))
-    assert config_hash(BlockConfig("relu", "dwconv", 1), "cifar") != config_hash(BlockConfig("relu", "dwconv", 1), "resnet50")
+    assert (config_hash(BlockConfig("relu", "dwconv", 1), "cifar")
+            != config_hash(BlockConfig("relu", "dwconv", 1), "resnet50"))
 
 
 def test_objectives_parse():
-    assert [(o.metric, o.direction) for o in parse_objectives("top1,macs")] == [("top1", "maximize"), ("macs", "minimize")]
+    assert ([(o.metric, o.direction) for o in parse_objectives("top1,macs")]
+            == [("top1", "maximize"), ("macs", "minimize")])
     with pytest.raises(UsageError):
         parse_objectives("top1,speed")
     with pytest.raises(UsageError):

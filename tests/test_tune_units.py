@@ -129,13 +129,14 @@ def test_the_repair_fails_what_a_killed_driver_left_running_and_trains_each_unfi
 
     study.tell(ask("relu", "dwconv"), [91.0, 2e6])
     orphans = {f"{n}-{s}": ask(n, s).number
-               for n, s in (("relu", "dwconv"), ("multiply", "dwconv"), ("hardball", "maxpool"), ("multiply", "maxpool"),
-                            ("multiply", "maxpool"))}
+               for n, s in (("relu", "dwconv"), ("multiply", "dwconv"), ("hardball", "maxpool"),
+                            ("multiply", "maxpool"), ("multiply", "maxpool"))}
     driven = ask("relu", "maxpool").number  # the resumed searcher still drives this one
 
     again = repair_study(study, storage, space, known={driven})
     # every block no trial finished, once; relu-dwconv already has its outcome
-    assert again == [{"nonlinearity": "multiply", "spatial": "dwconv"}, {"nonlinearity": "hardball", "spatial": "maxpool"},
+    assert again == [{"nonlinearity": "multiply", "spatial": "dwconv"},
+                     {"nonlinearity": "hardball", "spatial": "maxpool"},
                      {"nonlinearity": "multiply", "spatial": "maxpool"}]
     trials = {t.number: t for t in optuna.load_study(study_name="killed", storage=storage).trials}
     assert [t.number for t in trials.values() if t.state == TrialState.RUNNING] == [driven]

@@ -56,7 +56,8 @@ def _worse_resnet50(population, pp):
     population.config_effects["ResNet50"] = population.shift_for(-pp)
 
 
-# One real effect of each kind: twist worse than dwconv (an axis effect), ResNet50 worse than the best candidate. Each returns the comparison's row in the family and whether the report found it.
+# One real effect of each kind: twist worse than dwconv (an axis effect), ResNet50 worse than the best candidate.
+# Each returns the comparison's row in the family and whether the report found it.
 EFFECTS = {  # kind → (inject, the comparison's row, found in a verdict line, design seed, configs)
     "effect": (lambda p, pp: p.effects.__setitem__(("spatial", "twist"), p.shift_for(-pp)),
                lambda f: f[(f["kind"] == "effect") & (f["a"] == "twist")],

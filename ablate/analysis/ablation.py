@@ -53,7 +53,8 @@ def ablation_rows(summary: pd.DataFrame, evidence: Evidence, reference: dict[str
     name = reference_name(summary, reference)
     if name is None:
         return []
-    pairs = [("ablation", v, name, axis, f"{axis}: {old} → {new}") for v, axis, old, new in variants(summary, reference)]
+    pairs = [("ablation", v, name, axis, f"{axis}: {old} → {new}")
+             for v, axis, old, new in variants(summary, reference)]
     pairs += [("reference", name, b, None, f"vs {b}") for b in summary.loc[summary["kind"] == BASELINE, "name"]]
     rows = []
     for kind, a, b, axis, change in pairs:

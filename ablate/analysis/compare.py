@@ -2,7 +2,8 @@
 
 Prints Kendall τ (with a bootstrap 95 % CI) and Spearman ρ (with n and p-values) of the shared configs' mean val
 top-1 — over every shared config and over the candidates alone (baselines differ a lot and can carry τ by
-themselves) — and the top-k overlap, and writes a scatter figure and the paired table into ``--out`` (default: ``compare-A-vs-B/`` beside run A).
+themselves) — and the top-k overlap, and writes a scatter figure and the paired table into ``--out`` (default:
+``compare-A-vs-B/`` beside run A).
 Bad input (a missing run, fewer than 3 shared configs) is one line on stderr and exit code 2.
 """
 

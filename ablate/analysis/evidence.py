@@ -48,7 +48,8 @@ from ablate.schema import EVIDENCE_PHASES
 CONFIDENCE = 0.95
 METHOD = ("seeds × images: each config's own seed variance over its seeds (a single seed: the replicated configs' "
           "dispersion at its accuracy), image variance of the per-image seed means (paired by image for a Δ, one "
-          "pseudo-image at each extreme), Welch–Satterthwaite df, Student-t; accuracies by Wilson's score on the effective number of images")
+          "pseudo-image at each extreme), Welch–Satterthwaite df, Student-t; accuracies by Wilson's score on the "
+          "effective number of images")
 LARGE_DF = 1e6  # the df of a part estimated from thousands of cells: its own noise is negligible
 
 

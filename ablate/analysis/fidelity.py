@@ -3,7 +3,8 @@
 Kendall τ (with a paired bootstrap CI over items, scipy.stats.bootstrap) and Spearman ρ (scipy.stats) with their
 p-values between two runs' shared configs, the overlap of their top-k, and, for one run, τ between each design
 trial's first-rung (epoch 1) and final val top-1: how far ASHA's early stops can be trusted. Design trials are never
-stopped early, so that τ is not computed over ASHA's survivors only (a range restriction that lowers it). NATS-Bench publishes the same kind of numbers (12- vs 200-epoch correlations).
+stopped early, so that τ is not computed over ASHA's survivors only (a range restriction that lowers it). NATS-Bench
+publishes the same kind of numbers (12- vs 200-epoch correlations).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ SEARCH_PHASES = SELECTION_PHASES  # the run's own seed: the trials that select
 NO_SEED = -1  # old tables without a seed column: every row is one (the same) seed
 COSTS = ("params", "macs", "elementwise_ops", "activations", "latency_ms", "throughput", "trial_latency_ms")
 SUMMARY_COLUMNS = [
-    "kind", "name", "config", "aliases", "phases", "n", "seeds", "selection_val_top1", "selection_rank", "n_confirm", "evidence",
-    "test_top1_mean", "test_top1_se", "test_top1_ci_low", "test_top1_ci_high", "val_top1_mean",
+    "kind", "name", "config", "aliases", "phases", "n", "seeds", "selection_val_top1", "selection_rank", "n_confirm",
+    "evidence", "test_top1_mean", "test_top1_se", "test_top1_ci_low", "test_top1_ci_high", "val_top1_mean",
     "delta_mean", "delta_ci_low", "delta_ci_high", "delta_p",
     "equal_macs_baseline", "delta_equal_macs", "delta_equal_macs_ci_low", "delta_equal_macs_ci_high",
     "delta_equal_macs_p", *COSTS, "uncounted_ops", "epochs", "symmetry_gap", "symmetric",

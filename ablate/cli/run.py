@@ -165,7 +165,8 @@ def run(args: argparse.Namespace, command: str, prog: str) -> int:
 
     replication = (f"reference {settings.space.point_name(settings.space.reference)}, every config and baseline under "
                    f"{settings.seeds} seeds" if settings.ablation else
-                   f"sampler {settings.sampler}, confirm the best {settings.confirm} under {settings.seeds} fresh seeds")
+                   f"sampler {settings.sampler}, confirm the best {settings.confirm} under "
+                   f"{settings.seeds} fresh seeds")
     print(f"ablation {settings.run_dir.name}: space {settings.space.name} ({settings.space.size} configs), protocol "
           f"{settings.protocol.name} ({settings.protocol.dataset}, {settings.protocol.epochs} epochs, macro "
           f"{settings.macro}), design {settings.design} ({settings.trials} configs), {replication}, objectives "

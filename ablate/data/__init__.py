@@ -72,6 +72,6 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, device
 __all__ = [
     "CIFAR_FORMATS", "DATASETS", "NO_AUGMENTATION", "SPLITS", "Augmentation", "DataRequest", "DatasetSplits",
     "FolderSplit", "TensorSplit", "augment", "augmentation_problem", "channel_stats", "check_data", "cifar_loader",
-    "default_device", "digits_images", "load_dataset", "load_protocol_data", "load_digits_splits", "load_imagefolder", "normalization", "normalize", "random_crop",
-    "random_hflip", "seeded_split", "tensor_splits",
+    "default_device", "digits_images", "load_dataset", "load_protocol_data", "load_digits_splits", "load_imagefolder",
+    "normalization", "normalize", "random_crop", "random_hflip", "seeded_split", "tensor_splits",
 ]

@@ -1,6 +1,6 @@
 """The configurable residual bottleneck block and the frozen config that names it.
 
-    x ─► conv1 1×1 ConvBN ─► N_inner ─► S (carries the stride) ─► [BN, N_spatial] ─► conv3 1×1 ConvBN ─► (+ skip) ─► N_out
+  x ─► conv1 1×1 ConvBN ─► N_inner ─► S (carries the stride) ─► [BN, N_spatial] ─► conv3 1×1 ConvBN ─► (+ skip) ─► N_out
 
 The nonlinearity scheme decides N_inner, N_spatial and N_out (and whether conv1 doubles its width for the
 split-multiply); the spatial op decides S and whether BN + N_spatial follow it (only when S has weights).
@@ -51,7 +51,8 @@ NONLINEARITIES: dict[str, NonlinearityScheme] = {
     ),
 }
 
-_CONFIG_PATTERN = re.compile(r"^(?P<nonlinearity>[a-z0-9_]+)-(?P<spatial>[a-z0-9_]+)-w(?P<width>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")
+_CONFIG_PATTERN = re.compile(r"^(?P<nonlinearity>[a-z0-9_]+)-(?P<spatial>[a-z0-9_]+)"
+                             r"-w(?P<width>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class BlockConfig:
         """Inverse of ``str``: ``BlockConfig.parse("multiply-dwconv-w4")``."""
         match = _CONFIG_PATTERN.match(text.strip())
         if match is None:
-            raise ValueError(f"cannot parse block config {text!r}: expected NONLINEARITY-SPATIAL-wWIDTH, e.g. relu-maxpool-w0.25")
+            raise ValueError(f"cannot parse block config {text!r}: "
+                             "expected NONLINEARITY-SPATIAL-wWIDTH, e.g. relu-maxpool-w0.25")
         return cls(match["nonlinearity"], match["spatial"], float(match["width"]))
 
     @classmethod

@@ -73,9 +73,12 @@ def coord_grids(height: int, width: int, device: torch.device, dtype: torch.dtyp
         return _make_coord_grids(height, width, device, dtype)
 
 
-def _make_coord_grids(height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1 else torch.zeros(1, device=device, dtype=dtype)
-    xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1 else torch.zeros(1, device=device, dtype=dtype)
+def _make_coord_grids(height: int, width: int, device: torch.device,
+                      dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    ys = (torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1
+          else torch.zeros(1, device=device, dtype=dtype))
+    xs = (torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1
+          else torch.zeros(1, device=device, dtype=dtype))
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return grid_x[None, None].contiguous(), grid_y[None, None].contiguous()
 

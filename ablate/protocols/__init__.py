@@ -11,5 +11,5 @@ from ablate.protocols.optimizers import OPTIMIZERS
 from ablate.protocols.recipe import DEFAULT_PROTOCOL, Protocol, build_protocol, list_protocols, load_protocol
 from ablate.protocols.schedules import SCHEDULES, lr_factor
 
-__all__ = ["CUDA_ONLY", "DEFAULT_PROTOCOL", "OPTIMIZERS", "SCHEDULES", "Protocol", "build_protocol", "cpu_fallback_line",
-           "enabled", "list_protocols", "load_protocol", "lr_factor"]
+__all__ = ["CUDA_ONLY", "DEFAULT_PROTOCOL", "OPTIMIZERS", "SCHEDULES", "Protocol", "build_protocol",
+           "cpu_fallback_line", "enabled", "list_protocols", "load_protocol", "lr_factor"]

@@ -79,7 +79,8 @@ class Run:
 
     @cached_property
     def verdicts(self) -> pd.DataFrame:
-        """The report's family of verdict-bearing comparisons, Holm-adjusted (:func:`ablate.analysis.verdict_family`)."""
+        """The report's family of verdict-bearing comparisons, Holm-adjusted
+        (:func:`ablate.analysis.verdict_family`)."""
         from ablate.analysis import verdict_family
 
         return verdict_family(self.summary, self.effects, self.evidence, reference=self.reference)
@@ -193,7 +194,8 @@ def load_run(run_dir: str | Path) -> Run:
         raise UsageError(f"run folder {directory} does not exist; pass a results/<run> folder written by a run")
     table = directory / "trials.parquet"
     if not table.is_file():
-        raise UsageError(f"{table} not found; run an ablation first (python run_ablation.py) or pass its results folder")
+        raise UsageError(f"{table} not found; run an ablation first (python run_ablation.py) "
+                         "or pass its results folder")
     trials = normalise_trials(read_table(table))
     if (trials["status"] == "completed").sum() == 0:
         raise UsageError(f"nothing to report in {directory}: no completed trials in trials.parquet "
@@ -232,7 +234,8 @@ def _detect_axes(trials: pd.DataFrame, meta: dict) -> tuple[str, ...]:
     """The three known axes plus extra ones: declared in run.json's space, or string columns that look like axes."""
     space = meta.get("space")
     declared = set(space.get("axes") or ()) if isinstance(space, dict) else set()
-    extra = sorted(c for c in trials.columns if c not in TRIAL_COLUMNS and (c in declared or _looks_like_axis(trials, c)))
+    extra = sorted(c for c in trials.columns
+                   if c not in TRIAL_COLUMNS and (c in declared or _looks_like_axis(trials, c)))
     return tuple(c for c in AXIS_COLUMNS if c in trials) + tuple(extra)
 
 

@@ -41,7 +41,8 @@ def make_figures(run: Run, fig_dir: Path) -> list[Figure]:
                 _learning_curves(run, curves), _factorial_only(run, _importance, importance)]
 
 
-FACTORIAL_TITLES = {"_axis_effects": f"Per-axis effects on {EVIDENCE_SPLIT} top-1 (matched pairs, vs a reference choice)",
+FACTORIAL_TITLES = {"_axis_effects": f"Per-axis effects on {EVIDENCE_SPLIT} top-1 "
+                                     "(matched pairs, vs a reference choice)",
                     "_error_edf": "Error EDFs (complexity-normalised where the axis allows)",
                     "_importance": "Parameter importance"}
 
@@ -53,7 +54,8 @@ def _factorial_only(run: Run, draw, path: Path) -> Figure:
         return draw(run, path)
     configs = run.summary.loc[run.summary["kind"] == "candidate", "name"].nunique()
     return Figure(FACTORIAL_TITLES[draw.__name__],
-                  f"Skipped: an ablation changes one axis at a time around the reference ({configs} candidate configs), "
+                  "Skipped: an ablation changes one axis at a time around the reference "
+                  f"({configs} candidate configs), "
                   "so no two variants differ in one axis elsewhere in the space; this figure needs a factorial design "
                   "(--design grid or --design balanced). The answers table judges each variant against the "
                   "reference.")
@@ -129,7 +131,8 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
                f"({len(cands)} candidates, {len(bases)} baselines), one marker each at its evidence mean with its 95 % "
                f"interval (seeds and test images): {confirmed} over the seeds nothing selected on (fresh confirmation "
                f"seeds, or every seed of an ablation)"
-               + (f", the other {len(configs) - confirmed} over the run seed's model" if confirmed < len(configs) else "")
+               + (f", the other {len(configs) - confirmed} over the run seed's model"
+                  if confirmed < len(configs) else "")
                + f"; faint dots are the "
                f"{len(models)} single models. Baselines are the large grey markers named in the legend"
                + ("; the dashed step is the best baseline costing no more MACs (chosen on the selection numbers), "
@@ -203,7 +206,8 @@ def _error_edf(run: Run, path: Path) -> Figure:
                "candidates (confirmation reruns left out); where normalised, each model is weighted by 1 / (its "
                "choice's density of log MACs, 10 shared bins) inside the log-MACs range all choices occupy, so there "
                "every choice has the same MACs distribution; higher and further left is better. " + "; ".join(notes)
-               + "." + (f" Not drawn where a choice has fewer than {MIN_ROWS_PER_CHOICE} configs: {text}." if text else ""))
+               + "." + (f" Not drawn where a choice has fewer than {MIN_ROWS_PER_CHOICE} configs: {text}."
+                        if text else ""))
     return Figure(title, caption, _save(fig, path), pd.concat(drawn, ignore_index=True))
 
 
@@ -255,7 +259,8 @@ def parameter_importance(run: Run) -> pd.Series | None:
     cands, axes = importance_rows(run), varying_axes(run)
     if len(cands) < 4 or not axes or cands["val_top1"].nunique() < 2:
         return None
-    params = [{a: _plain(v) if pd.notna(v) else "n/a" for a, v in row.items()} for row in cands[axes].to_dict("records")]
+    params = [{a: _plain(v) if pd.notna(v) else "n/a" for a, v in row.items()}
+              for row in cands[axes].to_dict("records")]
     dists = {a: optuna.distributions.CategoricalDistribution(sorted({p[a] for p in params}, key=str)) for a in axes}
     trials = [optuna.trial.create_trial(params=p, distributions=dists, value=float(v))
               for p, v in zip(params, cands["val_top1"])]

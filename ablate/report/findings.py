@@ -121,7 +121,8 @@ def answers_note(run: Run) -> str:
              if noise.n_images else "", f"{noise.seed_std:.2f} pp from its training seed" if noise.seed_configs else ""]
     floor = " and ".join(f for f in floor if f)
     status = "".join(f"{line}. " for line in in_progress(run))  # a partial run's answers are provisional
-    return (status + f"Method: each row compares its first side with its second on the {EVIDENCE_SPLIT} split, under seeds "
+    return (status + "Method: each row compares its first side with its second on the "
+            f"{EVIDENCE_SPLIT} split, under seeds "
             f"nothing selected on; Δ is in pp of {EVIDENCE_SPLIT} top-1, paired image by image, with a 95 % interval "
             f"over seeds and images; the {family.attrs.get('family_size', 0)} rows are one Holm family "
             f"(α = {family.attrs.get('alpha', 0.05):g}), so \"better\" or \"worse\" is said only where the adjusted "
@@ -136,7 +137,8 @@ def noise_sentence(run: Run) -> str:
     noise = _noise(run)
     binomial = (f"binomial SE of {EVIDENCE_SPLIT} top-1 at the mean {noise.accuracy:.1f} % over {noise.n_images} "
                 f"{EVIDENCE_SPLIT} images: {noise.binomial_se:.2f} pp" if noise.n_images else
-                f"binomial SE of {EVIDENCE_SPLIT} top-1: unknown (run.json gives no size of the {EVIDENCE_SPLIT} split)")
+                f"binomial SE of {EVIDENCE_SPLIT} top-1: unknown "
+                f"(run.json gives no size of the {EVIDENCE_SPLIT} split)")
     seeds = (f"seed-to-seed std of {EVIDENCE_SPLIT} top-1 over the fresh confirmation seeds: {noise.seed_std:.2f} pp "
              f"(pooled over {noise.seed_configs} config{'s' if noise.seed_configs != 1 else ''}, "
              f"n = {noise.seed_rows} models, {noise.seed_df} df)" if noise.seed_configs else
@@ -218,7 +220,8 @@ def _selection_sentences(run: Run) -> list[str]:
     if best is None:
         return [first + " No candidate was retrained under fresh seeds (`--confirm 0`): no candidate is judged."]
     judged = (f" Confirmed: `{best['name']}` reaches {fmt(best['test_top1_mean'])} % {EVIDENCE_SPLIT} top-1 over "
-              f"{int(best['n_confirm'])} fresh seeds ({interval_text(best['test_top1_ci_low'], best['test_top1_ci_high'], signed=False)}), "
+              f"{int(best['n_confirm'])} fresh seeds "
+              f"({interval_text(best['test_top1_ci_low'], best['test_top1_ci_high'], signed=False)}), "
               f"{fmt(best['test_top1_mean'] - best['selection_val_top1'], '{:+.2f}')} pp from its selection number.")
     return [first + judged]
 

@@ -81,7 +81,8 @@ def _leaderboard_blocks(run: Run) -> list[Block]:
              "top-1, which ranked the configs and picked those to confirm (optimistic for the picked ones; it "
              "judges nothing). *evidence*: test top-1 — over the fresh confirmation seeds for a confirmed config, "
              "else the run seed's model — with a 95 % interval over both seeds and the finite test set; Δ vs "
-             f"{REFERENCE_BASELINE} and Δ at equal MACs (against the best baseline costing no more, chosen on the selection "
+             f"{REFERENCE_BASELINE} and Δ at equal MACs (against the best baseline costing no more, "
+             "chosen on the selection "
              "numbers) are against the test top-1 shown in that baseline's row, paired image by image, each side "
              "over its own seeds. Only the answers table and the Verdicts judge; "
              f"★ marks the Pareto front ({run.front_text}), the same front as the figures' and Findings'.")

@@ -2,11 +2,11 @@
 
 ``balanced_design`` picks N distinct points in which every choice of every axis appears ⌊N/k⌋ or ⌈N/k⌉ times
 and, for every pair of axes, the pair counts are as even as N allows (Radosavovic et al., "On Network Design
-Spaces for Visual Recognition", ICCV 2019). It starts from balanced columns (each axis's choices repeated cyclically, then shuffled), which
-fixes the marginal counts, and only ever swaps two entries of one column, which keeps them fixed; a seeded
-simulated annealing minimises the pair-count imbalance (Σ of squared pair counts, lowest exactly when all
-counts of a pair differ by at most 1) plus a heavy penalty on repeated rows, and stops as soon as it reaches
-the lower bound.
+Spaces for Visual Recognition", ICCV 2019). It starts from balanced columns (each axis's choices repeated
+cyclically, then shuffled), which fixes the marginal counts, and only ever swaps two entries of one column,
+which keeps them fixed; a seeded simulated annealing minimises the pair-count imbalance (Σ of squared pair
+counts, lowest exactly when all counts of a pair differ by at most 1) plus a heavy penalty on repeated rows,
+and stops as soon as it reaches the lower bound.
 
 Achievable (checked empirically; tests/test_design.py pins it): on the shipped spaces (qlblock 3×4×3, pflayer 4×2,
 full 3×6×5) and on 2×3×4, 4×4×4, 3×3×3×2 and 5×7, every pair of axes is spread evenly (counts within 1) for every N

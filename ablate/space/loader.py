@@ -234,7 +234,8 @@ class _SpaceFile:
             raise self.fail(line, problem)
         objectives = []
         for item, metric in zip(node, metrics):
-            direction = item.get("direction", METRICS[metric].direction) if isinstance(item, dict) else METRICS[metric].direction
+            direction = (item.get("direction", METRICS[metric].direction) if isinstance(item, dict)
+                         else METRICS[metric].direction)
             if direction not in ("maximize", "minimize"):
                 raise self.fail(getattr(item, "line", line),
                                 f"objective direction must be maximize or minimize, got {shown(direction)}")
@@ -287,7 +288,8 @@ def load_space(name_or_path: str | Path = DEFAULT_SPACE) -> SearchSpace:
     if path.suffix not in (".yaml", ".yml"):
         path = SPACES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise UsageError(f"unknown search space {str(name_or_path)!r}: available: {', '.join(list_spaces())} (or pass a .yaml path)")
+            raise UsageError(f"unknown search space {str(name_or_path)!r}: available: {', '.join(list_spaces())} "
+                             "(or pass a .yaml path)")
     elif not path.is_file():
         example = shipped("examples") / path.relative_to("examples") if path.parts[:1] == ("examples",) else None
         if example is None or not example.is_file():

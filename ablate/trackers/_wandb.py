@@ -50,4 +50,5 @@ class WandbTracker(Tracker):
             run.finish(exit_code=0 if row.get("status") == "completed" else 1)
 
     def where(self) -> str:
-        return f"W&B project {self.project!r}, group {self.run_name!r} (offline runs: wandb sync {self.settings.run_dir}/wandb)"
+        return (f"W&B project {self.project!r}, group {self.run_name!r} "
+                f"(offline runs: wandb sync {self.settings.run_dir}/wandb)")

@@ -70,7 +70,8 @@ def candidate_outcome(settings: RunSettings, config: dict[str, Any], metrics: di
     reason = (error if isinstance(error, str) else error_summary(error)) if error else metrics.get("reason", "")
     measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, *SYMMETRY_COLUMNS, "node") if k in metrics}
     row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
-                       status=status, phase=config.get(PHASE, "search"), reason=reason, history=history, measured=measured)
+                       status=status, phase=config.get(PHASE, "search"), reason=reason, history=history,
+                       measured=measured)
     return outcome_of(row, history, read_predictions(settings.state_dir(block)) if status == "completed" else {})
 
 

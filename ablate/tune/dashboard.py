@@ -63,7 +63,8 @@ def publish_models(settings: RunSettings, table: pd.DataFrame, curves: pd.DataFr
     study.set_user_attr("about", "every model of the run, baselines included (ablate); the search's own trials are "
                                  f"study {settings.run_dir.name!r}")
     by_trial = {} if curves is None or not len(curves) else {
-        trial_id: dict(zip(part["epoch"].astype(int), part["val_top1"])) for trial_id, part in curves.groupby("trial_id")}
+        trial_id: dict(zip(part["epoch"].astype(int), part["val_top1"]))
+        for trial_id, part in curves.groupby("trial_id")}
     distributions = {axis.name: CategoricalDistribution(list(axis.choices)) for axis in settings.space.axes}
     study.add_trials([_trial(row, settings, distributions, by_trial.get(row["trial_id"], {}))
                       for row in table.to_dict("records")])

@@ -110,7 +110,8 @@ def code_version(root: Path = PACKAGE_ROOT) -> str:
 def data_identity(settings: RunSettings, split_sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """Which data a model trains and is judged on: the dataset, the folder it is read from, the split sizes."""
     folder = str(Path(settings.data_dir).expanduser().resolve()) if settings.data_dir else None
-    return {"dataset": settings.protocol.dataset, "data_dir": folder, "splits": dict(sorted((split_sizes or {}).items()))}
+    return {"dataset": settings.protocol.dataset, "data_dir": folder,
+            "splits": dict(sorted((split_sizes or {}).items()))}
 
 
 def baseline_cache_key(settings: RunSettings, name: str, seed: int | None = None,

@@ -320,7 +320,8 @@ def make_searcher(settings: RunSettings, study_name: str) -> AblationSearch:
     return AblationSearch(
         settings.protocol.epochs, settings.space.grid_points(), design, space=settings.space, networks=networks,
         design_phase=ABLATION if settings.ablation else DESIGN,
-        metric=metrics if settings.multi_objective else metrics[0], mode=modes if settings.multi_objective else modes[0],
+        metric=metrics if settings.multi_objective else metrics[0],
+        mode=modes if settings.multi_objective else modes[0],
         sampler=make_sampler(settings.sampler, settings.space, settings.seed, settings.trials),
         study_name=study_name, storage=make_storage(settings.storage, settings.run_dir), seed=settings.seed,
     )
@@ -338,8 +339,10 @@ def reconcile_study(settings: RunSettings, rows: list[dict[str, Any]]) -> int:
     Returns:
         How many study trials were told.
     """
-    filed = {row["config"]: row for row in rows if row.get("kind") == "candidate" and row.get("phase") in (DESIGN, SEARCH)}
-    study = optuna.load_study(study_name=settings.run_dir.name, storage=make_storage(settings.storage, settings.run_dir))
+    filed = {row["config"]: row for row in rows
+             if row.get("kind") == "candidate" and row.get("phase") in (DESIGN, SEARCH)}
+    study = optuna.load_study(study_name=settings.run_dir.name,
+                              storage=make_storage(settings.storage, settings.run_dir))
     told = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not set(trial.params) >= {a.name for a in settings.space.axes}:

@@ -64,8 +64,9 @@ class RunSettings:
         train_fn: The trainer; injectable for tests (e.g. one that fails on purpose).
 
     Example:
-        >>> settings = RunSettings(load_space("qlblock"), load_protocol("digits"), Path("results/demo"))  # doctest: +SKIP
-        >>> run_ablation(settings).table                                                          # doctest: +SKIP
+        >>> settings = RunSettings(load_space("qlblock"), load_protocol("digits"),  # doctest: +SKIP
+        ...                        Path("results/demo"))
+        >>> run_ablation(settings).table  # doctest: +SKIP
     """
 
     space: SearchSpace

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ablate.errors import error_summary
+from ablate.schema import cell_value
 
 if TYPE_CHECKING:
     from ray.tune import Callback
@@ -25,11 +26,11 @@ CURVE_METRICS = ("train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_
 
 def training_fields(row: dict[str, Any]) -> dict[str, Any]:
     """A table row's identity and costs as plain values (missing and non-finite ones left out)."""
-    return {key: _plain(row.get(key)) for key in FIELDS if _plain(row.get(key)) is not None}
+    return {key: cell_value(row.get(key)) for key in FIELDS if cell_value(row.get(key)) is not None}
 
 
 def final_metrics(row: dict[str, Any]) -> dict[str, float]:
-    return {key: float(row[key]) for key in FINAL_METRICS if _plain(row.get(key)) is not None
+    return {key: float(row[key]) for key in FINAL_METRICS if cell_value(row.get(key)) is not None
             and isinstance(row[key], (int, float))}
 
 
@@ -42,14 +43,6 @@ def curve_points(outcome: Outcome) -> list[tuple[int, dict[str, float]]]:
         if isinstance(entry.get("epoch"), (int, float)):
             points.append((int(entry["epoch"]), metrics))
     return points
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
 class Tracker(abc.ABC):

@@ -20,7 +20,7 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from ablate.schema import CANDIDATE, COMPLETED, PRUNED
+from ablate.schema import CANDIDATE, COMPLETED, PRUNED, cell_value
 from ablate.tune.search import make_storage
 from ablate.tune.settings import RunSettings
 
@@ -83,7 +83,7 @@ def _trial(row: dict[str, Any], settings: RunSettings, distributions: dict[str, 
     values = [_number(row.get(column)) for column, _ in OBJECTIVES]
     complete = row.get("status") == COMPLETED and all(v is not None for v in values)
     state = TrialState.COMPLETE if complete else TrialState.PRUNED if row.get("status") == PRUNED else TrialState.FAIL
-    attrs = {key: _attr(row.get(key)) for key in USER_ATTRS if _attr(row.get(key)) is not None}
+    attrs = {key: cell_value(row.get(key)) for key in USER_ATTRS if cell_value(row.get(key)) is not None}
     attrs.update({f"val_top1_epoch_{epoch}": float(v) for epoch, v in sorted(curve.items()) if _number(v) is not None})
     return optuna.trial.create_trial(state=state, values=values if complete else None,
                                      params=params, distributions={k: distributions[k] for k in params},
@@ -93,12 +93,3 @@ def _trial(row: dict[str, Any], settings: RunSettings, distributions: dict[str, 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and math.isfinite(value) else None
-
-
-def _attr(value: Any) -> Any:
-    """A table cell as a JSON value Optuna can keep (None for a missing one)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return value if isinstance(value, (bool, int, float, str)) else str(value)

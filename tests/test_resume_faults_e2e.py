@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
+from conftest import tiny_space_text
 from optuna.trial import TrialState
 
 from ablate.protocols import load_protocol
@@ -25,7 +26,6 @@ from ablate.results import load
 from ablate.space import load_space
 from ablate.tune import RunSettings, make_storage, run_ablation
 from ablate.tune import run as run_module
-from conftest import tiny_space_text
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

@@ -16,29 +16,35 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from ablate.data import load_protocol_data
 from ablate.data.splits import SPLITS
 from ablate.errors import UsageError, error_summary
 from ablate.files import DiskFull, find_disk_full
-from ablate.results import load, load_curves, read_run_json, write_run_json
-from ablate.data import load_protocol_data
+from ablate.formatting import compact_duration
+from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.planning import plan_line, plan_run
 from ablate.protocols import cpu_fallback_line
+from ablate.results import load, load_curves, read_run_json, write_run_json
+from ablate.schema import SEARCH
 from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
-from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
-from ablate.tune.cluster import (MemoryBudget, concurrency_line, default_concurrency, init_ray, measure_memory,
-                                 trial_resources)
 from ablate.trackers import open_trackers
+from ablate.tune.cluster import (
+    MemoryBudget,
+    concurrency_line,
+    default_concurrency,
+    init_ray,
+    measure_memory,
+    trial_resources,
+)
 from ablate.tune.collect import run_meta
 from ablate.tune.dashboard import publish_models
 from ablate.tune.faults import WorkerLost, find_lost, stop_line, tune_worker_faults, worker_death
-from ablate.schema import SEARCH
-from ablate.tune.memory import check_run
-from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
-from ablate.tune.record import RunRecord, earlier_lives_seconds
-from ablate.formatting import compact_duration
 from ablate.tune.interrupt import cancel, fit
+from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
+from ablate.tune.memory import check_run
 from ablate.tune.progress import Eta, RunProgress
+from ablate.tune.record import RunRecord, earlier_lives_seconds
 from ablate.tune.search import PHASE, make_searcher, reconcile_study, repair_storage, run_design
 from ablate.tune.settings import RunSettings
 from ablate.tune.timing import start_timer

@@ -252,3 +252,17 @@ print("REPORT", main(["report", {str(run)!r}]), heavy("torch", "timm", "ray"))  
     lines = [line for line in done.stdout.splitlines() if line.split(" ")[0] in ("HELP", "STATUS", "COMPARE", "REPORT")]
     assert lines == ["HELP []", "STATUS 0 []", "COMPARE 0 []", "REPORT 0 []"], done.stdout[-2000:] + done.stderr[-2000:]
     assert (run / "report.html").is_file()
+
+
+def test_the_closing_summary_counts_an_ablations_models_as_ablation_trainings():
+    import numpy as np
+    from simulated_runs import simulate_ablation, simulate_run
+
+    from ablate.cli.run import summary_lines
+
+    trials, predictions = simulate_ablation(np.random.default_rng(0))
+    first = summary_lines(trials, predictions)[0]
+    assert first.startswith(f"{(trials.kind == 'candidate').sum()} ablation and ") and "confirmation" not in first
+    trials, predictions = simulate_run(np.random.default_rng(0))
+    first = summary_lines(trials, predictions)[0]
+    assert first.split(":")[0].endswith("candidates") and "confirmation and" in first and "ablation" not in first

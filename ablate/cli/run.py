@@ -107,14 +107,17 @@ def summary_lines(table, predictions=None) -> list[str]:
     """The run in a few lines: trials by status, then the configs with their evidence top-1 ± 95 % interval
     (confirmed configs first: fresh seeds, test split) and their selection number."""
     from ablate.analysis import summarize
-    from ablate.schema import search_trials
+    from ablate.schema import ABLATION, BASELINE, CANDIDATE, CONFIRM, search_trials
 
     trials = search_trials(table)
     counts = trials["status"].value_counts().to_dict()
-    confirmations = int((table["kind"] == "candidate").sum()) - len(trials)
-    lines = [f"{len(trials)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
-             f"{counts.get('failed', 0)} failed; {confirmations} confirmation and "
-             f"{int((table['kind'] == 'baseline').sum())} baseline trainings"]
+    searched = (f"{len(trials)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
+                f"{counts.get('failed', 0)} failed; ") if len(trials) else ""
+    phases = table.loc[table["kind"] == CANDIDATE, "phase"].value_counts()  # the models nothing selected on
+    evidence = "".join(f"{phases[phase]} {label} and " for phase, label in ((ABLATION, "ablation"),
+                                                                            (CONFIRM, "confirmation"))
+                       if phases.get(phase, 0))
+    lines = [f"{searched}{evidence}{int((table['kind'] == BASELINE).sum())} baseline trainings"]
     for row in summarize(table, predictions).head(8).itertuples():
         ci = f"± {(row.test_top1_ci_high - row.test_top1_ci_low) / 2:4.1f}" if row.test_top1_ci_high == \
             row.test_top1_ci_high else "   (—)"

@@ -8,9 +8,6 @@ split and image (``PREDICTION_COLUMNS``); docs/ARCHITECTURE.md describes each co
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pandas as pd
 
 TRIAL_COLUMNS = [
@@ -55,12 +52,3 @@ def search_trials(table: pd.DataFrame) -> pd.DataFrame:
     trials = table[table["kind"] == CANDIDATE]
     return trials[~trials["phase"].astype(str).isin(EVIDENCE_PHASES)] if "phase" in trials else trials
 
-
-def cell_value(value: Any) -> Any:
-    """A table cell as a plain JSON value, as trackers and Optuna keep it: numpy scalars unwrapped, a missing or
-    non-finite number None, anything else JSON has no type for as its text."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return value if isinstance(value, (bool, int, float, str)) else str(value)

@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ablate.errors import error_summary
-from ablate.schema import cell_value
+from ablate.formatting import cell_value
 
 if TYPE_CHECKING:
     from ray.tune import Callback

@@ -20,7 +20,8 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from ablate.schema import CANDIDATE, COMPLETED, PRUNED, cell_value
+from ablate.formatting import cell_value
+from ablate.schema import CANDIDATE, COMPLETED, PRUNED
 from ablate.tune.search import make_storage
 from ablate.tune.settings import RunSettings
 

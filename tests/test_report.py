@@ -277,3 +277,13 @@ def test_extra_axis_and_urls_stay_out_of_html(tmp_path):
     assert re.search(r"^- post_act: `\w+` vs `\w+`: not estimable — ", md, flags=re.M)  # an axis of its own
     assert "--storage http://db.local:5432/optuna" in md and "example.org" not in md
     assert "http://" not in page and "https://" not in page and "--storage http:" in page
+
+
+def test_a_number_that_rounds_to_zero_is_never_written_minus_zero():
+    from ablate.report.data import fmt
+    from ablate.report.findings import interval_text
+
+    assert [fmt(-0.001, "{:+.2f}"), fmt(-0.004), fmt(-0.0001, "{:.1%}"), fmt(-0.4, "{:,.0f}")] == \
+        ["+0.00", "0.00", "0.0%", "0"]
+    assert [fmt(-0.02, "{:+.2f}"), fmt(-1234.0, "{:,.0f}")] == ["-0.02", "-1,234"]
+    assert interval_text(-0.001, 3.35) == "95 % CI [+0.00, +3.35]"

@@ -269,7 +269,11 @@ def fmt(value, spec: str = "{:.2f}", scale: float = 1.0) -> str:
         number = float(value)
     except (TypeError, ValueError):
         return str(value) if value not in (None, "") else MISSING
-    return spec.format(number / scale) if math.isfinite(number) else MISSING
+    if not math.isfinite(number):
+        return MISSING
+    text = spec.format(number / scale)
+    negative_zero = text.startswith("-") and not any(digit in text for digit in "123456789")  # "-0.00"
+    return spec.format(0.0) if negative_zero else text
 
 
 def cost_unit(metric: str, values: pd.Series) -> tuple[float, str]:

@@ -39,7 +39,7 @@ def interval_text(low: float, high: float, signed: bool = True) -> str:
     if not all(isinstance(v, (int, float, np.floating)) and math.isfinite(v) for v in (low, high)):
         return "no interval (no per-image record or seed noise to build one)"
     spec = "{:+.2f}" if signed else "{:.2f}"
-    return f"95 % CI [{spec.format(low)}, {spec.format(high)}]"
+    return f"95 % CI [{fmt(low, spec)}, {fmt(high, spec)}]"
 
 
 def _subject(row) -> str:

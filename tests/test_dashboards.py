@@ -288,3 +288,16 @@ def test_the_command_line_names_the_trackers(tmp_path, argv, trackers):
     settings = settings_from_args(build_parser().parse_args(["run", *argv]), tmp_path, "test")
     assert settings.trackers == (default_trackers() if trackers is None else trackers)
     assert RunSettings.from_json(settings.to_json(), settings.run_dir).trackers == settings.trackers  # --resume
+
+
+def test_a_trial_the_study_already_holds_is_not_updated_again(tmp_path):
+    """On resume the study may hold a trial's outcome before Tune reports it (the record told it): the searcher
+    must not write user attributes to a finished trial (Optuna raises, and Tune failed the trial for it)."""
+    settings = settings_in(tmp_path / "run", design="balanced", trials=2)
+    searcher = make_searcher(settings, "run")
+    searcher.set_search_properties("val_top1", "max", {})
+    config = searcher.suggest("t1")
+    searcher.study.tell(0, [90.0])  # what the repair at resume does for a trial whose record holds its outcome
+    searcher.on_trial_complete("t1", {"epoch": settings.protocol.epochs, "val_top1": 90.0, "macs": 5.5e6,
+                                      "phase": config["phase"]})
+    assert searcher.study.trials[0].state == optuna.trial.TrialState.COMPLETE

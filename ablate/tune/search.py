@@ -255,7 +255,8 @@ class AblationSearch(Searcher):
         status = classify("ERROR" if error else "TERMINATED", result, self._epochs)
         if result:
             self.on_trial_result(trial_id, result)  # Ray skips the hook for a trial's last result
-        for key in TRIAL_USER_ATTRS:  # what optuna-dashboard shows of each trial beside its parameters
+        finished = self.study.get_trials(deepcopy=False)[trial.number].state.is_finished()  # told on resume already
+        for key in () if finished else TRIAL_USER_ATTRS:  # what optuna-dashboard shows beside a trial's parameters
             value = result.get(key)
             if isinstance(value, (bool, int, float, str)) and value == value:
                 trial.set_user_attr(key, value)

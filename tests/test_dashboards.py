@@ -15,8 +15,9 @@ from ablate.protocols import load_protocol
 from ablate.space import load_space
 from ablate.tune.dashboard import models_study_name, publish_models
 from ablate.tune.jobs import Job
-from ablate.tune.search import make_searcher, make_storage
+from ablate.tune.search import make_searcher
 from ablate.tune.settings import RunSettings
+from ablate.tune.storage import make_storage
 from ablate.tune.trainables import TrialLabel
 
 optuna_dashboard = pytest.importorskip("optuna_dashboard")

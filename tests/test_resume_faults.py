@@ -31,7 +31,8 @@ from ablate.space import load_space
 from ablate.tune import RunSettings
 from ablate.tune.memory import check_fits, check_run, estimate
 from ablate.tune.record import RunRecord, earlier_lives_seconds, read_progress, unstarted_run
-from ablate.tune.search import AblationSearch, make_storage, repair_journal
+from ablate.tune.search import AblationSearch
+from ablate.tune.storage import make_storage, repair_journal
 
 REPO = Path(__file__).resolve().parent.parent
 

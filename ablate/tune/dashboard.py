@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 
 from ablate.formatting import cell_value
 from ablate.schema import CANDIDATE, COMPLETED, PRUNED
-from ablate.tune.search import make_storage
 from ablate.tune.settings import RunSettings
+from ablate.tune.storage import make_storage
 
 __all__ = ["MODELS_STUDY_SUFFIX", "OBJECTIVES", "USER_ATTRS", "models_study_name", "publish_models"]
 

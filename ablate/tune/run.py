@@ -45,8 +45,9 @@ from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmati
 from ablate.tune.memory import check_run
 from ablate.tune.progress import Eta, RunProgress
 from ablate.tune.record import RunRecord, earlier_lives_seconds
-from ablate.tune.search import PHASE, make_searcher, reconcile_study, repair_storage, run_design
+from ablate.tune.search import PHASE, make_searcher, reconcile_study, run_design
 from ablate.tune.settings import RunSettings
+from ablate.tune.storage import repair_storage
 from ablate.tune.timing import start_timer
 from ablate.tune.trainables import TrialLabel, make_trainable
 

@@ -6,7 +6,6 @@ import json
 import pickle
 import random
 import threading
-from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -14,7 +13,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from ablate.errors import UsageError
-from ablate.files import cut_torn_tail, read_lines, write_atomic
+from ablate.files import write_atomic
 from ablate.registry import lookup
 from ablate.schema import ABLATION, DESIGN, SEARCH
 from ablate.space import SearchSpace
@@ -22,6 +21,7 @@ from ablate.space.design import design_points, startup_trials
 from ablate.space.networks import Networks, space_networks
 from ablate.tune.settings import RunSettings
 from ablate.tune.status import EARLIER_EPOCHS, classify
+from ablate.tune.storage import make_storage
 
 
 class _NSGAIISampler(optuna.samplers.NSGAIISampler):
@@ -55,58 +55,6 @@ def make_sampler(name: str, space: SearchSpace, seed: int, trials: int) -> optun
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
     return lookup(samplers, name, "sampler", UsageError)()
-
-
-def make_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
-    """A journal file in the run folder by default (safe with parallel writers, unlike SQLite); an RDB URL on a cluster.
-
-    Raises:
-        UsageError: The URL cannot be opened.
-    """
-    from optuna.storages.journal import JournalFileBackend
-
-    path = journal_path(url, run_dir)
-    if path is not None:
-        repair_journal(path)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as err:  # sqlalchemy raises many kinds for a bad URL; all mean the same to the user
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"cannot open Optuna storage {url!r}: {message} (use e.g. sqlite:///study.db, "
-                         "postgresql://user@host/db, or a .journal file path)") from None
-
-
-JOURNAL_NAME = "optuna.journal"
-
-
-def journal_path(url: str | None, run_dir: Path) -> Path | None:
-    """The journal file a run's study lives in (None when it lives in a database)."""
-    if url is None or url.endswith((".journal", ".log")):
-        return Path(url) if url else run_dir / JOURNAL_NAME
-    return None
-
-
-def repair_journal(path: Path) -> None:
-    """Make a study's journal safe to open, before Optuna (or Ray, unpickling the searcher) reads it: a torn last
-    line (a kill or a full disk cut its append short) is cut off, as the epoch logs' are — the operation it
-    recorded never completed, and Optuna would otherwise fail on it, or glue its next append onto it for good.
-
-    Raises:
-        UsageError: A complete line of the journal is not JSON (damaged, not merely cut short): one line naming it.
-    """
-    cut = cut_torn_tail(path)
-    if cut:
-        print(f"[ablate] {path}: cut off a torn last line ({cut} bytes) that an interrupted write left; the "
-              "operation it recorded never completed", flush=True)
-    read_lines(path)  # a complete line that is not JSON: one line naming the file and the line
-
-
-def repair_storage(settings: RunSettings) -> None:
-    """Repair the run's journal (:func:`repair_journal`), if its study lives in one, before a resume opens it."""
-    path = journal_path(settings.storage, settings.run_dir)
-    if path is not None:
-        repair_journal(path)
 
 
 PHASE = "phase"  # the config key that tells a design trial (full budget, never stopped early) from a search one

@@ -265,13 +265,7 @@ def cost_table(names: Sequence[str], *, macro: str = "resnet50", image_size: int
     return pd.DataFrame(rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ablate.costs MODEL …``: the command line's ``costs`` (:mod:`ablate.cli`); 0, or 2 on a usage
-    error."""
+if __name__ == "__main__":  # ``python -m ablate.costs MODEL …``: the command line's ``costs``, under this name
     from ablate.cli import forward
 
-    return forward("costs", argv, "python -m ablate.costs")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(forward("costs", None, "python -m ablate.costs"))

@@ -156,13 +156,13 @@ def test_the_run_flags_alone_are_the_run_command(capsys, results_dir):
         capsys.readouterr().err
 
 
-def test_a_module_entry_forwards_to_the_one_parser_under_its_own_name(capsys, tmp_path):
-    from ablate import costs, report
+def test_a_module_entry_forwards_to_the_one_parser_under_its_own_name(capsys):
+    from ablate.cli import forward
 
     with pytest.raises(SystemExit):
-        report.main(["--help"])
+        forward("report", ["--help"], "python -m ablate.report")
     assert capsys.readouterr().out.startswith("usage: python -m ablate.report [-h] run_dir")
-    assert costs.main(["--no-such-flag", "x"]) == 2
+    assert forward("costs", ["--no-such-flag", "x"], "python -m ablate.costs") == 2
     assert "(see python -m ablate.costs --help)" in capsys.readouterr().err
 
 
@@ -209,6 +209,8 @@ def test_python_dash_m_ablate_is_the_command_line():
     assert done.returncode == 0 and done.stdout.startswith("usage: python run_ablation.py report [-h] run_dir")
     done = _python("", "-m", "ablate.report", "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: python -m ablate.report [-h] run_dir")
+    done = _python("", "-m", "ablate.costs", "--no-such-flag")
+    assert done.returncode == 2 and "(see python -m ablate.costs --help)" in done.stderr, done.stderr
 
 
 def test_help_status_report_and_compare_import_no_torch(tmp_path):

@@ -1,10 +1,10 @@
 """Statistics for trustworthy comparisons: per-config summaries that keep selection apart from evidence, intervals
 over seeds and images from per-image records, controlled per-axis effects, one Holm-adjusted family of verdicts,
 "Δ at equal MACs" against the baselines' step front, complexity-normalised error EDFs, the noise floor, and rank
-fidelity between runs.
+fidelity between two runs' tables (``python run_ablation.py compare results/A results/B`` reads the folders in
+:mod:`ablate.report.compare`).
 
 Every statistic comes from scipy / statsmodels; this package only decides which rows go in and what is reported.
-``python run_ablation.py compare results/A results/B`` is :func:`ablate.analysis.compare.main`.
 """
 
 from ablate.analysis.edf import complexity_weights, edf_counts, error_edf

@@ -44,8 +44,8 @@ def status(args: argparse.Namespace, command: str, prog: str) -> int:
 
 
 def compare(args: argparse.Namespace, command: str, prog: str) -> int:
-    from ablate.analysis.compare import compare as compare_runs
-    from ablate.analysis.compare import report_lines
+    from ablate.report.compare import compare as compare_runs
+    from ablate.report.compare import report_lines
 
     agreement, candidates, folder = compare_runs(args.run_a, args.run_b, args.out, args.top_k)
     print("\n".join(report_lines(agreement, Path(args.run_a).name, Path(args.run_b).name, candidates)))

@@ -20,7 +20,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_protocol_data(protocol: Protocol | str, *, data_dir: str | os.PathLike | None = None,
+def load_protocol_data(protocol: Protocol, *, data_dir: str | os.PathLike | None = None,
                        device: str | torch.device | None = None, seed: int = 0, download: bool = False
                        ) -> DatasetSplits:
     """The splits a protocol trains on: its dataset, image size and validation fraction, split by ``seed``.
@@ -29,7 +29,7 @@ def load_protocol_data(protocol: Protocol | str, *, data_dir: str | os.PathLike 
     already holds; pass the result to :func:`train` as ``data=``.
 
     Args:
-        protocol: A Protocol or a shipped protocol's name.
+        protocol: The protocol (``ablate.protocols.load_protocol`` gives a shipped one by name).
         data_dir: Where CIFAR / ImageFolder data lives (default ``data/``).
         device: Where the tensor-resident splits live (default: CUDA if available, else CPU).
         seed: Seed of the validation split (the test split never changes).
@@ -39,11 +39,8 @@ def load_protocol_data(protocol: Protocol | str, *, data_dir: str | os.PathLike 
         The dataset's train/val/test splits.
 
     Raises:
-        UsageError: The data is missing or the protocol unknown.
+        UsageError: The data is missing.
     """
-    from ablate.protocols import load_protocol  # the protocols import the data's augmentation settings
-
-    protocol = load_protocol(protocol)
     device = torch.device(device) if device is not None else default_device()
     return _cached_splits(protocol.dataset, protocol.image_size, protocol.val_fraction,
                           None if data_dir is None else str(data_dir), str(device), seed, download)

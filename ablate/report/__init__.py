@@ -1,7 +1,8 @@
 """Generated comparison report for one run folder: ``report.md``, a self-contained ``report.html`` and figures.
 
 Input is the results-table contract of docs/ARCHITECTURE.md (``trials.parquet``, optional ``curves.parquet``,
-``run.json``). Usage: ``python -m ablate.report results/<run>``; the project CLI calls :func:`build_report`.
+``run.json``). Usage: ``python -m ablate report results/<run>`` (or ``python -m ablate.report``); the CLI calls
+:func:`build_report`.
 Pipeline: ``data`` (load, validate; the per-config summary and the matched-pair effects from ``ablate.analysis``) →
 ``tables`` (the answers first) / ``figures`` (colours from ``style``) / ``text`` (header) / ``findings`` (note,
 verdicts, findings) → ``render`` (one Markdown text; the HTML is it rendered by markdown-it-py).
@@ -18,7 +19,7 @@ from ablate.report.data import Run, load_run
 from ablate.report.figures import make_figures
 from ablate.report.render import build_document, render_html, render_markdown
 
-__all__ = ["ReportOutputs", "Run", "build_report", "load_run", "main", "pareto_mask"]
+__all__ = ["ReportOutputs", "Run", "build_report", "load_run", "pareto_mask"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,3 @@ def build_report(run_dir: str | Path) -> ReportOutputs:
     write_text(html_path, render_html(markdown, run.directory, f"Ablation report: {run.directory.resolve().name}"))
     return ReportOutputs(md_path, html_path, tuple(f.path for f in figures if f.path is not None))
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m ablate.report results/<run>``: the command line's ``report`` (:mod:`ablate.cli`); 0 on success,
-    2 on a usage error."""
-    from ablate.cli import forward
-
-    return forward("report", argv, "python -m ablate.report")

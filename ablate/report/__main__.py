@@ -1,5 +1,5 @@
-"""``python -m ablate.report results/<run>``: the command line's ``report``."""
+"""``python -m ablate.report results/<run>``: the command line's ``report`` (:mod:`ablate.cli`), under this name."""
 
-from ablate.report import main
+from ablate.cli import forward
 
-raise SystemExit(main())
+raise SystemExit(forward("report", None, "python -m ablate.report"))

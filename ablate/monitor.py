@@ -17,7 +17,7 @@ from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.formatting import duration_text
 from ablate.schema import FINAL_STATUSES as STATUS_ORDER
-from ablate.schema import search_trials
+from ablate.schema import Status, search_trials
 from ablate.tune.record import read_progress
 
 
@@ -40,7 +40,7 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     candidates = search_trials(table)
     counts = {s: int((candidates["status"] == s).sum()) for s in STATUS_ORDER}
     live = progress.get("trials") or {}
-    running = 0 if finished else int(live.get("running", 0))
+    running = 0 if finished else int(live.get(Status.RUNNING, 0))
     requested = meta.get("trials_requested", "?")
     state = f"finished {finished}" if finished else "in progress" + (
         f" (tables updated {duration_text(now - progress['updated'])} ago)" if progress.get("updated") else "")
@@ -51,7 +51,7 @@ def status_lines(run_dir: Path, now: float | None = None) -> list[str]:
     if jobs:
         lines.append(f"baselines and confirmations: {jobs['done']}/{jobs['total']} done")
     done = search_trials(table) if len(table) else table
-    done = done[done["status"] == "completed"] if len(done) else done
+    done = done[done["status"] == Status.COMPLETED] if len(done) else done
     if len(done) and done["val_top1"].notna().any():
         best = done.loc[done["val_top1"].idxmax()]
         lines.append(f"best so far: {best['name']} at {best['val_top1']:.2f} % val top-1 (the run seed's: a selection "

@@ -20,7 +20,16 @@ import pandas as pd
 
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table, write_atomic, write_json
-from ablate.schema import AXIS_COLUMNS, CURVE_COLUMNS, PREDICTION_COLUMNS, REFERENCE_BASELINE, TRIAL_COLUMNS
+from ablate.schema import (
+    AXIS_COLUMNS,
+    CURVE_COLUMNS,
+    PREDICTION_COLUMNS,
+    REFERENCE_BASELINE,
+    TRIAL_COLUMNS,
+    Kind,
+    Status,
+    completed,
+)
 
 RESULTS_ENV = "ABLATE_RESULTS_DIR"  # where run folders go (default: results/ in the working directory)
 
@@ -68,11 +77,11 @@ def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for column in TRIAL_COLUMNS:
         if column not in frame:
             frame[column] = math.nan
-    reference = frame[(frame["kind"] == "baseline") & (frame["name"] == REFERENCE_BASELINE)
-                      & (frame["status"] == "completed")]
+    reference = frame[(frame["kind"] == Kind.BASELINE) & (frame["name"] == REFERENCE_BASELINE)
+                      & (frame["status"] == Status.COMPLETED)]
     base_by_seed = reference.groupby(reference["seed"].fillna(-1))["val_top1"].mean()
     base_top1 = frame["seed"].fillna(-1).map(base_by_seed).astype(float)
-    frame["delta_top1"] = (frame["val_top1"] - base_top1).where(frame["status"] == "completed")
+    frame["delta_top1"] = (frame["val_top1"] - base_top1).where(frame["status"] == Status.COMPLETED)
     frame["reason"] = frame["reason"].fillna("").astype(str)
     extra = [c for c in frame.columns if c not in TRIAL_COLUMNS]
     return frame[TRIAL_COLUMNS + extra]
@@ -96,7 +105,7 @@ def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataF
     """
     table = trials_frame(rows)
     predictions = pd.DataFrame(columns=PREDICTION_COLUMNS) if predictions is None else predictions
-    predictions = predictions[predictions["trial_id"].isin(table.loc[table["status"] == "completed", "trial_id"])]
+    predictions = predictions[predictions["trial_id"].isin(completed(table)["trial_id"])]
     summary = summary_frame(table, predictions)
     for name, frame in (("trials.parquet", table), ("trials.csv", table), ("summary.parquet", summary),
                         ("summary.csv", summary), ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS)),

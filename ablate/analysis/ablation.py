@@ -16,7 +16,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label
 from ablate.analysis.evidence import Evidence
-from ablate.schema import BASELINE, CANDIDATE
+from ablate.schema import BASELINE, CANDIDATE, EvidenceKind
 
 
 def reference_name(summary: pd.DataFrame, reference: dict[str, Any]) -> str | None:
@@ -58,7 +58,7 @@ def ablation_rows(summary: pd.DataFrame, evidence: Evidence, reference: dict[str
     pairs += [("reference", name, b, None, f"vs {b}") for b in summary.loc[summary["kind"] == BASELINE, "name"]]
     rows = []
     for kind, a, b, axis, change in pairs:
-        est = evidence.difference(a, b, "confirm")
+        est = evidence.difference(a, b, EvidenceKind.CONFIRMED)
         if not math.isfinite(est.estimate):
             continue
         rows.append({"kind": kind, "a": a, "b": b, "axis": axis, "change": change, "estimate": est.estimate,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label
 from ablate.analysis.summary import search_rows
+from ablate.schema import Kind, of_kind
 
 MIN_ROWS_PER_CHOICE = 8
 COST_AXES = frozenset({"width"})  # axes that set the MACs: their EDFs are plain, never MACs-normalised
@@ -27,7 +28,7 @@ def edf_rows(trials: pd.DataFrame, metric: str = "val_top1") -> pd.DataFrame:
     """The models an EDF counts: completed candidates with finite MACs and metric, confirmation replicates left
     out (they repeat the best configs and would tilt the distribution towards them)."""
     rows = search_rows(trials)
-    rows = rows[rows["kind"] == "candidate"]
+    rows = of_kind(rows, Kind.CANDIDATE)
     macs = pd.to_numeric(rows["macs"], errors="coerce") if "macs" in rows else pd.Series(np.nan, index=rows.index)
     return rows[np.isfinite(rows[metric]) & np.isfinite(macs) & (macs > 0)]
 

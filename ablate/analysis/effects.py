@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.summary import search_rows
+from ablate.schema import Kind
 
 EFFECT_COLUMNS = ["axis", "choice", "reference", "estimate", "se", "ci_low", "ci_high", "p_value", "n", "n_reference",
                   "estimable", "reason", "n_model", "df_resid", "heterogeneity_p", "settings"]
@@ -61,7 +62,7 @@ def effects(trials: pd.DataFrame, axes: Sequence[str], metric: str = "val_top1",
         ``heterogeneity_p`` (Cochran's Q) and ``settings`` (per-setting Δs as text, where they disagree clearly).
     """
     rows = search_rows(trials)
-    points = (rows["kind"] == "candidate") | rows["name"].isin(list(stand_ins))
+    points = (rows["kind"] == Kind.CANDIDATE) | rows["name"].isin(list(stand_ins))
     rows = rows[points & np.isfinite(pd.to_numeric(rows[metric], errors="coerce"))]
     axes = [a for a in axes if a in rows.columns]
     rows = rows.dropna(subset=axes)

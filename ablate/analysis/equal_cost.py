@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ablate.schema import Kind, of_kind
+
 CHEAPER = "cheaper than every baseline"
 
 
@@ -29,7 +31,7 @@ def baseline_front(summary: pd.DataFrame, score: str = "selection_val_top1", cos
     Returns:
         The front's rows, increasing in cost and in score.
     """
-    base = summary[summary["kind"] == "baseline"].dropna(subset=[score, cost])
+    base = of_kind(summary, Kind.BASELINE).dropna(subset=[score, cost])
     base = base[base[cost] > 0].sort_values([cost, score], ascending=[True, False], kind="stable")
     best, keep = -math.inf, []
     for index, value in base[score].items():

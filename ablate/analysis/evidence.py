@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.twins import merge_twins
-from ablate.schema import EVIDENCE_PHASES
+from ablate.schema import EVIDENCE_PHASES, EvidenceKind
 
 CONFIDENCE = 0.95
 METHOD = ("seeds × images: each config's own seed variance over its seeds (a single seed: the replicated configs' "
@@ -217,7 +217,7 @@ class Evidence:
         self.seeds: dict[tuple[str, str], list[int]] = {}
         if predictions is not None and len(predictions):
             self._index(merge_twins(predictions[predictions["split"] == split]))
-        confirm = [t for (_, g), t in self.tables.items() if g == "confirm"]
+        confirm = [t for (_, g), t in self.tables.items() if g == EvidenceKind.CONFIRMED]
         self.pooled = pooled_dispersion(confirm or list(self.tables.values()))
 
     def _index(self, rows: pd.DataFrame) -> None:
@@ -236,7 +236,7 @@ class Evidence:
             if len(part) % len(distinct):  # the seeds did not all score the same images
                 continue
             name = str(names[name_codes[part[0]]])
-            group = "confirm" if group_codes[part[0]] else "design"
+            group = EvidenceKind.CONFIRMED if group_codes[part[0]] else EvidenceKind.RUN_SEED
             self.tables[(name, group)] = hits[part].reshape(len(distinct), -1)
             self.seeds[(name, group)] = distinct.tolist()
 

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.summary import completed_rows
+from ablate.schema import Kind, Phase
 
 MIN_SHARED = 3
 BOOTSTRAP_RESAMPLES = 999
@@ -126,7 +127,7 @@ def rung_fidelity(curves: pd.DataFrame, trials: pd.DataFrame, rung: int = 1, k: 
         The agreement over trials that have both numbers and ran past the rung (n = 0 when curves lack them).
     """
     done = completed_rows(trials)
-    done = done[(done["kind"] == "candidate") & (done["phase"] == "design") & done["val_top1"].notna()]
+    done = done[(done["kind"] == Kind.CANDIDATE) & (done["phase"] == Phase.DESIGN) & done["val_top1"].notna()]
     needed = {"trial_id", "epoch", "val_top1"}
     if curves.empty or not needed <= set(curves.columns) or "trial_id" not in done:
         return rank_agreement(pd.Series(dtype=float), pd.Series(dtype=float), k)

@@ -20,32 +20,37 @@ from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_bas
 from ablate.analysis.evidence import MISSING, Estimate, Evidence
 from ablate.analysis.selection import selection_key
 from ablate.analysis.twins import ALIASES, merge_twins
-from ablate.schema import AXIS_COLUMNS, BASELINE_NAMES, EVIDENCE_PHASES, PHASES, REFERENCE_BASELINE, SELECTION_PHASES
+from ablate.schema import (
+    AXIS_COLUMNS,
+    BASELINE_NAMES,
+    COST_COLUMNS,
+    EVIDENCE_PHASES,
+    PHASES,
+    REFERENCE_BASELINE,
+    SELECTION_PHASES,
+    SUMMARY_COLUMNS,
+    EvidenceKind,
+    Kind,
+    Phase,
+    completed,
+)
 
 DEFAULT_AXES = AXIS_COLUMNS
 SEARCH_PHASES = SELECTION_PHASES  # the run's own seed: the trials that select
 NO_SEED = -1  # old tables without a seed column: every row is one (the same) seed
-COSTS = ("params", "macs", "elementwise_ops", "activations", "latency_ms", "throughput", "trial_latency_ms")
-SUMMARY_COLUMNS = [
-    "kind", "name", "config", "aliases", "phases", "n", "seeds", "selection_val_top1", "selection_rank", "n_confirm",
-    "evidence", "test_top1_mean", "test_top1_se", "test_top1_ci_low", "test_top1_ci_high", "val_top1_mean",
-    "delta_mean", "delta_ci_low", "delta_ci_high", "delta_p",
-    "equal_macs_baseline", "delta_equal_macs", "delta_equal_macs_ci_low", "delta_equal_macs_ci_high",
-    "delta_equal_macs_p", *COSTS, "uncounted_ops", "epochs", "symmetry_gap", "symmetric",
-]
 
 
 def completed_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """Full-budget rows (``status == "completed"``; a table without ``status`` counts as completed), with ``kind``,
+    """Full-budget rows (:func:`ablate.schema.completed`), with ``kind``,
     ``seed`` and ``phase`` filled in for old-style tables, and twin configs merged (:func:`merge_twins`: one name
     per network, each model once)."""
-    df = trials if "status" not in trials else trials[trials["status"] == "completed"]
+    df = completed(trials)
     df = df.copy()
     if "kind" not in df:
-        df["kind"] = np.where(df["name"].isin(BASELINE_NAMES), "baseline", "candidate")
+        df["kind"] = np.where(df["name"].isin(BASELINE_NAMES), Kind.BASELINE.value, Kind.CANDIDATE.value)
     seed = pd.to_numeric(df["seed"], errors="coerce") if "seed" in df else pd.Series(np.nan, index=df.index)
     df["seed"] = seed.fillna(NO_SEED).astype(int)
-    df["phase"] = df["phase"].astype("string").fillna("design") if "phase" in df else "design"
+    df["phase"] = df["phase"].astype("string").fillna(Phase.DESIGN.value) if "phase" in df else Phase.DESIGN.value
     for column in ("val_top1", "test_top1"):
         df[column] = pd.to_numeric(df[column], errors="coerce") if column in df else np.nan
     return merge_twins(df)
@@ -89,12 +94,12 @@ def summarize(trials: pd.DataFrame, predictions: pd.DataFrame | Evidence | None 
             for (kind, name), group in done.groupby(["kind", "name"], sort=False)]
     ranks = _selection_ranks(rows, done)
     front = baseline_front(pd.DataFrame(rows))
-    means = {r["name"]: (r["test_top1_mean"], r["evidence"]) for r in rows if r["kind"] == "baseline"}
+    means = {r["name"]: (r["test_top1_mean"], r["evidence"]) for r in rows if r["kind"] == Kind.BASELINE}
     for row in rows:
         row["selection_rank"] = ranks.get(row["name"], math.nan)
         row.update(_comparisons(row, means, evidence, reference, front))
     summary = pd.DataFrame(rows).reindex(columns=columns)
-    summary = summary.assign(_confirmed=summary["evidence"] == "confirm").sort_values(
+    summary = summary.assign(_confirmed=summary["evidence"] == EvidenceKind.CONFIRMED).sort_values(
         ["_confirmed", "test_top1_mean", "name"], ascending=[False, False, True], na_position="last", kind="stable")
     return summary.drop(columns="_confirmed").reset_index(drop=True)
 
@@ -104,7 +109,7 @@ def _selection_ranks(rows: list[dict], done: pd.DataFrame) -> dict[str, int]:
     (:func:`ablate.analysis.selection.selection_key`)."""
     own = done[done["phase"].isin(SEARCH_PHASES)]
     seed = int(own["seed"].mode().iloc[0]) if len(own) else 0
-    ranked = sorted((r for r in rows if r["kind"] == "candidate" and math.isfinite(r["selection_val_top1"])),
+    ranked = sorted((r for r in rows if r["kind"] == Kind.CANDIDATE and math.isfinite(r["selection_val_top1"])),
                     key=lambda r: selection_key(seed, r["selection_val_top1"], r["config"]))
     return {r["name"]: rank for rank, r in enumerate(ranked, 1)}
 
@@ -116,7 +121,7 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
     seeds = sorted(s for s in group["seed"].unique() if s != NO_SEED)
     own = group[group["phase"].isin(SEARCH_PHASES)]
     confirm = group[group["phase"].isin(EVIDENCE_PHASES)]
-    where = "confirm" if len(confirm) else "design"
+    where = EvidenceKind.CONFIRMED if len(confirm) else EvidenceKind.RUN_SEED
     accuracy = evidence.accuracy(name, where)
     if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
         accuracy = Estimate(float((confirm if len(confirm) else own if len(own) else group)[f"{split}_top1"].mean()),
@@ -130,7 +135,7 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
            "test_top1_mean": accuracy.estimate, "test_top1_se": accuracy.se, "test_top1_ci_low": accuracy.low,
            "test_top1_ci_high": accuracy.high, "val_top1_mean": float(group["val_top1"].mean()),
            "epochs": pd.to_numeric(group["epochs"], errors="coerce").max() if "epochs" in group else math.nan}
-    for cost in COSTS:
+    for cost in COST_COLUMNS:
         row[cost] = pd.to_numeric(group[cost], errors="coerce").mean() if cost in group else math.nan
     uncounted = group["uncounted_ops"].dropna().astype(str) if "uncounted_ops" in group else pd.Series(dtype=str)
     row["uncounted_ops"] = next((u for u in uncounted if u), "")  # one model, so every seed counts the same ops
@@ -141,7 +146,7 @@ def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evi
 def _comparisons(row: dict, means: dict, evidence: Evidence, reference: str, front: pd.DataFrame) -> dict:
     """Δ vs the reference baseline and vs the best baseline costing no more, on the config's evidence group."""
     out = _columns("delta", paired(evidence, means, row, reference)) if row["name"] != reference else {}
-    if row["kind"] == "candidate":
+    if row["kind"] == Kind.CANDIDATE:
         matched = cost_matched_baseline(row["macs"], front)
         out["equal_macs_baseline"] = matched if matched else (CHEAPER if len(front) else None)
         if matched:

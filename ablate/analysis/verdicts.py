@@ -29,6 +29,7 @@ from statsmodels.stats.multitest import multipletests
 from ablate.analysis.ablation import ablation_rows
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.analysis.evidence import Evidence
+from ablate.schema import EvidenceKind, Kind, of_kind
 
 ALPHA = 0.05
 POWER = 0.8
@@ -79,7 +80,7 @@ def detectable_difference(se: float, df: float, alpha: float, power: float = POW
 
 def best_candidate(summary: pd.DataFrame) -> pd.Series | None:
     """The confirmed candidate that selection ranked first (None when no candidate was confirmed)."""
-    confirmed = summary[(summary["kind"] == "candidate") & (summary["evidence"] == "confirm")]
+    confirmed = summary[(summary["kind"] == Kind.CANDIDATE) & (summary["evidence"] == EvidenceKind.CONFIRMED)]
     confirmed = confirmed.dropna(subset=["selection_rank"])
     return None if confirmed.empty else confirmed.sort_values("selection_rank").iloc[0]
 
@@ -136,9 +137,9 @@ def _confirmed_rows(summary: pd.DataFrame, evidence: Evidence) -> list[dict]:
     best = best_candidate(summary)
     if best is None:
         return []
-    baselines = [n for n in summary.loc[summary["kind"] == "baseline", "name"] if evidence.has(n, "confirm")]
+    baselines = [n for n in of_kind(summary, Kind.BASELINE)["name"] if evidence.has(n, EvidenceKind.CONFIRMED)]
     pairs = [("baseline", best["name"], b) for b in baselines]
-    confirmed = summary[(summary["kind"] == "candidate") & (summary["evidence"] == "confirm")]
+    confirmed = summary[(summary["kind"] == Kind.CANDIDATE) & (summary["evidence"] == EvidenceKind.CONFIRMED)]
     for cand in confirmed.sort_values("selection_rank").itertuples(index=False):
         matched = cand.equal_macs_baseline
         if isinstance(matched, str) and matched != CHEAPER and matched in baselines \
@@ -146,7 +147,7 @@ def _confirmed_rows(summary: pd.DataFrame, evidence: Evidence) -> list[dict]:
             pairs.append(("equal_macs", cand.name, matched))
     rows = []
     for kind, a, b in pairs:
-        est = evidence.difference(a, b, "confirm")
+        est = evidence.difference(a, b, EvidenceKind.CONFIRMED)
         rows.append({"kind": kind, "a": a, "b": b, "axis": None, "change": f"vs {b}", "estimate": est.estimate,
                      "se": est.se,
                      "df": est.df, "ci_low": est.low, "ci_high": est.high, "p_value": est.p_value,

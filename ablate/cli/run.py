@@ -107,12 +107,12 @@ def summary_lines(table, predictions=None) -> list[str]:
     """The run in a few lines: trials by status, then the configs with their evidence top-1 ± 95 % interval
     (confirmed configs first: fresh seeds, test split) and their selection number."""
     from ablate.analysis import summarize
-    from ablate.schema import ABLATION, BASELINE, CANDIDATE, CONFIRM, search_trials
+    from ablate.schema import ABLATION, BASELINE, CANDIDATE, CONFIRM, FINAL_STATUSES, EvidenceKind, search_trials
 
     trials = search_trials(table)
     counts = trials["status"].value_counts().to_dict()
-    searched = (f"{len(trials)} candidates: {counts.get('completed', 0)} completed, {counts.get('pruned', 0)} pruned, "
-                f"{counts.get('failed', 0)} failed; ") if len(trials) else ""
+    searched = ", ".join(f"{counts.get(status, 0)} {status}" for status in FINAL_STATUSES)
+    searched = f"{len(trials)} candidates: {searched}; " if len(trials) else ""
     phases = table.loc[table["kind"] == CANDIDATE, "phase"].value_counts()  # the models nothing selected on
     evidence = "".join(f"{phases[phase]} {label} and " for phase, label in ((ABLATION, "ablation"),
                                                                             (CONFIRM, "confirmation"))
@@ -122,7 +122,7 @@ def summary_lines(table, predictions=None) -> list[str]:
         ci = f"± {(row.test_top1_ci_high - row.test_top1_ci_low) / 2:4.1f}" if row.test_top1_ci_high == \
             row.test_top1_ci_high else "   (—)"
         delta = f"{row.delta_mean:+5.1f}" if row.delta_mean == row.delta_mean else "    —"
-        seeds = f"{row.n_confirm} fresh seeds" if row.evidence == "confirm" else "run seed only"
+        seeds = f"{row.n_confirm} fresh seeds" if row.evidence == EvidenceKind.CONFIRMED else "run seed only"
         lines.append(f"  {row.name:24s} {row.kind:9s} test top-1 {row.test_top1_mean:5.1f}% {ci:6s} ({seeds:13s})"
                      f"  selection val {row.selection_val_top1:5.1f}%  Δ vs ResNet50 {delta}"
                      f"  MACs {row.macs / 1e6:7.1f} M")

@@ -24,6 +24,7 @@ from ablate.planning.designs import DesignPlan, Shape, plan_design
 from ablate.planning.history import History, earlier_runs, median_fixed, shipped_record
 from ablate.planning.noise import NoiseModel, estimate
 from ablate.planning.timing import ModelTime, measure_model
+from ablate.schema import Kind
 from ablate.space.design import design_points
 
 __all__ = ["DesignPlan", "NoiseModel", "Plan", "Shape", "noise_model", "plan_run", "plan_line"]
@@ -163,7 +164,7 @@ def _model_times(settings, protocol, data, history: History, measure: bool
     source = (f"{len(known)} configs' times from earlier runs" if known else "") + \
         (f"{', ' if known else ''}{len(measured)} configs timed here ({protocol.batch_size}-image steps)"
          if measured else "")
-    return {"candidate": candidate, "baseline": baseline}, seconds, source or "no times"
+    return {Kind.CANDIDATE: candidate, Kind.BASELINE: baseline}, seconds, source or "no times"
 
 
 def plan_line(plan: Plan | None) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ablate.analysis.verdicts import ALPHA, detectable_difference
 from ablate.planning.noise import NoiseModel
 from ablate.planning.timing import wall_seconds
+from ablate.schema import Kind
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,10 @@ def trainings_of(shape: Shape, seconds: dict[str, float]) -> list[float]:
     if shape.trainings:
         return list(shape.trainings)
     if shape.design == "ablation":
-        return sorted([seconds["candidate"]] * shape.configs * shape.seeds
-                      + [seconds["baseline"]] * shape.baselines * shape.seeds, reverse=True)
-    return ([seconds["baseline"]] * shape.baselines * (shape.seeds + 1) + [seconds["candidate"]] * shape.configs
-            + [seconds["candidate"]] * shape.judged * shape.seeds)
+        return sorted([seconds[Kind.CANDIDATE]] * shape.configs * shape.seeds
+                      + [seconds[Kind.BASELINE]] * shape.baselines * shape.seeds, reverse=True)
+    return ([seconds[Kind.BASELINE]] * shape.baselines * (shape.seeds + 1) + [seconds[Kind.CANDIDATE]] * shape.configs
+            + [seconds[Kind.CANDIDATE]] * shape.judged * shape.seeds)
 
 
 def plan_design(shape: Shape, noise: NoiseModel, seconds: dict[str, float], workers: int,

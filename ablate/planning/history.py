@@ -16,6 +16,7 @@ import pandas as pd
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.protocols import Protocol
+from ablate.schema import Kind, Phase, Status
 
 PROSE = ("description", "expected", "source")
 
@@ -62,7 +63,7 @@ def earlier_runs(results_dir: Path, protocol: Protocol, macro: str, splits: dict
             preds = read_table(run_dir / "predictions.parquet")
         except (UsageError, OSError):
             continue  # a damaged or partial run says nothing here
-        done = trials[trials["status"] == "completed"]
+        done = trials[trials["status"] == Status.COMPLETED]
         for config, group in done.groupby("config"):
             seconds.setdefault(str(config), float(pd.to_numeric(group["train_seconds"]).median()))
         if isinstance(meta.get("wall_seconds"), (int, float)) and meta.get("workers"):
@@ -92,8 +93,8 @@ def shipped_record(protocol: Protocol, macro: str, splits: dict[str, int]) -> tu
         for seed, splits_hits in seeds.items():
             for split, hits in splits_hits.items():
                 correct = np.frombuffer(hits.encode(), np.uint8) == ord("1")
-                parts.append(pd.DataFrame({"trial_id": f"{config}-s{seed}", "kind": "candidate", "name": config,
-                                           "config": config, "seed": int(seed), "phase": "confirm", "split": split,
+                parts.append(pd.DataFrame({"trial_id": f"{config}-s{seed}", "kind": Kind.CANDIDATE, "name": config,
+                                           "config": config, "seed": int(seed), "phase": Phase.CONFIRM, "split": split,
                                            "image": np.arange(len(correct)), "correct": correct}))
     models = sum(len(s) for s in record["models"].values())
     return pd.concat(parts, ignore_index=True), f"{models} {protocol.name} models recorded {record['recorded']}"

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.analysis.evidence import Evidence, binomial_scale, satterthwaite, seed_moments
+from ablate.schema import EvidenceKind
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def estimate(predictions: list[pd.DataFrame], source: str, split: str = "test") 
     tables, pairs, one_axis, accuracies, dispersions = [], [], [], {}, {}
     for frame in predictions:
         evidence = Evidence(frame, split)
-        judged = {name: t for (name, group), t in evidence.tables.items() if group == "confirm" and t.shape[0] >= 2}
+        judged = {name: t for (name, group), t in evidence.tables.items()
+                  if group == EvidenceKind.CONFIRMED and t.shape[0] >= 2}
         tables += list(judged.values())
         accuracies.update({_config(name): float(t.mean()) for name, t in judged.items()})
         dispersions.update({_config(name): (seed_moments(t)[0] / binomial_scale(t), t.shape[0] - 1)

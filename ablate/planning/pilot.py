@@ -12,6 +12,7 @@ import pandas as pd
 from ablate.files import write_json
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
+from ablate.schema import Kind, Phase, Status
 
 PILOT_SEEDS = 3
 
@@ -50,12 +51,12 @@ def run_pilot(configs: list[BlockConfig], protocol: Protocol, macro: str, splits
     started = time.time()
     with ProcessPoolExecutor(max(1, workers)) as pool:
         outcomes = list(pool.map(_train, *zip(*jobs)))
-    rows = [{"kind": "candidate", "trial_id": f"pilot-{o['config']}-s{o['seed']}", "name": o["config"],
+    rows = [{"kind": Kind.CANDIDATE, "trial_id": f"pilot-{o['config']}-s{o['seed']}", "name": o["config"],
              "config": o["config"], "status": o["status"], "train_seconds": o["train_seconds"],
-             "test_top1": o["test_top1"], "seed": o["seed"], "phase": "confirm"} for o in outcomes]
+             "test_top1": o["test_top1"], "seed": o["seed"], "phase": Phase.CONFIRM} for o in outcomes]
     folder.mkdir(parents=True, exist_ok=True)
     trials_frame(rows).to_parquet(folder / "trials.parquet", index=False)
-    pd.concat([prediction_frame(o["hits"], row) for o, row in zip(outcomes, rows) if o["status"] == "completed"],
+    pd.concat([prediction_frame(o["hits"], row) for o, row in zip(outcomes, rows) if o["status"] == Status.COMPLETED],
               ignore_index=True).to_parquet(folder / "predictions.parquet", index=False)
     write_json(folder / "run.json", {"protocol": saved, "macro": macro,
                                      "data": splits, "design": "pilot", "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from ablate.analysis.fidelity import MIN_SHARED, RankAgreement, compare_runs
 from ablate.errors import UsageError
 from ablate.files import write_atomic
+from ablate.schema import Kind
 
 
 def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
@@ -32,7 +33,7 @@ def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
         raise UsageError(f"--top-k must be at least 1, got {k}")
     trials_a, trials_b = load(path_a), load(path_b)
     agreement = compare_runs(trials_a, trials_b, k=k)
-    candidates = compare_runs(trials_a, trials_b, k=k, kind="candidate")
+    candidates = compare_runs(trials_a, trials_b, k=k, kind=Kind.CANDIDATE)
     if agreement.n < MIN_SHARED:
         raise UsageError(f"{path_a.name} and {path_b.name} share {agreement.n} completed config"
                          f"{'' if agreement.n == 1 else 's'}; a rank correlation needs at least {MIN_SHARED}")
@@ -78,7 +79,7 @@ def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> 
 
     from ablate.schema import BASELINE_NAMES
 
-    data = agreement.pairs.assign(kind=["baseline" if n in BASELINE_NAMES else "candidate"
+    data = agreement.pairs.assign(kind=[Kind.BASELINE if n in BASELINE_NAMES else Kind.CANDIDATE
                                         for n in agreement.pairs.index])
     with sns.axes_style("whitegrid"):
         fig, ax = plt.subplots(figsize=(6.0, 5.0), dpi=110)

@@ -18,7 +18,7 @@ import pandas as pd
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.pareto import pareto_mask
-from ablate.schema import AXIS_COLUMNS, TRIAL_COLUMNS
+from ablate.schema import AXIS_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, TRIAL_COLUMNS, Kind, Status, completed, of_kind
 
 COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
 EVIDENCE_SPLIT = "test"  # what judges: nothing selects on it
@@ -40,15 +40,15 @@ class Run:
 
     @property
     def completed(self) -> pd.DataFrame:
-        return self.trials[self.trials["status"] == "completed"]
+        return completed(self.trials)
 
     @property
     def candidates(self) -> pd.DataFrame:
         done = self.completed
-        return done[done["kind"] == "candidate"]
+        return of_kind(done, Kind.CANDIDATE)
 
     def baseline(self, name: str) -> pd.Series | None:
-        rows = self.completed[(self.completed["kind"] == "baseline") & (self.completed["name"] == name)]
+        rows = self.completed[(self.completed["kind"] == Kind.BASELINE) & (self.completed["name"] == name)]
         return None if rows.empty else rows.iloc[0]
 
     @cached_property
@@ -130,7 +130,7 @@ class Run:
         from ablate.analysis.decomposition import SHARE_COLUMNS, variance_shares
 
         axes = self.design_axes
-        candidates = self.summary[self.summary["kind"] == "candidate"]
+        candidates = of_kind(self.summary, Kind.CANDIDATE)
         hits = {name: self.evidence.tables[(name, "design")][0] for name in candidates["name"]
                 if self.evidence.has(name, "design")}
         if self.reference is not None or len(axes) < 2 or len(hits) < 4:
@@ -155,7 +155,7 @@ class Run:
         point in the per-axis effects, since the design did not train it again as a candidate."""
         recorded = self.meta.get("aliases")
         targets = set(recorded.values()) if isinstance(recorded, dict) else set()
-        return sorted(targets & set(self.trials.loc[self.trials["kind"] == "baseline", "name"]))
+        return sorted(targets & set(self.trials.loc[self.trials["kind"] == Kind.BASELINE, "name"]))
 
     @property
     def design_axes(self) -> list[str]:
@@ -197,7 +197,7 @@ def load_run(run_dir: str | Path) -> Run:
         raise UsageError(f"{table} not found; run an ablation first (python run_ablation.py) "
                          "or pass its results folder")
     trials = normalise_trials(read_table(table))
-    if (trials["status"] == "completed").sum() == 0:
+    if (trials["status"] == Status.COMPLETED).sum() == 0:
         raise UsageError(f"nothing to report in {directory}: no completed trials in trials.parquet "
                          f"({len(trials)} rows); let a run finish at least one trial")
     meta = read_json(directory / "run.json")  # optional, but a damaged one is an error, never silently ignored
@@ -205,11 +205,6 @@ def load_run(run_dir: str | Path) -> Run:
     predictions = _read_optional(directory / "predictions.parquet")
     return Run(directory, trials, curves, meta, _detect_axes(trials, meta), _cost_metric(meta),
                predictions if len(predictions) else None)
-
-
-NUMERIC_COLUMNS = ("val_top1", "test_top1", "delta_top1", "params", "macs", "elementwise_ops", "latency_ms",
-                   "throughput", "epochs")
-TEXT_COLUMNS = ("name", "kind", "status", "reason", "config", "trial_id", "phase", "uncounted_ops")
 
 
 def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -244,7 +239,7 @@ def _looks_like_axis(trials: pd.DataFrame, column: str) -> bool:
     dtype = trials[column].dtype
     if column.startswith("_") or not (dtype.kind in "OSUb" or isinstance(dtype, pd.StringDtype)):
         return False
-    values = trials.loc[trials["kind"] == "candidate", column].dropna()
+    values = trials.loc[trials["kind"] == Kind.CANDIDATE, column].dropna()
     return len(values) < 4 or values.nunique() < len(values)
 
 

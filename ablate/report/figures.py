@@ -20,7 +20,7 @@ from ablate.analysis.equal_cost import baseline_front  # noqa: E402
 from ablate.files import write_atomic  # noqa: E402
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Figure, Run, cost_unit, varying_axes  # noqa: E402
 from ablate.report.style import CANDIDATE_PALETTE, baseline_marker, baseline_names, colour, palette, shown_configs  # noqa: E402
-from ablate.schema import EVIDENCE_PHASES, search_trials  # noqa: E402
+from ablate.schema import EVIDENCE_PHASES, EvidenceKind, Kind, of_kind, search_trials  # noqa: E402
 
 FIGURE_FILES = ("accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png", "error_edf.png",
                 "learning_curves.png", "param_importance.png")
@@ -52,7 +52,7 @@ def _factorial_only(run: Run, draw, path: Path) -> Figure:
     none, so its caption says so instead of counting what it lacks."""
     if run.reference is None:
         return draw(run, path)
-    configs = run.summary.loc[run.summary["kind"] == "candidate", "name"].nunique()
+    configs = run.summary.loc[run.summary["kind"] == Kind.CANDIDATE, "name"].nunique()
     return Figure(FACTORIAL_TITLES[draw.__name__],
                   "Skipped: an ablation changes one axis at a time around the reference "
                   f"({configs} candidate configs), "
@@ -87,20 +87,20 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
     fig, ax = plt.subplots(figsize=(7.6, 4.4))
     models = run.completed.merge(configs[["name", "evidence", "x"]], on="name")
     judged = models["phase"].isin(EVIDENCE_PHASES)
-    models = models[np.where(models["evidence"] == "confirm", judged, ~judged)]
+    models = models[np.where(models["evidence"] == EvidenceKind.CONFIRMED, judged, ~judged)]
     ax.scatter(models["x"], models[f"{EVIDENCE_SPLIT}_top1"], s=10, color="0.55", alpha=0.35, linewidths=0,
                zorder=1, label="one model (training seed)")
     low = (configs["test_top1_mean"] - configs["test_top1_ci_low"]).fillna(0).clip(lower=0)
     high = (configs["test_top1_ci_high"] - configs["test_top1_mean"]).fillna(0).clip(lower=0)
     ax.errorbar(configs["x"], configs["test_top1_mean"], yerr=[low, high], fmt="none", ecolor="0.35",
                 elinewidth=0.8, capsize=2, zorder=2)
-    cands = configs[configs["kind"] != "baseline"]
+    cands = configs[configs["kind"] != Kind.BASELINE]
     if not cands.empty:
         hue, style = ("spatial" if "spatial" in cands else None), ("nonlinearity" if "nonlinearity" in cands else None)
         cands = cands.assign(**{c: cands[c].map(choice_label) for c in (hue, style) if c})
         sns.scatterplot(data=cands, x="x", y="test_top1_mean", hue=hue, style=style, s=55, ax=ax, zorder=3,
                         palette={c: colour(colours, c) for c in cands[hue]} if hue else None)
-    bases = configs[configs["kind"] == "baseline"]
+    bases = of_kind(configs, Kind.BASELINE)
     for _, base in bases.iterrows():
         ax.scatter(base["x"], base["test_top1_mean"], marker=baseline_marker(run, base["name"]), s=130,
                    color=colour(colours, base["name"]), edgecolor="black", zorder=4, label=f"baseline {base['name']}")
@@ -126,7 +126,7 @@ def _scatter(run: Run, cost: str, path: Path) -> Figure:
     unique = dict(zip(labels, handles))  # one entry per label
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               frameon=False)
-    confirmed = int((configs["evidence"] == "confirm").sum())
+    confirmed = int((configs["evidence"] == EvidenceKind.CONFIRMED).sum())
     caption = (f"{EVIDENCE_SPLIT.capitalize()} top-1 (%) against {label} ({unit}) for {len(configs)} configs "
                f"({len(cands)} candidates, {len(bases)} baselines), one marker each at its evidence mean with its 95 % "
                f"interval (seeds and test images): {confirmed} over the seeds nothing selected on (fresh confirmation "
@@ -228,7 +228,7 @@ def _learning_curves(run: Run, path: Path) -> Figure:
     order = [n for n in shown + bases if n in set(data["name"])]
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
     sns.lineplot(data=data, x="epoch", y="val_top1", hue="name", hue_order=order, palette=palette(run),
-                 style="kind", style_order=["candidate", "baseline"], marker="o", markersize=4,
+                 style="kind", style_order=list(Kind), marker="o", markersize=4,
                  errorbar=("ci", 95), seed=0, ax=ax)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
@@ -236,9 +236,9 @@ def _learning_curves(run: Run, path: Path) -> Figure:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     per = data.drop_duplicates("trial_id")["kind"].value_counts()
     named = data.drop_duplicates("name")["kind"].value_counts()
-    caption = (f"Validation top-1 (%) per epoch of the {named.get('candidate', 0)} candidates first on the "
-               f"leaderboard ({per.get('candidate', 0)} models) and the {named.get('baseline', 0)} baselines "
-               f"({per.get('baseline', 0)} models): each config's mean over its models, with a 95 % bootstrap band "
+    caption = (f"Validation top-1 (%) per epoch of the {named.get(Kind.CANDIDATE, 0)} candidates first on the "
+               f"leaderboard ({per.get(Kind.CANDIDATE, 0)} models) and the {named.get(Kind.BASELINE, 0)} baselines "
+               f"({per.get(Kind.BASELINE, 0)} models): each config's mean over its models, with a 95 % bootstrap band "
                "over them where it has several.")
     return Figure(title, caption, _save(fig, path), data)
 

@@ -21,6 +21,7 @@ from ablate.analysis.verdicts import KINDS
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Run, cost_unit, fmt
 from ablate.report.tables import RATIO_COSTS, cost_ratio
 from ablate.report.text import in_progress
+from ablate.schema import EvidenceKind, Kind, of_kind
 
 POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
                 "split (every comparison)")
@@ -102,7 +103,7 @@ def _costs(run: Run, row) -> str:
 
 
 def no_family(run: Run) -> str:
-    cands = int((run.summary["kind"] == "candidate").sum())
+    cands = int((run.summary["kind"] == Kind.CANDIDATE).sum())
     return (f"No verdict-bearing comparison: no axis effect is estimable from {cands} candidate configs and no "
             "candidate was confirmed under fresh seeds (`--confirm K --seeds S`), so this report draws no "
             "conclusion; the tables below are descriptive.")
@@ -203,13 +204,13 @@ def _shares_sentences(run: Run) -> list[str]:
     parts = "; ".join(f"{row.term} {row.share:.0f} % [{row.ci_low:.0f}, {row.ci_high:.0f}]"
                       for row in ordered.itertuples(index=False))
     return [f"Which axis matters — share of the variance of {EVIDENCE_SPLIT} top-1 across the "
-            f"{int((run.summary['kind'] == 'candidate').sum())} configs (ANOVA, type II sums of squares, one run-seed "
+            f"{len(of_kind(run.summary, Kind.CANDIDATE))} configs (ANOVA, type II sums of squares, one run-seed "
             f"model per config; 95 % intervals from resampling the {EVIDENCE_SPLIT} images): {parts}."]
 
 
 def _selection_sentences(run: Run) -> list[str]:
     summary = run.summary
-    cands = summary[summary["kind"] == "candidate"].dropna(subset=["selection_val_top1"])
+    cands = of_kind(summary, Kind.CANDIDATE).dropna(subset=["selection_val_top1"])
     if cands.empty:
         return []
     top = cands.sort_values("selection_rank").iloc[0]
@@ -235,14 +236,14 @@ def _not_estimable(run: Run) -> list[str]:
 def _cheapest_sentence(run: Run) -> str:
     """The lowest-cost candidate on the Pareto front of the evidence top-1: what the cheapest sensible choice keeps."""
     summary = run.summary
-    front = summary[run.front & (summary["kind"] == "candidate")]
+    front = summary[run.front & (summary["kind"] == Kind.CANDIDATE)]
     scale, unit = cost_unit(run.cost, run.trials[run.cost])
     label = COST_LABELS[run.cost]
     if front.empty:
         return (f"No candidate is on the {EVIDENCE_SPLIT} top-1 vs {label} Pareto front (0 of "
-                f"{int((summary['kind'] == 'candidate').sum())} candidate configs).")
+                f"{int((summary['kind'] == Kind.CANDIDATE).sum())} candidate configs).")
     cheap = front.loc[front[run.cost].idxmin()]
-    seeds = (f"{int(cheap['n_confirm'])} fresh seeds" if cheap["evidence"] == "confirm"
+    seeds = (f"{int(cheap['n_confirm'])} fresh seeds" if cheap["evidence"] == EvidenceKind.CONFIRMED
              else "the run seed only (descriptive: it was not confirmed, so no verdict)")
     matched = cheap["equal_macs_baseline"]
     if isinstance(matched, str) and matched != CHEAPER and math.isfinite(cheap["delta_equal_macs"]):

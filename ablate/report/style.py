@@ -12,7 +12,7 @@ import seaborn as sns
 
 from ablate.analysis.effects import choice_label
 from ablate.report.data import Run
-from ablate.schema import BASELINE_NAMES
+from ablate.schema import BASELINE_NAMES, Kind, of_kind
 
 _TAB20 = sns.color_palette("tab20")
 # tab20's saturated colours first, then their light partners; its two greys are left to the baselines' palette
@@ -26,12 +26,12 @@ def shown_configs(run: Run) -> list[str]:
     """The candidate configs a figure names one by one: the leaderboard's first :data:`SHOWN_CONFIGS` (confirmed
     first, then by evidence top-1)."""
     summary = run.summary
-    return summary.loc[summary["kind"] == "candidate", "name"].head(SHOWN_CONFIGS).tolist()
+    return of_kind(summary, Kind.CANDIDATE)["name"].head(SHOWN_CONFIGS).tolist()
 
 
 def baseline_names(run: Run) -> list[str]:
     """The run's baselines in the catalogue's order (a baseline outside the catalogue after them)."""
-    seen = set(run.trials.loc[run.trials["kind"] == "baseline", "name"])
+    seen = set(of_kind(run.trials, Kind.BASELINE)["name"])
     return [n for n in BASELINE_NAMES if n in seen] + sorted(seen - set(BASELINE_NAMES))
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from ablate.analysis.effects import choice_label
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.report.data import MISSING, Run, cost_unit, fmt, fmt_ci, strip_urls
-from ablate.schema import REFERENCE_BASELINE
+from ablate.schema import REFERENCE_BASELINE, EvidenceKind, Kind, Status, of_kind
 
 
 def leaderboard(run: Run) -> pd.DataFrame:
@@ -24,10 +24,10 @@ def leaderboard(run: Run) -> pd.DataFrame:
     """
     done = run.summary
     star = run.front
-    seeds = [f"{int(n)} fresh" if kind == "confirm" else "1 (run seed)" for kind, n in zip(done["evidence"],
-                                                                                        done["n_confirm"])]
+    seeds = [f"{int(n)} fresh" if kind == EvidenceKind.CONFIRMED else "1 (run seed)"
+             for kind, n in zip(done["evidence"], done["n_confirm"])]
     equal = [(matched if matched == CHEAPER else f"{_with_ci(d, lo, hi)} vs {matched}")
-             if kind == "candidate" and isinstance(matched, str) else MISSING
+             if kind == Kind.CANDIDATE and isinstance(matched, str) else MISSING
              for kind, matched, d, lo, hi in zip(done["kind"], done["equal_macs_baseline"], done["delta_equal_macs"],
                                                  done["delta_equal_macs_ci_low"], done["delta_equal_macs_ci_high"])]
     return pd.DataFrame({
@@ -99,7 +99,7 @@ def cost_ratio(run: Run, row, column: str) -> float:
         cost = summary.set_index("name")[column]
         return float(cost.get(row.a, np.nan) / cost.get(row.b, np.nan))
     others = [a for a in run.design_axes if a != row.axis and a in summary]
-    configs = summary[summary["kind"] == "candidate"]
+    configs = of_kind(summary, Kind.CANDIDATE)
     labels = configs[[row.axis, *others]].map(choice_label).assign(cost=configs[column].astype(float))
     pairs = labels[labels[row.axis] == row.a].merge(labels[labels[row.axis] == row.b], on=others)
     ratios = (pairs["cost_x"] / pairs["cost_y"]).to_numpy(dtype=float)
@@ -167,7 +167,7 @@ def cost_table(run: Run) -> pd.DataFrame:
 
 def unfinished_table(run: Run) -> pd.DataFrame:
     """Pruned and failed rows with what explains them: epochs reached, last val top-1, failure reason."""
-    rest = run.trials[run.trials["status"] != "completed"].sort_values(["status", "name"], kind="stable")
+    rest = run.trials[run.trials["status"] != Status.COMPLETED].sort_values(["status", "name"], kind="stable")
     return pd.DataFrame({
         "name": rest["name"], "kind": rest["kind"], "status": rest["status"],
         "epochs": rest["epochs"].map(lambda v: fmt(v, "{:.0f}")),

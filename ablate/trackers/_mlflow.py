@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from ablate.schema import Status
 from ablate.trackers._base import Tracker, curve_points, final_metrics, training_fields
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class MLflowTracker(Tracker):
         metrics += [Metric(key, value, 0, last) for key, value in final_metrics(row).items()]
         params = [Param(key, str(value)) for key, value in training_fields(row).items()]
         client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=[RunTag("ablate.kind", row["kind"])])
-        client.set_terminated(run.info.run_id, status="FINISHED" if row.get("status") == "completed" else "FAILED")
+        client.set_terminated(run.info.run_id, status="FINISHED" if row.get("status") == Status.COMPLETED else "FAILED")
 
     def where(self) -> str:
         return f"mlflow ui --backend-store-uri {self.uri} (experiment {self.run_name!r})"

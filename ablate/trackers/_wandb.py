@@ -8,6 +8,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING
 
+from ablate.schema import Status
 from ablate.trackers._base import Tracker, curve_points, final_metrics, training_fields
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class WandbTracker(Tracker):
                 run.log({**metrics, "epoch": epoch}, step=epoch)
             run.summary.update(final_metrics(row))
         finally:
-            run.finish(exit_code=0 if row.get("status") == "completed" else 1)
+            run.finish(exit_code=0 if row.get("status") == Status.COMPLETED else 1)
 
     def where(self) -> str:
         return (f"W&B project {self.project!r}, group {self.run_name!r} "

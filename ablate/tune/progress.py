@@ -19,7 +19,7 @@ from ablate.errors import traceback_summary
 from ablate.files import find_disk_full
 from ablate.formatting import compact_duration
 from ablate.planning.timing import FIXED_SECONDS_PER_MODEL, Schedule
-from ablate.schema import STATUSES
+from ablate.schema import FINAL_STATUSES, STATUSES, Status
 from ablate.tune.collect import candidate_outcome
 from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
@@ -197,13 +197,13 @@ class RunProgress(tune.Callback):
     def text(self, counts: dict[str, int]) -> str:
         best_text = f"best val top-1 {self.best[0]:.1f}% ({self.best[1]})" if self.best else "best —"
         jobs = f" | baselines {self.jobs_done}/{len(self.job_ids)}" if self.job_ids else ""
-        return (f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed; "
-                f"{counts['running']} running | {best_text}{jobs}")
+        finals = ", ".join(f"{counts[status]} {status}" for status in FINAL_STATUSES)
+        return f"{finals}; {counts[Status.RUNNING]} running | {best_text}{jobs}"
 
     def show(self, trials) -> None:
         """Redraw the bar (terminal) or print a plain line when due (file, pipe) and when the last trial ends."""
         counts = self.counts(trials)
-        done = counts["completed"] + counts["pruned"] + counts["failed"]
+        done = sum(counts[s] for s in FINAL_STATUSES)
         eta = self.eta_text(done) if done < self.trials else ""
         if sys.stdout.isatty():
             if self.bar is None:

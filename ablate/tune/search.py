@@ -15,7 +15,7 @@ from ray.tune.search import Searcher
 from ablate.errors import UsageError
 from ablate.files import write_atomic
 from ablate.registry import lookup
-from ablate.schema import ABLATION, DESIGN, SEARCH
+from ablate.schema import ABLATION, DESIGN, SEARCH, Kind, Status
 from ablate.space import SearchSpace
 from ablate.space.design import design_points, startup_trials
 from ablate.space.networks import Networks, space_networks
@@ -210,9 +210,9 @@ class AblationSearch(Searcher):
                 trial.set_user_attr(key, value)
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = [result.get(m) for m in metrics]
-        if status == "completed" and all(isinstance(v, (int, float)) and v == v for v in values):
+        if status == Status.COMPLETED and all(isinstance(v, (int, float)) and v == v for v in values):
             self._tell(trial.number, TrialState.COMPLETE, values)
-        elif status == "pruned":
+        elif status == Status.PRUNED:
             trial.set_user_attr("pruned_by", f"ASHA after epoch {result.get('epoch', 0)} of {self._epochs}")
             self._tell(trial.number, TrialState.PRUNED)
         else:
@@ -289,7 +289,7 @@ def reconcile_study(settings: RunSettings, rows: list[dict[str, Any]]) -> int:
         How many study trials were told.
     """
     filed = {row["config"]: row for row in rows
-             if row.get("kind") == "candidate" and row.get("phase") in (DESIGN, SEARCH)}
+             if row.get("kind") == Kind.CANDIDATE and row.get("phase") in (DESIGN, SEARCH)}
     study = optuna.load_study(study_name=settings.run_dir.name,
                               storage=make_storage(settings.storage, settings.run_dir))
     told = 0
@@ -300,10 +300,10 @@ def reconcile_study(settings: RunSettings, rows: list[dict[str, Any]]) -> int:
         if row is None:
             continue
         values = [row.get(o.column) for o in settings.objectives]
-        if row["status"] == "completed" and all(isinstance(v, (int, float)) and v == v for v in values):
+        if row["status"] == Status.COMPLETED and all(isinstance(v, (int, float)) and v == v for v in values):
             study.tell(trial.number, values)
         else:
-            study.tell(trial.number, state=TrialState.PRUNED if row["status"] == "pruned" else TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.PRUNED if row["status"] == Status.PRUNED else TrialState.FAIL)
         told += 1
     if told:
         print(f"[ablate] the study had {told} trial(s) still running whose outcome the run's record holds: told",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.schema import COMPLETED, FAILED, PRUNED
+from ablate.schema import COMPLETED, FAILED, PRUNED, Status
 
 
 def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:
@@ -23,7 +23,7 @@ def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:
         return FAILED
     if tune_status == "TERMINATED":
         return COMPLETED if result.get("epoch", 0) >= epochs else PRUNED
-    return "running" if tune_status == "RUNNING" else "pending"
+    return Status.RUNNING if tune_status == "RUNNING" else Status.PENDING
 
 
 EARLIER_EPOCHS = "earlier_val_top1"  # a result's [[epoch, val top-1], …] that a resumed trial trained before

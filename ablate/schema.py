@@ -80,6 +80,16 @@ class EvidenceKind(StrEnum):
     RUN_SEED = "design"
 
 
+class VerdictKind(StrEnum):
+    """A verdict's ``kind`` (``ablate.analysis.verdicts``): what it compares."""
+
+    ABLATION = "ablation"  # a variant against the reference block
+    REFERENCE = "reference"  # the reference block against a baseline
+    EFFECT = "effect"  # an axis choice against the axis's reference choice, over the other axes
+    BASELINE = "baseline"  # the best confirmed candidate against a baseline
+    EQUAL_MACS = "equal_macs"  # a candidate against the baseline front at its MACs
+
+
 # The members by their old names: ``kind`` / ``phase`` / ``status`` values compare equal to these strings
 CANDIDATE, BASELINE = Kind.CANDIDATE, Kind.BASELINE
 DESIGN, SEARCH, CONFIRM, ABLATION = Phase.DESIGN, Phase.SEARCH, Phase.CONFIRM, Phase.ABLATION

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label
 from ablate.analysis.evidence import Evidence
-from ablate.schema import BASELINE, CANDIDATE, EvidenceKind
+from ablate.schema import BASELINE, CANDIDATE, EvidenceKind, VerdictKind, of_kind
 
 
 def reference_name(summary: pd.DataFrame, reference: dict[str, Any]) -> str | None:
@@ -53,9 +53,9 @@ def ablation_rows(summary: pd.DataFrame, evidence: Evidence, reference: dict[str
     name = reference_name(summary, reference)
     if name is None:
         return []
-    pairs = [("ablation", v, name, axis, f"{axis}: {old} → {new}")
+    pairs = [(VerdictKind.ABLATION, v, name, axis, f"{axis}: {old} → {new}")
              for v, axis, old, new in variants(summary, reference)]
-    pairs += [("reference", name, b, None, f"vs {b}") for b in summary.loc[summary["kind"] == BASELINE, "name"]]
+    pairs += [(VerdictKind.REFERENCE, name, b, None, f"vs {b}") for b in of_kind(summary, BASELINE)["name"]]
     rows = []
     for kind, a, b, axis, change in pairs:
         est = evidence.difference(a, b, EvidenceKind.CONFIRMED)

@@ -29,15 +29,16 @@ from statsmodels.stats.multitest import multipletests
 from ablate.analysis.ablation import ablation_rows
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.analysis.evidence import Evidence
-from ablate.schema import EvidenceKind, Kind, of_kind
+from ablate.schema import EvidenceKind, Kind, VerdictKind, of_kind
 
 ALPHA = 0.05
 POWER = 0.8
 METHOD = "Holm"
 VERDICT_COLUMNS = ["kind", "a", "b", "axis", "change", "estimate", "se", "df", "ci_low", "ci_high", "p_value",
                    "p_adjusted", "better", "detectable", "n_a", "n_b", "n_images"]
-KINDS = {"ablation": "ablation row", "reference": "reference vs baseline", "effect": "axis effect",
-         "baseline": "best candidate vs baseline", "equal_macs": "Δ at equal MACs"}
+KINDS = {VerdictKind.ABLATION: "ablation row", VerdictKind.REFERENCE: "reference vs baseline",
+         VerdictKind.EFFECT: "axis effect", VerdictKind.BASELINE: "best candidate vs baseline",
+         VerdictKind.EQUAL_MACS: "Δ at equal MACs"}
 
 
 @lru_cache(maxsize=4096)
@@ -124,7 +125,7 @@ def verdict_family(summary: pd.DataFrame, effects_table: pd.DataFrame, evidence:
 def _effect_rows(effects_table: pd.DataFrame) -> list[dict]:
     rows = []
     for effect in effects_table[effects_table["estimable"].astype(bool)].itertuples(index=False):
-        rows.append({"kind": "effect", "a": effect.choice, "b": effect.reference, "axis": effect.axis,
+        rows.append({"kind": VerdictKind.EFFECT, "a": effect.choice, "b": effect.reference, "axis": effect.axis,
                      "change": f"{effect.axis}: {effect.reference} → {effect.choice}",
                      "estimate": effect.estimate, "se": effect.se, "df": float(effect.df_resid),
                      "ci_low": effect.ci_low, "ci_high": effect.ci_high, "p_value": effect.p_value,
@@ -138,13 +139,13 @@ def _confirmed_rows(summary: pd.DataFrame, evidence: Evidence) -> list[dict]:
     if best is None:
         return []
     baselines = [n for n in of_kind(summary, Kind.BASELINE)["name"] if evidence.has(n, EvidenceKind.CONFIRMED)]
-    pairs = [("baseline", best["name"], b) for b in baselines]
+    pairs = [(VerdictKind.BASELINE, best["name"], b) for b in baselines]
     confirmed = summary[(summary["kind"] == Kind.CANDIDATE) & (summary["evidence"] == EvidenceKind.CONFIRMED)]
     for cand in confirmed.sort_values("selection_rank").itertuples(index=False):
         matched = cand.equal_macs_baseline
         if isinstance(matched, str) and matched != CHEAPER and matched in baselines \
                 and (cand.name, matched) not in {(a, b) for _, a, b in pairs}:
-            pairs.append(("equal_macs", cand.name, matched))
+            pairs.append((VerdictKind.EQUAL_MACS, cand.name, matched))
     rows = []
     for kind, a, b in pairs:
         est = evidence.difference(a, b, EvidenceKind.CONFIRMED)

@@ -21,7 +21,7 @@ from ablate.analysis.verdicts import KINDS
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Run, cost_unit, fmt
 from ablate.report.tables import RATIO_COSTS, cost_ratio
 from ablate.report.text import in_progress
-from ablate.schema import EvidenceKind, Kind, of_kind
+from ablate.schema import EvidenceKind, Kind, VerdictKind, of_kind
 
 POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
                 "split (every comparison)")
@@ -45,17 +45,17 @@ def interval_text(low: float, high: float, signed: bool = True) -> str:
 
 def _subject(row) -> str:
     """What a family comparison is, in words."""
-    if row.kind == "ablation":
+    if row.kind == VerdictKind.ABLATION:
         return (f"{row.change} at the reference `{row.b}` ({row.n_a} vs {row.n_b} seeds × {int(row.n_images)} "
                 f"{EVIDENCE_SPLIT} images, paired)")
-    if row.kind == "reference":
+    if row.kind == VerdictKind.REFERENCE:
         return (f"reference `{row.a}` vs {row.b} ({row.n_a} vs {row.n_b} seeds × {int(row.n_images)} "
                 f"{EVIDENCE_SPLIT} images, paired)")
-    if row.kind == "effect":
+    if row.kind == VerdictKind.EFFECT:
         return (f"{row.axis}: `{row.a}` vs `{row.b}` (reference; on average over the other axes' settings: "
                 f"{row.n_a} matched pairs of run-seed models, t over the pairs)")
     seeds = f"{row.n_a} vs {row.n_b} fresh seeds × {int(row.n_images)} {EVIDENCE_SPLIT} images"
-    if row.kind == "equal_macs":
+    if row.kind == VerdictKind.EQUAL_MACS:
         return f"`{row.a}` vs {row.b}, the best baseline costing no more MACs ({seeds})"
     return f"best candidate `{row.a}` vs {row.b} ({seeds})"
 
@@ -98,7 +98,7 @@ def _costs(run: Run, row) -> str:
     """What a verdict costs: the first side's MACs and latency over the second's."""
     ratios = {label: cost_ratio(run, row, column) for column, label in RATIO_COSTS.items()}
     parts = [f"{ratio:.2f}× the {label}" for label, ratio in ratios.items() if math.isfinite(ratio)]
-    pairs = " (geometric mean over its matched pairs)" if row.kind == "effect" else ""
+    pairs = " (geometric mean over its matched pairs)" if row.kind == VerdictKind.EFFECT else ""
     return f"; `{row.a}` costs {' and '.join(parts)} of `{row.b}`{pairs}" if parts else ""
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from ablate.analysis.effects import choice_label
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.report.data import MISSING, Run, cost_unit, fmt, fmt_ci, strip_urls
-from ablate.schema import REFERENCE_BASELINE, EvidenceKind, Kind, Status, of_kind
+from ablate.schema import REFERENCE_BASELINE, EvidenceKind, Kind, Status, VerdictKind, of_kind
 
 
 def leaderboard(run: Run) -> pd.DataFrame:
@@ -53,13 +53,13 @@ def answer(row) -> str:
 
 def question(row) -> str:
     """A family row as the question it answers, first side first (the answer and Δ are the first side's)."""
-    if row.kind == "ablation":
+    if row.kind == VerdictKind.ABLATION:
         return f"{row.a} vs reference ({row.change})"
-    if row.kind == "reference":
+    if row.kind == VerdictKind.REFERENCE:
         return f"reference {row.a} vs {row.b}"
-    if row.kind == "effect":
+    if row.kind == VerdictKind.EFFECT:
         return f"{row.axis} {row.a} vs {row.b} (axis effect, {row.n_a} matched pairs)"
-    if row.kind == "equal_macs":
+    if row.kind == VerdictKind.EQUAL_MACS:
         return f"{row.a} vs {row.b} (the best baseline costing no more MACs)"
     return f"best candidate {row.a} vs {row.b}"
 
@@ -95,7 +95,7 @@ def cost_ratio(run: Run, row, column: str) -> float:
     summary = run.summary
     if column not in summary:
         return np.nan
-    if row.kind != "effect":
+    if row.kind != VerdictKind.EFFECT:
         cost = summary.set_index("name")[column]
         return float(cost.get(row.a, np.nan) / cost.get(row.b, np.nan))
     others = [a for a in run.design_axes if a != row.axis and a in summary]
@@ -112,18 +112,18 @@ def ablation_table(run: Run) -> pd.DataFrame:
     then the reference vs each baseline; each row's model's test top-1, its Δ with its interval and its absolute
     costs (params, MACs, element-wise ops, latency). The answers and their p are in :func:`answers_table`."""
     family = run.verdicts
-    rows = family[family["kind"].isin(["ablation", "reference"])]
+    rows = family[family["kind"].isin([VerdictKind.ABLATION, VerdictKind.REFERENCE])]
     costs = run.summary.set_index("name")
     mscale, munit = cost_unit("macs", run.trials["macs"])
 
     def cost(name: str, column: str, scale: float = 1.0, spec: str = "{:.2f}") -> str:
         return fmt(costs[column].get(name, np.nan), spec, scale) if column in costs else MISSING
 
-    reference = rows["b"].iloc[0] if (rows["kind"] == "ablation").any() else \
+    reference = rows["b"].iloc[0] if (rows["kind"] == VerdictKind.ABLATION).any() else \
         (rows["a"].iloc[0] if len(rows) else None)
-    subject = [reference] + [row.a if row.kind == "ablation" else row.b for row in rows.itertuples()]
+    subject = [reference] + [row.a if row.kind == VerdictKind.ABLATION else row.b for row in rows.itertuples()]
     return pd.DataFrame({
-        "comparison": ["reference"] + [f"{row.change}" if row.kind == "ablation" else f"reference vs {row.b}"
+        "comparison": ["reference"] + [f"{row.change}" if row.kind == VerdictKind.ABLATION else f"reference vs {row.b}"
                                        for row in rows.itertuples()],
         "model": subject,
         "test top-1 (%)": [cost(n, "test_top1_mean") for n in subject],

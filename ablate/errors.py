@@ -1,9 +1,14 @@
-"""User-facing errors: one line that says what is wrong and how to fix it (the CLI exits 2 on them)."""
+"""The package's errors, under one root: user-facing ones are one line that says what is wrong and how to fix it
+(the CLI exits 2 on them)."""
 
 from __future__ import annotations
 
 
-class UsageError(Exception):
+class AblateError(Exception):
+    """The root of every error ablate raises on purpose (``except AblateError`` catches them all)."""
+
+
+class UsageError(AblateError):
     """Bad input from the user (flag, file, directory). Its message is shown as is, without a traceback."""
 
 

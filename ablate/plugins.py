@@ -42,8 +42,7 @@ from ablate.models.layers import SPATIAL_OPS, SpatialOp
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a block's name is NONLINEARITY-SPATIAL-wWIDTH: no hyphens
 POSITIONS = ("inner", "after_spatial", "out")
 HASH_ATTRIBUTE = "__ablate_source_hash__"  # set on a plugin module when it is first loaded
-BUILT_IN = {"spatial op": frozenset(SPATIAL_OPS), "nonlinearity": frozenset(NONLINEARITIES)}
-_OWNERS: dict[tuple[str, str], str] = {}  # (kind, name) → the module that registered it
+REGISTRIES = {"spatial op": SPATIAL_OPS, "nonlinearity": NONLINEARITIES}  # what a plugin may add to
 _PROBE_CHANNELS, _PROBE_SIDE = 8, 8
 
 
@@ -52,16 +51,17 @@ class PluginError(UsageError):
 
 
 def _claim(kind: str, name: str, factory: Callable) -> None:
-    """Refuse a name that is malformed, built in, or another module's; the same module registering again (a
-    re-import, a worker's second import) replaces its own entry."""
+    """Refuse a name that is malformed, built in, or another module's (before the probe runs); the same module
+    registering again (a re-import, a worker's second import) replaces its own entry."""
     if not isinstance(name, str) or not NAME.match(name):
         raise PluginError(f"{kind} name {name!r} must be lower-case letters, digits and _ (it goes into block "
                           "names like relu-NAME-w1)")
-    if name in BUILT_IN[kind]:
+    registry, module = REGISTRIES[kind], getattr(factory, "__module__", "?")
+    if registry.is_built_in(name):
         raise PluginError(f"{kind} {name!r} is built in; register yours under another name")
-    owner, module = _OWNERS.get((kind, name)), getattr(factory, "__module__", "?")
-    if owner is not None and owner != module:
-        raise PluginError(f"{kind} {name!r} is already registered by {owner}; register yours under another name")
+    if registry.owner(name) not in (None, module):
+        raise PluginError(f"{kind} {name!r} is already registered by {registry.owner(name)}; register yours under "
+                          "another name")
 
 
 def _run_probe(kind: str, name: str, what: str, build: Callable[[], nn.Module], shape: tuple[int, ...],
@@ -117,9 +117,8 @@ def register_spatial(name: str, *, weighted: bool = True, description: str | Non
             out = -(-side // stride)
             _run_probe("spatial op", name, f"factory({c}, stride={stride}) on a (2, {c}, {side}, {side}) tensor",
                        lambda: factory(c, stride), (2, c, side, side), (2, c, out, out))
-        SPATIAL_OPS[name] = SpatialOp(factory, weighted, description or _first_line(factory, name),
-                                      weights_only_when_strided)
-        _OWNERS[("spatial op", name)] = factory.__module__
+        SPATIAL_OPS.register(name, SpatialOp(factory, weighted, description or _first_line(factory, name),
+                                             weights_only_when_strided), factory.__module__)
         return factory
     return decorate
 
@@ -170,10 +169,10 @@ def register_nonlinearity(name: str, *, conv1_factor: int = 1, positions: Sequen
             return factory if position in positions else (lambda channels: nn.Identity())
 
         out = at("out")
-        NONLINEARITIES[name] = NonlinearityScheme(conv1_factor, at("inner"), at("after_spatial"),
-                                                  lambda channels, downsampling: out(channels), init,
-                                                  description or _first_line(factory, name))
-        _OWNERS[("nonlinearity", name)] = factory.__module__
+        NONLINEARITIES.register(name, NonlinearityScheme(conv1_factor, at("inner"), at("after_spatial"),
+                                                         lambda channels, downsampling: out(channels), init,
+                                                         description or _first_line(factory, name)),
+                                factory.__module__)
         return factory
     return decorate
 

@@ -62,12 +62,17 @@ def write_plugin(folder, module, spatial, nonlinearity, body=PLUGIN):
 @pytest.fixture(autouse=True)
 def registries():
     """Every test leaves the registries and sys.modules as it found them (the parts are process-wide)."""
-    saved = dict(SPATIAL_OPS), dict(NONLINEARITIES), dict(plugins._OWNERS), set(sys.modules)
+    saved = [(registry, {name: (registry[name], registry.owner(name)) for name in registry})
+             for registry in (SPATIAL_OPS, NONLINEARITIES)], set(sys.modules)
     yield
-    for registry, before in zip((SPATIAL_OPS, NONLINEARITIES, plugins._OWNERS), saved):
-        registry.clear()
-        registry.update(before)
-    for name in set(sys.modules) - saved[3]:
+    for registry, before in saved[0]:
+        for name in set(registry) - set(before):
+            registry.remove(name)
+        for name, (entry, owner) in before.items():
+            if owner is not None and registry[name] is not entry:
+                registry.remove(name)
+                registry.register(name, entry, owner)
+    for name in set(sys.modules) - saved[1]:
         if name.startswith("plug_"):
             del sys.modules[name]
 

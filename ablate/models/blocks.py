@@ -17,7 +17,7 @@ from timm.layers import DropPath
 from torch import nn
 
 from ablate.models.layers import SPATIAL_OPS, Hardball, SplitMultiply, conv_bn
-from ablate.registry import lookup
+from ablate.registry import Registry, lookup
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def _identity(*_: object) -> nn.Module:
     return nn.Identity()
 
 
-NONLINEARITIES: dict[str, NonlinearityScheme] = {
+NONLINEARITIES: Registry[NonlinearityScheme] = Registry("nonlinearity", {
     "relu": NonlinearityScheme(
         1, lambda c: nn.ReLU(inplace=True), lambda c: nn.ReLU(inplace=True), lambda c, down: nn.ReLU(inplace=True),
         "relu", "ReLU after conv1, after a weighted S and after the add (ResNet50)",
@@ -49,7 +49,7 @@ NONLINEARITIES: dict[str, NonlinearityScheme] = {
         1, lambda c: Hardball(c), _identity, lambda c, down: Hardball(c),
         "linear", "hardball after conv1 and after the add; no pointwise activation",
     ),
-}
+})
 
 _CONFIG_PATTERN = re.compile(r"^(?P<nonlinearity>[a-z0-9_]+)-(?P<spatial>[a-z0-9_]+)"
                              r"-w(?P<width>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")

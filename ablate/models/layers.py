@@ -10,6 +10,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ablate.registry import Registry
+
 
 def conv_bn(in_ch: int, out_ch: int, kernel_size: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """Conv (no bias) + BatchNorm, the unit every block is made of."""
@@ -138,12 +140,12 @@ def _hybrid(channels: int, stride: int) -> nn.Module:
     return nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(channels, channels, 3, 1, 1, bias=False))
 
 
-SPATIAL_OPS: dict[str, SpatialOp] = {
+SPATIAL_OPS: Registry[SpatialOp] = Registry("spatial op", {
     "conv3x3": SpatialOp(lambda c, s: nn.Conv2d(c, c, 3, s, 1, bias=False), True, "dense 3×3 conv (ResNet50)"),
     "dwconv": SpatialOp(lambda c, s: nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False), True, "depthwise 3×3 conv"),
     "maxpool": SpatialOp(lambda c, s: nn.MaxPool2d(3, s, 1), False, "3×3 max-pool (R50-max)"),
     "avgpool": SpatialOp(lambda c, s: nn.AvgPool2d(3, s, 1, count_include_pad=False), False, "3×3 avg-pool"),
     "twist": SpatialOp(lambda c, s: Twist(c, s), True, "depthwise variable-coefficient 3×3 conv"),
     "hybrid": SpatialOp(_hybrid, True, "max-pool, or avg-pool 2×2 + 3×3 conv when strided (R50-hybrid)", True),
-}
+})
 

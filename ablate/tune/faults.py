@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import ray.exceptions as rex
 
-from ablate.errors import error_summary
+from ablate.errors import AblateError, error_summary
 
 if TYPE_CHECKING:
     from ablate.tune.cluster import MemoryBudget
@@ -56,7 +56,7 @@ def is_memory(death: BaseException) -> bool:
     return isinstance(death, rex.OutOfMemoryError) or any(words in text for words in MEMORY_MONITOR_WORDS)
 
 
-class WorkerLost(Exception):
+class WorkerLost(AblateError):
     """A training's worker died and its retries are spent: the run cannot go on (:func:`stop_line` says why).
 
     Args:

@@ -1,6 +1,8 @@
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,17 +20,78 @@ def pytest_configure(config):
                                 "pip install -e \".[test]\"")
 
 
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """The command line in this process (``ablate.cli.main``, each argument as text): exit code, stdout, stderr."""
+    from ablate import cli
+
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cli_error(capsys, *argv) -> str:
+    """A user mistake on the command line: exit code 2, one line on stderr, no traceback anywhere; that line."""
+    code, out, err = run_cli(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err + out, (code, err)
+    return lines[0]
+
+
+def ablate_command(*args) -> list[str]:
+    """``python run_ablation.py ARGS`` as a subprocess runs it (this interpreter, the repository's script)."""
+    return [sys.executable, str(ROOT / "run_ablation.py"), *map(str, args)]
+
+
+def cli_env(results_dir: Path, **env: str | None) -> dict[str, str]:
+    """This process's environment for a command-line subprocess: results under ``results_dir``, output unbuffered,
+    ``env`` on top (a None value unsets the variable)."""
+    full = {**os.environ, "ABLATE_RESULTS_DIR": str(results_dir), "PYTHONUNBUFFERED": "1", **env}
+    return {k: v for k, v in full.items() if v is not None}
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh results folder, named to the command line through ``ABLATE_RESULTS_DIR`` (not created)."""
+    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (another process may take it before the caller binds: retry on failure)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ray (or a driver that starts its own)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that starts Ray (marked ``ray``, or using the ``local_ray`` or ``spawn`` fixture) joins one xdist
+    group: under ``-n 2 --dist loadgroup`` (pyproject's addopts) they run one at a time on one worker, sharing its
+    local Ray, while the other worker takes the CPU-only tests; two Rays never fight over the 2 cores."""
+    for item in items:
+        if item.get_closest_marker("ray") or RAY_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="module")
 def parallel():
-    """Batches of simulated runs spread over the machine's 2 cores; one pool per module, so each worker's caches
-    (the power factors) are filled once. ``parallel(fn, total, *args)`` calls ``fn(batch, total // 2, *args)`` in each
-    worker and joins their lists."""
+    """Batches of simulated runs: ``parallel(fn, total, *args)`` calls ``fn(batch, total // 2, *args)`` for batches 0
+    and 1 and joins their lists. Alone, the batches run at once on the machine's 2 cores (one pool per module, so
+    each process's caches, the power factors, are filled once); under xdist, whose other worker has the second core,
+    they run one after the other in this process. The same batches either way: the same numbers."""
+    batches = 2
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        def run_here(fn, total: int, *args) -> list:
+            return [x for batch in range(batches) for x in fn(batch, total // batches, *args)]
+        yield run_here
+        return
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = 2
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(batches) as pool:
         def run(fn, total: int, *args) -> list:
-            parts = pool.map(fn, range(workers), [total // workers] * workers, *[[a] * workers for a in args])
+            parts = pool.map(fn, range(batches), [total // batches] * batches, *[[a] * batches for a in args])
             return [x for part in parts for x in part]
         yield run
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -337,11 +336,9 @@ def test_rung_fidelity_from_curves_over_design_trials_only_with_a_bootstrap_ci()
 def test_the_detectable_difference_has_the_power_it_states(df, comparisons):
     """At the stated difference, a simulated two-sided t-test at α / m rejects in 80 % of 400,000 draws — at every
     df and family size, the few-df, many-comparison corners included (where statsmodels' ``TTestPower.solve_power``
-    returned differences with as little as 7 % power), and in milliseconds (that took 9 s at df 78, m 12)."""
+    returned differences with as little as 7 % power)."""
     alpha, se = 0.05 / comparisons, 1.7
-    started = time.perf_counter()
     detectable = detectable_difference(se, df, alpha)
-    assert time.perf_counter() - started < 0.5
     noise = se * math.sqrt(df / stats.chi2.median(df))  # the median-unbiased noise the difference is stated in
     rng = np.random.default_rng(int(df) * 100 + comparisons)
     t = (rng.standard_normal(400_000) + detectable / noise) / np.sqrt(rng.chisquare(df, 400_000) / df)

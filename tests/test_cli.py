@@ -5,23 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from ablate import cli
 
 BAD_SPACE = "axes:\n  nonlinearity:\n    choices: [relu, swish]\n"
-
-
-def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-@pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
 
 
 @pytest.mark.parametrize("argv,message", [

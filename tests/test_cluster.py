@@ -19,19 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import stop_session, tiny_space_text
+from conftest import ablate_command, cli_env, free_port, stop_session, tiny_space_text
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
 SPACE = tiny_space_text("cluster", baselines="resnet50")
 HEAD_RESOURCE = "abl_head"  # a custom resource only the head node has: what pins the test's CPU holder to it
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -114,10 +108,7 @@ def _nodes(port: int, env: dict) -> int:
 
 def _cli(args, results_dir, spawn, **env):
     """The CLI as a user runs it: no RAY_AUTH_MODE set, the token (if any) as given; a None value unsets."""
-    full_env = {**os.environ, "ABLATE_RESULTS_DIR": str(results_dir), "PYTHONUNBUFFERED": "1", **env}
-    for key in ("RAY_AUTH_MODE", *(k for k, v in env.items() if v is None)):
-        full_env.pop(key, None)
-    return spawn([sys.executable, str(REPO / "run_ablation.py"), *args], cwd=REPO, env=full_env)
+    return spawn(ablate_command(*args), cwd=REPO, env=cli_env(results_dir, RAY_AUTH_MODE=None, **env))
 
 
 @pytest.mark.timeout(420)

@@ -248,6 +248,7 @@ finally:
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_rays_state_api_lists_each_task_by_what_it_trains(tmp_path):
     import subprocess

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ablate.errors import UsageError
 from ablate.files import append_line, read_json, read_lines, read_table, write_atomic, write_json, write_text
@@ -81,14 +82,6 @@ def run_folder(tmp_path):
     return make
 
 
-def _cli(capsys, *argv):
-    from ablate import cli
-
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.parametrize("damage", ["trials.parquet", "run.json", "summary.parquet", "predictions.parquet"])
 def test_status_report_and_compare_on_a_damaged_run_answer_in_one_line(run_folder, capsys, damage):
     good, bad = run_folder("good"), run_folder("bad")
@@ -98,7 +91,7 @@ def test_status_report_and_compare_on_a_damaged_run_answer_in_one_line(run_folde
     reads = {"trials.parquet": {"status", "report", "compare"}, "run.json": {"status", "report"},
              "summary.parquet": set(), "predictions.parquet": {"report"}}[damage]
     for name, argv in commands.items():
-        code, out, err = _cli(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         if name in reads:
             assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
             assert err.startswith(f"error: {bad / damage} is damaged ("), (name, err)

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import timm
 import torch
+from conftest import cli_error
 from torch import nn
 
 import ablate
-from ablate import cli, plugins
 from ablate.models import NONLINEARITIES, SPATIAL_OPS, BlockConfig, build_model
 from ablate.plugins import PluginError, load_plugin, runtime_env
 from ablate.protocols import load_protocol
@@ -134,20 +134,6 @@ def test_a_registered_part_builds_through_ablate_and_timm_and_is_traced(tmp_path
     assert BlockConfig.parse("pgate-pshift-w1").spatial == "pshift"
 
 
-def _cli_error(capsys, *argv):
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and "Traceback" not in captured.err + captured.out, captured.err
-    return lines[0]
-
-
-@pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
-
-
 BAD_SHAPE = '''
 import ablate
 from torch import nn
@@ -171,23 +157,23 @@ CLASH = ('import ablate\nfrom torch import nn\n\n@ablate.register_spatial("dwcon
 def test_a_malformed_plugin_is_one_line_exit_2_and_nothing_written(capsys, results_dir, tmp_path, body, problem):
     path = tmp_path / "plug_bad.py"
     path.write_text(body.format(spatial="pwide"))
-    line = _cli_error(capsys, "--plugin", str(path), "--trials", "2")
+    line = cli_error(capsys, "--plugin", str(path), "--trials", "2")
     assert line.startswith(f"error: plugin {path}: ") and problem in line, line
     assert not results_dir.exists()  # no run folder, no cache
     assert "plug_bad" not in sys.modules  # a failed import leaves no half module behind
 
 
 def test_a_missing_plugin_and_a_space_that_names_a_broken_one_say_where(capsys, results_dir, tmp_path):
-    missing = _cli_error(capsys, "--plugin", str(tmp_path / "nowhere.py"))
+    missing = cli_error(capsys, "--plugin", str(tmp_path / "nowhere.py"))
     assert "plugin " in missing and "nowhere.py: no such file" in missing
-    assert "no module named 'plug_absent'" in _cli_error(capsys, "--plugin", "plug_absent")
+    assert "no module named 'plug_absent'" in cli_error(capsys, "--plugin", "plug_absent")
     (tmp_path / "plug_shape.py").write_text(BAD_SHAPE.format(spatial="pwide"))
     space = tmp_path / "space.yaml"
     space.write_text("name: broken\nplugins: [plug_shape.py]\naxes:\n  spatial:\n    choices: [pwide]\n")
-    line = _cli_error(capsys, "--space", str(space))
+    line = cli_error(capsys, "--space", str(space))
     assert line.startswith(f"error: {space}:2: plugin plug_shape.py: spatial op 'pwide'"), line
     space.write_text("name: unnamed\naxes:\n  spatial:\n    choices: [pwide]\n")  # the op without its plugin
-    assert "invalid value 'pwide' for axis 'spatial'" in _cli_error(capsys, "--space", str(space))
+    assert "invalid value 'pwide' for axis 'spatial'" in cli_error(capsys, "--space", str(space))
     assert not results_dir.exists()
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
-from conftest import tiny_space_text
+from conftest import ablate_command, cli_env, tiny_space_text
 from optuna.trial import TrialState
 
 from ablate.protocols import load_protocol
@@ -91,10 +91,7 @@ def test_a_resume_rebuilds_a_deleted_record_repairs_a_torn_journal_and_keeps_tim
     assert sorted(v[0] for v in complete.values()) == sorted(before["val_top1"])  # study and record agree
 
 
-def _cli(args: list[str]) -> list[str]:
-    return [sys.executable, str(REPO / "run_ablation.py"), *args]
-
-
+@pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_a_full_disk_is_one_line_exit_2_and_the_resume_loses_nothing(tmp_path):
     """A real ENOSPC: the run folder is a tmpfs (in a user namespace) too small for the run; then it is grown, as
@@ -105,9 +102,8 @@ def test_a_full_disk_is_one_line_exit_2_and_the_resume_loses_nothing(tmp_path):
     space.write_text(tiny_space_text("tiny", baselines=""))
     args = ["--space", str(space), "--trials", "3", "--epochs", "1", "--no-dashboard", "--no-report",
             "--max-concurrent", "1", "--scheduler", "none", "--design", "search", "--confirm", "1", "--seeds", "1"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plain = subprocess.run(_cli([*args, "--name", "plain"]), cwd=REPO, capture_output=True, text=True, timeout=400,
-                           env={**env, "ABLATE_RESULTS_DIR": str(tmp_path / "roomy")})
+    plain = subprocess.run(ablate_command(*args, "--name", "plain"), cwd=REPO, capture_output=True, text=True,
+                           timeout=400, env=cli_env(tmp_path / "roomy"))
     assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
 
     small = tmp_path / "small"
@@ -115,16 +111,15 @@ def test_a_full_disk_is_one_line_exit_2_and_the_resume_loses_nothing(tmp_path):
     kept = tmp_path / "kept"
     script = "\n".join([
         f"mount -t tmpfs -o size=300k tmpfs {small}",
-        f"{' '.join(map(str, _cli([*args, '--name', 'full'])))} > {tmp_path}/first.out 2> {tmp_path}/first.err",
+        f"{' '.join(map(str, ablate_command(*args, '--name', 'full')))} > {tmp_path}/first.out 2> {tmp_path}/first.err",
         f"echo $? > {tmp_path}/first.rc",
         f"mount -o remount,size=64m tmpfs {small}",  # space freed
-        f"{' '.join(map(str, _cli(['--resume', '--name', 'full', '--no-dashboard', '--no-report'])))} "
+        f"{' '.join(map(str, ablate_command('--resume', '--name', 'full', '--no-dashboard', '--no-report')))} "
         f"> {tmp_path}/second.out 2> {tmp_path}/second.err",
         f"echo $? > {tmp_path}/second.rc",
         f"cp -a {small} {kept}",
     ])
-    subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, timeout=800,
-                   env={**env, "ABLATE_RESULTS_DIR": str(small)})
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, timeout=800, env=cli_env(small))
     first_err = (tmp_path / "first.err").read_text()
     first = (tmp_path / "first.out").read_text() + first_err
     assert (tmp_path / "first.rc").read_text().strip() == "2", first[-3000:]

@@ -7,7 +7,6 @@ in its own process session and kill that whole session (driver, GCS, raylet, wor
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
-from conftest import kill_session, session_alive, tiny_space_text
+from conftest import ablate_command, cli_env, kill_session, session_alive, tiny_space_text
 from optuna.trial import TrialState
 
 from ablate import cli
@@ -275,8 +274,7 @@ def test_multi_objective_gives_a_pareto_set(local_ray, tmp_path, objectives, cos
 
 
 def _cli(args, results_dir, spawn):
-    env = {**os.environ, "ABLATE_RESULTS_DIR": str(results_dir), "PYTHONUNBUFFERED": "1"}
-    return spawn([sys.executable, str(REPO / "run_ablation.py"), *args], cwd=REPO, env=env)
+    return spawn(ablate_command(*args), cwd=REPO, env=cli_env(results_dir))
 
 
 def _epochs_logged(run_dir: Path) -> dict[str, list[int]]:

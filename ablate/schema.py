@@ -10,8 +10,10 @@ split and image (``PREDICTION_COLUMNS``); docs/ARCHITECTURE.md describes each co
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # the vocabulary is read by --help (the trackers' registry): no pandas to import it
+    import pandas as pd
 
 TRIAL_COLUMNS = [
     "kind", "trial_id", "name", "config", "config_hash", "network", "nonlinearity", "spatial", "width",

@@ -29,9 +29,19 @@ def plan(args: argparse.Namespace, command: str, prog: str) -> int:
 
 
 def report(args: argparse.Namespace, command: str, prog: str) -> int:
+    from ablate.errors import UsageError
     from ablate.report import build_report
 
-    outputs = build_report(args.run_dir)
+    if len(args.run_dir) > 1:
+        from ablate.report.pooled import pool_runs
+
+        pooled = pool_runs(args.run_dir, args.out)
+        print(pooled.line(), flush=True)
+        outputs = build_report(pooled.folder)
+    else:
+        if args.out:
+            raise UsageError("--out is for several runs pooled into one report; one run's report goes into its folder")
+        outputs = build_report(args.run_dir[0])
     print(f"wrote {outputs.markdown}\nwrote {outputs.html}\nwrote {len(outputs.figures)} figures")
     return 0
 

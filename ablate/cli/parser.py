@@ -101,7 +101,10 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a results/<run> folder holding trials.parquet (a running run's too)")
+    parser.add_argument("run_dir", nargs="+", help="a results/<run> folder holding trials.parquet (a running run's "
+                        "too); several ablation runs of one experiment are pooled and reported as one")
+    parser.add_argument("--out", help="where several runs' pooled tables and report go (default: "
+                        "results/pooled-A+B…)")
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,8 +149,9 @@ COMMANDS: dict[str, Command] = {
     "plan": Command("what each design costs here and can detect, before anything is trained",
                     "Before anything is trained: what each design costs here and what it can detect; the cheapest "
                     "that detects --target within --budget.", _plan_arguments),
-    "report": Command("rebuild a run's report (a running one's too)",
-                      "Build the comparison report: report.md, report.html and figures/ in the run folder.",
+    "report": Command("rebuild a run's report (a running one's too), or pool several runs into one",
+                      "Build the comparison report: report.md, report.html and figures/ in the run folder (several "
+                      "ablation runs of one experiment: pooled into --out, then reported as one).",
                       _report_arguments),
     "status": Command("how far a run has got", "How far a run has got, read from its folder alone (no Ray).",
                       _status_arguments),

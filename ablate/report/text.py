@@ -32,7 +32,7 @@ def header_items(run: Run) -> list[str]:
         "throughput columns and the latency figure come from timing every model side by side on one idle worker "
         "at the end of the run."] if any(isinstance(o, dict) and o.get("metric") in ("latency", "trial_latency_ms")
                                         for o in objectives) else [])
-    return in_progress(run) + [
+    return in_progress(run) + pooled_item(run) + [
         f"Space: {_compact(space.get('name', space) if isinstance(space, dict) else space)}",
         f"Protocol: dataset {_compact(protocol.get('dataset'))}, {_compact(protocol.get('epochs'))} epochs; "
         f"recipe: {recipe or MISSING}",
@@ -56,6 +56,21 @@ def in_progress(run: Run) -> list[str]:
             "`--resume` continues it); the tables hold the models finished so far, and "
             "`run_ablation.py status` shows how far it has got"
             ] if meta and "finished" in meta and not meta["finished"] else []
+
+
+def pooled_item(run: Run) -> list[str]:
+    """What a pooled report stands on (none for one run's report)."""
+    pooled = run.meta.get("pooled")
+    if not isinstance(pooled, dict):
+        return []
+    runs = ", ".join(f"`{md_escape(str(r))}`" for r in pooled.get("runs", []))
+    twice = (f"; {pooled['duplicates']} models trained by two runs (same split seed, config and training seed) "
+             "counted once") if pooled.get("duplicates") else ""
+    seeds = pooled.get("split_seeds") or []
+    apart = (f"; split seeds {', '.join(map(str, seeds))}: the training seeds of the n-th are shown as "
+             f"n × {pooled.get('seed_stride')} + seed") if len(seeds) > 1 else ""
+    return [f"Pooled: {len(pooled.get('runs', []))} runs of one experiment ({runs}), {pooled.get('models')} models; "
+            f"one Holm family over their union{twice}{apart}"]
 
 
 def _design_item(run: Run) -> str:

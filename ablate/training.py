@@ -36,7 +36,7 @@ from ablate.records import (
 )
 
 CHECKPOINT_NAME = "checkpoint.pt"
-EVAL_BATCH_SIZE = 512
+EVAL_BATCH_SIZE = 512  # the largest evaluation batch (see eval_batch_size)
 
 Report = Callable[[dict[str, Any]], Any]
 
@@ -103,6 +103,14 @@ def choose_precision(protocol: Protocol, device: torch.device) -> Precision:
     if torch.cuda.is_bf16_supported():
         return Precision(torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False))
     return Precision(torch.float16, torch.amp.GradScaler("cuda"))
+
+
+def eval_batch_size(protocol: Protocol) -> int:
+    """The evaluation batch: the training batch, at most :data:`EVAL_BATCH_SIZE`. A forward pass without autograd
+    holds a few activations at a time where a training step holds every layer's, so evaluating never needs more
+    memory than training does (at 512 images, a digits model's evaluation took 500 MiB more than its training
+    steps: ``benchmarks/worker_memory.py``)."""
+    return min(EVAL_BATCH_SIZE, protocol.batch_size)
 
 
 def uses_channels_last(protocol: Protocol, device: torch.device) -> bool:
@@ -201,14 +209,15 @@ def make_step(run: Run, criterion: nn.Module, forward: nn.Module, device: torch.
 
 @torch.no_grad()
 def evaluate(forward: nn.Module, run: Run, data: DatasetSplits, split: str, device: torch.device,
-             channels_last: bool, per_image: bool = False) -> dict[str, Any]:
-    """Loss and top-1/top-5 (percent) over a split, accumulated on the device with one sync; with ``per_image``
-    also ``correct``, each image's top-1 hit in the split's stored order (a bool numpy array)."""
+             channels_last: bool, per_image: bool = False, batch_size: int = EVAL_BATCH_SIZE) -> dict[str, Any]:
+    """Loss and top-1/top-5 (percent) over a split in batches of ``batch_size``, accumulated on the device with
+    one sync; with ``per_image`` also ``correct``, each image's top-1 hit in the split's stored order (a bool numpy
+    array)."""
     run.model.eval()
     totals = torch.zeros(3, device=device, dtype=torch.float64)
     k = min(5, data.num_classes)
     correct = []
-    for images, labels in data.loader(split, EVAL_BATCH_SIZE, channels_last=channels_last):
+    for images, labels in data.loader(split, batch_size, channels_last=channels_last):
         with run.precision.autocast(device):
             logits = forward(images).float()
         hits = logits.topk(k, dim=1).indices == labels[:, None]
@@ -234,7 +243,8 @@ def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protoco
     train_time = time.perf_counter() - start
     lr = run.optimizer.param_groups[0]["lr"]
     channels_last = uses_channels_last(protocol, device)
-    val = evaluate(forward, run, data, "val", device, channels_last, per_image=final)
+    batch = eval_batch_size(protocol)
+    val = evaluate(forward, run, data, "val", device, channels_last, per_image=final, batch_size=batch)
     metrics = {
         "epoch": run.epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_top1": val["top1"],
         "val_top5": val["top5"], "lr": lr, "epoch_seconds": time.perf_counter() - start,
@@ -242,7 +252,7 @@ def run_epoch(run: Run, step_fn: Callable, forward: nn.Module, protocol: Protoco
     }
     if not final:
         return metrics, {}
-    test = evaluate(forward, run, data, "test", device, channels_last, per_image=True)
+    test = evaluate(forward, run, data, "test", device, channels_last, per_image=True, batch_size=batch)
     metrics["test_top1"] = test["top1"]
     return metrics, {"val": val["correct"], "test": test["correct"]}
 

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.summary import search_rows
-from ablate.schema import Kind
+from ablate.schema import EvidenceKind, Kind
 
 EFFECT_COLUMNS = ["axis", "choice", "reference", "estimate", "se", "ci_low", "ci_high", "p_value", "n", "n_reference",
                   "estimable", "reason", "n_model", "df_resid", "heterogeneity_p", "settings"]
@@ -144,7 +144,7 @@ def _heterogeneity(rows, pairs, deltas, evidence) -> dict:
 
     variances = []
     for a, b, _ in pairs:
-        est = evidence.difference(rows.at[a, "name"], rows.at[b, "name"], "design")
+        est = evidence.difference(rows.at[a, "name"], rows.at[b, "name"], EvidenceKind.RUN_SEED)
         variances.append((est.se / 100) ** 2 if math.isfinite(est.se) and est.se > 0 else math.nan)
     variances = np.array(variances) * 1e4  # pp²
     if not np.isfinite(variances).all():

@@ -18,7 +18,17 @@ import pandas as pd
 from ablate.errors import UsageError
 from ablate.files import read_json, read_table
 from ablate.pareto import pareto_mask
-from ablate.schema import AXIS_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, TRIAL_COLUMNS, Kind, Status, completed, of_kind
+from ablate.schema import (
+    AXIS_COLUMNS,
+    NUMERIC_COLUMNS,
+    TEXT_COLUMNS,
+    TRIAL_COLUMNS,
+    EvidenceKind,
+    Kind,
+    Status,
+    completed,
+    of_kind,
+)
 
 COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
 EVIDENCE_SPLIT = "test"  # what judges: nothing selects on it
@@ -131,8 +141,8 @@ class Run:
 
         axes = self.design_axes
         candidates = of_kind(self.summary, Kind.CANDIDATE)
-        hits = {name: self.evidence.tables[(name, "design")][0] for name in candidates["name"]
-                if self.evidence.has(name, "design")}
+        hits = {name: self.evidence.tables[(name, EvidenceKind.RUN_SEED)][0] for name in candidates["name"]
+                if self.evidence.has(name, EvidenceKind.RUN_SEED)}
         if self.reference is not None or len(axes) < 2 or len(hits) < 4:
             return pd.DataFrame(columns=SHARE_COLUMNS)
         return variance_shares(candidates, hits, axes)

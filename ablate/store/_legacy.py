@@ -30,7 +30,7 @@ def import_cache(store: BaseStore, results: Path) -> int:
         return 0
     store.register_run(str(cache), ".cache", {"imported_from": str(folder)})
     filed = 0
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("[!.]*.json")):
         try:
             outcome = read_json(path)
         except UsageError:

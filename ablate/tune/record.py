@@ -79,7 +79,7 @@ class RunRecord:
 
     def _entries(self) -> dict[str, _Filed]:
         current = {}
-        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+        for path in sorted(self.folder.glob("[!.]*.json")) if self.folder.is_dir() else []:  # not a write under way
             stat = path.stat()
             stamp, filed = (stat.st_mtime_ns, stat.st_size), self._read.get(path.stem)
             if filed is None or filed.stamp != stamp:

@@ -18,7 +18,7 @@ import importlib.util
 import sys
 from typing import Any
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ with warnings.catch_warnings():  # fvcore jit-scripts its focal loss at import, 
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 MAC_OPS = frozenset({"conv", "_convolution", "addmm", "linear", "matmul", "mm", "bmm", "einsum"})
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablate.errors import UsageError
-from ablate.files import read_json, read_table
-from ablate.formatting import duration_text
-from ablate.schema import FINAL_STATUSES as STATUS_ORDER
-from ablate.schema import Status, search_trials
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json, read_table
+from ablate.core.formatting import duration_text
+from ablate.core.schema import FINAL_STATUSES as STATUS_ORDER
+from ablate.core.schema import Status, search_trials
 from ablate.tune.record import read_progress
 
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from ablate.errors import UsageError, error_summary
+from ablate.core.errors import UsageError, error_summary
 from ablate.models.blocks import NONLINEARITIES, NonlinearityScheme
 from ablate.models.layers import SPATIAL_OPS, SpatialOp
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ablate.files import append_line, damaged, read_lines, write_atomic
+from ablate.core.files import append_line, damaged, read_lines, write_atomic
 
 EPOCH_LOG_NAME = "epochs.jsonl"
 PREDICTIONS_NAME = "predictions.npz"

@@ -18,9 +18,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from ablate.errors import UsageError
-from ablate.files import read_json, read_table, write_atomic, write_json
-from ablate.schema import (
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json, read_table, write_atomic, write_json
+from ablate.core.schema import (
     AXIS_COLUMNS,
     CURVE_COLUMNS,
     PREDICTION_COLUMNS,

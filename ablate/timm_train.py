@@ -70,7 +70,7 @@ def _leading_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``--plugin`` options, the script's path, then its arguments; a missing script or a broken
     plugin is a one-line error (exit 2)."""
-    from ablate.errors import UsageError
+    from ablate.core.errors import UsageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

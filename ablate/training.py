@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ablate.core.errors import UsageError
+from ablate.core.files import write_atomic
 from ablate.data import DatasetSplits, check_data, default_device, load_protocol_data
-from ablate.errors import UsageError
-from ablate.files import write_atomic
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import OPTIMIZERS, Protocol, enabled, load_protocol, lr_factor
 from ablate.records import (
@@ -152,7 +152,7 @@ def restore_rng_states(run: Run, states: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run: Run, directory: Path, identity: dict[str, Any]) -> None:
-    """Atomic (``ablate.files.write_atomic``): a kill leaves the previous checkpoint or this one, never half."""
+    """Atomic (``ablate.core.files.write_atomic``): a kill leaves the previous checkpoint or this one, never half."""
     state = {
         "identity": identity, "epoch": run.epoch, "history": run.history, "train_seconds": run.train_seconds,
         "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),

@@ -61,7 +61,7 @@ from typing import Any, Iterable, Sequence
 import timm
 import torch
 
-from ablate.files import write_text
+from ablate.core.files import write_text
 from ablate.models import BlockConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, whether run or loaded by path

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
+from ablate.core.errors import UsageError
+from ablate.core.files import write_text
+from ablate.core.schema import AXIS_COLUMNS
 from ablate.data import load_protocol_data
-from ablate.errors import UsageError
-from ablate.files import write_text
 from ablate.models import BlockConfig
 from ablate.protocols import load_protocol
-from ablate.schema import AXIS_COLUMNS
 from ablate.space import load_space
 from ablate.training import train
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate import defaults
+from ablate.core import defaults
 from ablate.space import load_space
 from ablate.space.design import balanced_design
 

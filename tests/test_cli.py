@@ -158,7 +158,7 @@ def test_the_settings_check_themselves_for_the_api_too():
     """Validation lives in RunSettings: the API gets the same one-line UsageError as the command line."""
     from pathlib import Path
 
-    from ablate.errors import UsageError
+    from ablate.core.errors import UsageError
     from ablate.protocols import load_protocol
     from ablate.space import load_space
     from ablate.tune import RunSettings
@@ -176,7 +176,7 @@ def test_the_settings_check_themselves_for_the_api_too():
 
 
 def test_every_sampler_name_the_command_line_offers_builds():
-    from ablate import defaults
+    from ablate.core import defaults
     from ablate.space import load_space
     from ablate.tune import make_sampler
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.tune import cluster
 
 

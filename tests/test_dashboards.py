@@ -169,7 +169,7 @@ def test_mlflow_keeps_each_training_once_with_its_costs(tmp_path, monkeypatch):
 def test_a_tracker_that_is_not_installed_is_one_line(tmp_path, monkeypatch):
     import importlib.util
 
-    from ablate.errors import UsageError
+    from ablate.core.errors import UsageError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))

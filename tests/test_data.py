@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from ablate.core.errors import UsageError
 from ablate.data import DATASETS, Augmentation, load_dataset, random_crop, random_hflip, seeded_split
-from ablate.errors import UsageError
 
 
 @pytest.fixture(scope="module")

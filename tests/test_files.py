@@ -1,4 +1,4 @@
-"""ablate.files: atomic writes that leave no half file, defensive reads that name the damaged file in one line, and
+"""ablate.core.files: atomic writes that leave no half file, defensive reads that name the damaged file in one line, and
 epoch logs that survive a torn last line."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from ablate.errors import UsageError
-from ablate.files import append_line, read_json, read_lines, read_table, write_atomic, write_json, write_text
+from ablate.core.errors import UsageError
+from ablate.core.files import append_line, read_json, read_lines, read_table, write_atomic, write_json, write_text
 
 
 def test_an_atomic_write_replaces_whole_or_not_at_all(tmp_path):

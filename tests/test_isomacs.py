@@ -4,8 +4,8 @@ import time
 
 import pytest
 
+from ablate.core.errors import UsageError
 from ablate.costs import measure
-from ablate.errors import UsageError
 from ablate.models import MACROS, NONLINEARITIES, SPATIAL_OPS, BlockConfig, build_model
 from ablate.space import isomacs, load_space
 from ablate.space.isomacs import TOLERANCE, match_macs, proxy_input_size, round_significant

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.protocols import load_protocol
 from ablate.space import load_space
 

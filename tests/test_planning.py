@@ -13,7 +13,7 @@ import pytest
 from conftest import ablate_command, cli_env
 
 from ablate.analysis.verdicts import detectable_difference
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.planning import plan_line, plan_run
 from ablate.planning.command import parse_budget
 from ablate.planning.history import shipped_record
@@ -108,7 +108,7 @@ def test_a_plan_holds_to_the_run_it_planned(tmp_path):
     trains the trainings it planned, its plan's minutes are the schedule of the pilot's and the timed models'
     seconds on the run's workers (no wall clock is compared: a loaded machine stretches every training), and its
     report's detectable differences are within ±25 % of the planned ones."""
-    from ablate.files import read_table
+    from ablate.core.files import read_table
     from ablate.planning.command import pilot_configs
     from ablate.planning.history import earlier_runs, median_fixed
     from ablate.planning.pilot import run_pilot

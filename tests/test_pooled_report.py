@@ -13,10 +13,10 @@ from conftest import cli_error
 from simulated_runs import ablation_meta, simulate_ablation
 
 from ablate import cli
+from ablate.core.schema import VerdictKind
 from ablate.report.data import load_run
 from ablate.report.pooled import SEED_STRIDE, pool_runs
 from ablate.results import write_tables
-from ablate.schema import VerdictKind
 
 
 def _write(folder, trials, predictions, meta):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ablate.formatting import compact_duration
+from ablate.core.formatting import compact_duration
 from ablate.planning.timing import FIXED_SECONDS_PER_MODEL
 from ablate.tune import progress as progress_module
 from ablate.tune.progress import PLAIN_EVERY_S, Eta, RunProgress

@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 import torch
 
+from ablate.core.errors import UsageError
 from ablate.data import Augmentation
-from ablate.errors import UsageError
 from ablate.protocols import SCHEDULES, Protocol, list_protocols, load_protocol, lr_factor
 
 SHIPPED = ["cifar10", "cifar10-fast", "cifar100", "digits", "imagenet-pflayer", "imagenet-qlnet"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ablate.errors import AblateError, UsageError
-from ablate.registry import Registry, lookup
+from ablate.core.errors import AblateError, UsageError
+from ablate.core.registry import Registry, lookup
 
 
 def test_a_registry_takes_new_names_refuses_built_ins_and_other_owners():
@@ -27,7 +27,7 @@ def test_a_registry_takes_new_names_refuses_built_ins_and_other_owners():
 
 
 def test_every_error_ablate_raises_on_purpose_has_one_root():
-    from ablate.files import DiskFull
+    from ablate.core.files import DiskFull
     from ablate.plugins import PluginError
     from ablate.tune.faults import WorkerLost
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ablate.cli import forward
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.report import ReportOutputs, build_report, pareto_mask
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ import pytest
 from simulated_runs import BASELINES, N_TEST, Population, run_meta, simulate_run
 from test_report import SECTIONS, _run_json, _section, _tables, _trials, _write_run
 
-from ablate.defaults import SEEDS
+from ablate.core.defaults import SEEDS
 from ablate.report import build_report
 from ablate.results import write_tables
 

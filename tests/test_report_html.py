@@ -21,12 +21,12 @@ from simulated_runs import Population, ablation_meta, run_meta, simulate_ablatio
 from test_report import _curves
 
 import ablate.report.figures as figures_module
-from ablate.defaults import SEEDS
+from ablate.core.defaults import SEEDS
+from ablate.core.schema import SELECTION_PHASES
 from ablate.report import build_report, load_run
 from ablate.report.figures import make_figures
 from ablate.report.style import BASELINE_PALETTE, CANDIDATE_PALETTE, palette
 from ablate.results import write_tables
-from ablate.schema import SELECTION_PHASES
 
 ANSWER_COLUMNS = ["question", "answer", "Δ test top-1 (pp) [95 % CI]", "Holm p", "detectable (pp)", "MACs ratio",
                   "latency ratio"]

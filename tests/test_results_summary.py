@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ablate.analysis import SUMMARY_COLUMNS
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
+from ablate.core.schema import PREDICTION_COLUMNS, TRIAL_COLUMNS
 from ablate.results import encode_hits, load, prediction_frame, write_tables
-from ablate.schema import PREDICTION_COLUMNS, TRIAL_COLUMNS
 
 
 def _rows() -> list[dict]:

@@ -24,8 +24,8 @@ import optuna
 import pytest
 from conftest import tiny_space_text
 
-from ablate.errors import UsageError
-from ablate.files import DiskFull, append_line, find_disk_full, read_json, read_lines, write_atomic, write_json
+from ablate.core.errors import UsageError
+from ablate.core.files import DiskFull, append_line, find_disk_full, read_json, read_lines, write_atomic, write_json
 from ablate.protocols import load_protocol
 from ablate.space import load_space
 from ablate.tune import RunSettings
@@ -104,7 +104,7 @@ def test_enospc_in_an_append_leaves_the_log_whole(tmp_path, monkeypatch):
             self.raw.write(bytes(data[: len(data) // 2]))
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("ablate.files.open", lambda *a, **k: HalfThenFull(open(*a, **k)), raising=False)
+    monkeypatch.setattr("ablate.core.files.open", lambda *a, **k: HalfThenFull(open(*a, **k)), raising=False)
     with pytest.raises(DiskFull) as err:
         append_line(log, json.dumps({"epoch": 2, "val_top1": 50.0}))
     monkeypatch.undo()
@@ -144,7 +144,7 @@ def test_a_full_disk_wrapped_by_ray_or_in_a_trials_error_text_is_found(tmp_path)
 TMPFS_SCRIPT = r"""
 import sys, torch, json
 from pathlib import Path
-from ablate.files import DiskFull, append_line, write_atomic
+from ablate.core.files import DiskFull, append_line, write_atomic
 folder = Path(sys.argv[1])
 out = {}
 try:

@@ -4,7 +4,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.models import MACROS, BlockConfig, build_model
 from ablate.space import DESIGNS, config_hash, list_spaces, load_space, parse_objectives
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.store import SCHEMA_VERSION, Filing, Owner, RunLink, SQLStore, Use, import_cache, lookup, model_key, query
 from ablate.store._sql import schema
 
@@ -160,7 +160,7 @@ def test_each_bad_store_is_one_line_naming_the_fix(tmp_path):
 
 
 def test_the_old_baseline_cache_is_filed_once_and_goes(tmp_path, capsys):
-    from ablate.files import write_json
+    from ablate.core.files import write_json
 
     cache = tmp_path / ".cache" / "baselines"
     write_json(cache / "0123abcd.json", outcome("baseline-ResNet50-s0"))

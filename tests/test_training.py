@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from ablate.core.errors import UsageError
 from ablate.data import load_protocol_data
-from ablate.errors import UsageError
 from ablate.protocols import load_protocol
 from ablate.training import (
     CHECKPOINT_NAME,

@@ -21,7 +21,7 @@ from conftest import ablate_command, cli_env, kill_session, session_alive, tiny_
 from optuna.trial import TrialState
 
 from ablate import cli
-from ablate.pareto import pareto_mask
+from ablate.core.pareto import pareto_mask
 from ablate.protocols import load_protocol
 from ablate.results import load
 from ablate.space import load_space, parse_objectives

@@ -22,8 +22,8 @@ import ray.cloudpickle
 import ray.exceptions as rex
 from conftest import ablate_command, cli_env, tiny_space_text
 
-from ablate.errors import UsageError
-from ablate.files import read_json
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json
 from ablate.protocols import load_protocol
 from ablate.space import load_space
 from ablate.training import read_epoch_log, train

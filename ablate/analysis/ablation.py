@@ -16,7 +16,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label
 from ablate.analysis.evidence import Evidence
-from ablate.schema import BASELINE, CANDIDATE, EvidenceKind, VerdictKind, of_kind
+from ablate.core.schema import BASELINE, CANDIDATE, EvidenceKind, VerdictKind, of_kind
 
 
 def reference_name(summary: pd.DataFrame, reference: dict[str, Any]) -> str | None:

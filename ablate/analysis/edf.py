@@ -18,7 +18,7 @@ import pandas as pd
 
 from ablate.analysis.effects import choice_label
 from ablate.analysis.summary import search_rows
-from ablate.schema import Kind, of_kind
+from ablate.core.schema import Kind, of_kind
 
 MIN_ROWS_PER_CHOICE = 8
 COST_AXES = frozenset({"width"})  # axes that set the MACs: their EDFs are plain, never MACs-normalised

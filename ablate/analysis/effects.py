@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.summary import search_rows
-from ablate.schema import EvidenceKind, Kind
+from ablate.core.schema import EvidenceKind, Kind
 
 EFFECT_COLUMNS = ["axis", "choice", "reference", "estimate", "se", "ci_low", "ci_high", "p_value", "n", "n_reference",
                   "estimable", "reason", "n_model", "df_resid", "heterogeneity_p", "settings"]

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ablate.schema import Kind, of_kind
+from ablate.core.schema import Kind, of_kind
 
 CHEAPER = "cheaper than every baseline"
 

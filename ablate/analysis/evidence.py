@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.twins import merge_twins
-from ablate.schema import EVIDENCE_PHASES, EvidenceKind
+from ablate.core.schema import EVIDENCE_PHASES, EvidenceKind
 
 CONFIDENCE = 0.95
 METHOD = ("seeds × images: each config's own seed variance over its seeds (a single seed: the replicated configs' "

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate.analysis.summary import completed_rows
-from ablate.schema import Kind, Phase
+from ablate.core.schema import Kind, Phase
 
 MIN_SHARED = 3
 BOOTSTRAP_RESAMPLES = 999

@@ -18,7 +18,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from ablate.analysis.summary import completed_rows
-from ablate.schema import EVIDENCE_PHASES
+from ablate.core.schema import EVIDENCE_PHASES
 
 
 @dataclass(frozen=True)

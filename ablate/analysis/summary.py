@@ -20,7 +20,7 @@ from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_bas
 from ablate.analysis.evidence import MISSING, Estimate, Evidence
 from ablate.analysis.selection import selection_key
 from ablate.analysis.twins import ALIASES, merge_twins
-from ablate.schema import (
+from ablate.core.schema import (
     AXIS_COLUMNS,
     BASELINE_NAMES,
     COST_COLUMNS,
@@ -41,7 +41,7 @@ NO_SEED = -1  # old tables without a seed column: every row is one (the same) se
 
 
 def completed_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """Full-budget rows (:func:`ablate.schema.completed`), with ``kind``,
+    """Full-budget rows (:func:`ablate.core.schema.completed`), with ``kind``,
     ``seed`` and ``phase`` filled in for old-style tables, and twin configs merged (:func:`merge_twins`: one name
     per network, each model once)."""
     df = completed(trials)

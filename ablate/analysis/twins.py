@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablate.schema import AXIS_COLUMNS, BASELINE
+from ablate.core.schema import AXIS_COLUMNS, BASELINE
 
 NETWORK = "network"
 ALIASES = "aliases"

@@ -29,7 +29,7 @@ from statsmodels.stats.multitest import multipletests
 from ablate.analysis.ablation import ablation_rows
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.analysis.evidence import Evidence
-from ablate.schema import EvidenceKind, Kind, VerdictKind, of_kind
+from ablate.core.schema import EvidenceKind, Kind, VerdictKind, of_kind
 
 ALPHA = 0.05
 POWER = 0.8

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from ablate.cli.parser import COMMANDS, DEFAULT_COMMAND, build_parser, parse
 from ablate.cli.run import INTERRUPTED, settings_from_args
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 __all__ = ["COMMANDS", "INTERRUPTED", "build_parser", "forward", "main", "settings_from_args"]
 

@@ -29,7 +29,7 @@ def plan(args: argparse.Namespace, command: str, prog: str) -> int:
 
 
 def report(args: argparse.Namespace, command: str, prog: str) -> int:
-    from ablate.errors import UsageError
+    from ablate.core.errors import UsageError
     from ablate.report import build_report
 
     if len(args.run_dir) > 1:
@@ -66,11 +66,11 @@ def compare(args: argparse.Namespace, command: str, prog: str) -> int:
 def costs(args: argparse.Namespace, command: str, prog: str) -> int:
     import torch
 
+    from ablate.core.errors import UsageError
+    from ablate.core.registry import lookup
     from ablate.costs import cost_table
-    from ablate.errors import UsageError
     from ablate.models.networks import MACROS
     from ablate.plugins import load_plugins
-    from ablate.registry import lookup
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     load_plugins(args.plugin)

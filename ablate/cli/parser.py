@@ -1,6 +1,6 @@
 """The one argparse parser: a subcommand per :data:`COMMANDS` entry, each with the flags it takes.
 
-Building it imports nothing heavy (no torch, pandas or Ray): the choices it lists come from ``ablate.defaults``;
+Building it imports nothing heavy (no torch, pandas or Ray): the choices it lists come from ``ablate.core.defaults``;
 what the user names otherwise (a space, a protocol, a macro, objectives) is checked where it is loaded, by its
 registry, which lists the names it knows.
 """
@@ -11,8 +11,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-from ablate import defaults
-from ablate.errors import UsageError
+from ablate.core import defaults
+from ablate.core.errors import UsageError
 from ablate.trackers import TRACKERS
 
 _EXAMPLES = """\

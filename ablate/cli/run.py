@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it
 
@@ -107,7 +107,7 @@ def summary_lines(table, predictions=None) -> list[str]:
     """The run in a few lines: trials by status, then the configs with their evidence top-1 ± 95 % interval
     (confirmed configs first: fresh seeds, test split) and their selection number."""
     from ablate.analysis import summarize
-    from ablate.schema import ABLATION, BASELINE, CANDIDATE, CONFIRM, FINAL_STATUSES, EvidenceKind, search_trials
+    from ablate.core.schema import ABLATION, BASELINE, CANDIDATE, CONFIRM, FINAL_STATUSES, EvidenceKind, search_trials
 
     trials = search_trials(table)
     counts = trials["status"].value_counts().to_dict()

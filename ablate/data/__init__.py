@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from ablate.core.errors import UsageError
+from ablate.core.registry import lookup
 from ablate.data.augment import (
     NO_AUGMENTATION,
     Augmentation,
@@ -41,8 +43,6 @@ from ablate.data.splits import (
     seeded_split,
     tensor_splits,
 )
-from ablate.errors import UsageError
-from ablate.registry import lookup
 
 DATASETS: dict[str, Callable[[DataRequest], DatasetSplits]] = {
     "digits": load_digits_splits,

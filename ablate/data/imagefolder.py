@@ -11,10 +11,10 @@ from typing import Iterator
 import torch
 from torchvision.datasets import ImageFolder
 
+from ablate.core.errors import UsageError
 from ablate.data.augment import Augmentation
 from ablate.data.found import data_dir_problem
 from ablate.data.splits import Batch, DataRequest, DatasetSplits, seeded_split
-from ablate.errors import UsageError
 
 IMAGEFOLDER_SIZE = 224
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ablate.core.errors import UsageError
 from ablate.data.splits import DatasetSplits
-from ablate.errors import UsageError
 
 if TYPE_CHECKING:
     from ablate.protocols import Protocol

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ablate.core.errors import UsageError
 from ablate.data.found import data_dir_problem
 from ablate.data.splits import DataRequest, DatasetSplits, seeded_split, tensor_splits
-from ablate.errors import UsageError
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_TEST_SEED = 0  # the test split stays the same whatever the run's seed, so test numbers compare across seeds

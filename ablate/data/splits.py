@@ -10,8 +10,8 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 import torch
 
+from ablate.core.registry import lookup
 from ablate.data.augment import Augmentation, augment, normalization, normalize
-from ablate.registry import lookup
 
 SPLITS = ("train", "val", "test")
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ablate.core.schema import BASELINE_NAMES, REFERENCE_BASELINE
 from ablate.models.blocks import BlockConfig
-from ablate.schema import BASELINE_NAMES, REFERENCE_BASELINE
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Baseline:
     block: BlockConfig
 
 
-_RESNET50, _R50_MAX, _R50_HYBRID = BASELINE_NAMES  # the tables' names (ablate.schema, light to import)
+_RESNET50, _R50_MAX, _R50_HYBRID = BASELINE_NAMES  # the tables' names (ablate.core.schema, light to import)
 BASELINE_LIST: tuple[Baseline, ...] = (
     Baseline(_RESNET50, "resnet50", BlockConfig("relu", "conv3x3", 0.25)),
     Baseline(_R50_MAX, "resnet50_max", BlockConfig("relu", "maxpool", 0.25)),

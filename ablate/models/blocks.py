@@ -16,8 +16,8 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 
+from ablate.core.registry import Registry, lookup
 from ablate.models.layers import SPATIAL_OPS, Hardball, SplitMultiply, conv_bn
-from ablate.registry import Registry, lookup
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ablate.registry import Registry
+from ablate.core.registry import Registry
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel_size: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:

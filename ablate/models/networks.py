@@ -19,9 +19,9 @@ from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from ablate.core.registry import lookup
 from ablate.models.blocks import NONLINEARITIES, Block, BlockConfig
 from ablate.models.layers import Hardball
-from ablate.registry import lookup
 
 
 def imagenet_stem(in_chans: int, channels: int) -> nn.Sequential:

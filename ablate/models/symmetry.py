@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from ablate import schema
+from ablate.core import schema
 from ablate.models.blocks import Block
 from ablate.models.networks import BlockNet
 

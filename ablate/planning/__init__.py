@@ -20,11 +20,11 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablate.core.schema import Kind
 from ablate.planning.designs import DesignPlan, Shape, plan_design
 from ablate.planning.history import History, earlier_runs, median_fixed, shipped_record
 from ablate.planning.noise import NoiseModel, estimate
 from ablate.planning.timing import ModelTime, measure_model
-from ablate.schema import Kind
 from ablate.space.design import design_points
 
 __all__ = ["DesignPlan", "NoiseModel", "Plan", "Shape", "noise_model", "plan_run", "plan_line"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 SEED_COUNTS = (3, 4, 5, 6, 8, 10)
 FACTORIAL = ("balanced", "grid")

@@ -8,9 +8,9 @@ import statistics
 from dataclasses import dataclass
 
 from ablate.analysis.verdicts import ALPHA, detectable_difference
+from ablate.core.schema import Kind
 from ablate.planning.noise import NoiseModel
 from ablate.planning.timing import wall_seconds
-from ablate.schema import Kind
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate.errors import UsageError
-from ablate.files import read_json, read_table
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json, read_table
+from ablate.core.schema import Kind, Phase, Status
 from ablate.protocols import Protocol
-from ablate.schema import Kind, Phase, Status
 
 PROSE = ("description", "expected", "source")
 

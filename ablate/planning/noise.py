@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.analysis.evidence import Evidence, binomial_scale, satterthwaite, seed_moments
-from ablate.schema import EvidenceKind
+from ablate.core.schema import EvidenceKind
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablate.files import write_json
+from ablate.core.files import write_json
+from ablate.core.schema import Kind, Phase, Status
 from ablate.models import BlockConfig
 from ablate.protocols import Protocol
-from ablate.schema import Kind, Phase, Status
 
 PILOT_SEEDS = 3
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ablate.core.errors import UsageError
+from ablate.core.yamlfile import one_line, read_yaml, shown
 from ablate.data import DATASETS, Augmentation, augmentation_problem
-from ablate.errors import UsageError
 from ablate.models import MACROS
 from ablate.protocols.optimizers import OPTIMIZERS
 from ablate.protocols.schedules import SCHEDULES
-from ablate.yamlfile import one_line, read_yaml, shown
 
 PROTOCOL_DIR = Path(__file__).parent
 DEFAULT_PROTOCOL = "digits"

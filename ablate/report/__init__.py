@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.files import write_text
-from ablate.pareto import pareto_mask
+from ablate.core.files import write_text
+from ablate.core.pareto import pareto_mask
 from ablate.report.data import Run, load_run
 from ablate.report.figures import make_figures
 from ablate.report.render import build_document, render_html, render_markdown

@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 
 from ablate.analysis.fidelity import MIN_SHARED, RankAgreement, compare_runs
-from ablate.errors import UsageError
-from ablate.files import write_atomic
-from ablate.schema import Kind
+from ablate.core.errors import UsageError
+from ablate.core.files import write_atomic
+from ablate.core.schema import Kind
 
 
 def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None,
@@ -77,7 +77,7 @@ def _scatter(agreement: RankAgreement, name_a: str, name_b: str, path: Path) -> 
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ablate.schema import BASELINE_NAMES
+    from ablate.core.schema import BASELINE_NAMES
 
     data = agreement.pairs.assign(kind=[Kind.BASELINE if n in BASELINE_NAMES else Kind.CANDIDATE
                                         for n in agreement.pairs.index])

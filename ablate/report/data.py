@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablate.errors import UsageError
-from ablate.files import read_json, read_table
-from ablate.pareto import pareto_mask
-from ablate.schema import (
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json, read_table
+from ablate.core.pareto import pareto_mask
+from ablate.core.schema import (
     AXIS_COLUMNS,
     NUMERIC_COLUMNS,
     TEXT_COLUMNS,

@@ -17,10 +17,10 @@ import seaborn as sns  # noqa: E402
 from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, normalisable  # noqa: E402
 from ablate.analysis.effects import choice_label  # noqa: E402
 from ablate.analysis.equal_cost import baseline_front  # noqa: E402
-from ablate.files import write_atomic  # noqa: E402
+from ablate.core.files import write_atomic  # noqa: E402
+from ablate.core.schema import EVIDENCE_PHASES, EvidenceKind, Kind, of_kind, search_trials  # noqa: E402
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Figure, Run, cost_unit, varying_axes  # noqa: E402
 from ablate.report.style import CANDIDATE_PALETTE, baseline_marker, baseline_names, colour, palette, shown_configs  # noqa: E402
-from ablate.schema import EVIDENCE_PHASES, EvidenceKind, Kind, of_kind, search_trials  # noqa: E402
 
 FIGURE_FILES = ("accuracy_vs_macs.png", "accuracy_vs_latency.png", "axis_effects.png", "error_edf.png",
                 "learning_curves.png", "param_importance.png")

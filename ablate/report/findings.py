@@ -18,10 +18,10 @@ import pandas as pd
 from ablate.analysis import CHEAPER, best_candidate, noise_floor, rung_fidelity
 from ablate.analysis.evidence import METHOD as INTERVAL_METHOD
 from ablate.analysis.verdicts import KINDS
+from ablate.core.schema import EvidenceKind, Kind, VerdictKind, of_kind
 from ablate.report.data import COST_LABELS, EVIDENCE_SPLIT, Run, cost_unit, fmt
 from ablate.report.tables import RATIO_COSTS, cost_ratio
 from ablate.report.text import in_progress
-from ablate.schema import EvidenceKind, Kind, VerdictKind, of_kind
 
 POWER_ADVICE = ("to detect smaller ones, add configs (axis effects), fresh seeds (`--seeds`) or a larger evaluation "
                 "split (every comparison)")

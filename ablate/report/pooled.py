@@ -20,10 +20,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ablate.errors import UsageError
-from ablate.files import read_json, read_table, write_json
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json, read_table, write_json
+from ablate.core.schema import CURVE_COLUMNS, PREDICTION_COLUMNS, Status
 from ablate.results import write_tables
-from ablate.schema import CURVE_COLUMNS, PREDICTION_COLUMNS, Status
 
 SEED_STRIDE = 1000  # the seeds of the n-th split seed are shown as n × SEED_STRIDE + training seed
 # What the runs must share to be one experiment: every recipe field, the macro, the split sizes, the reference

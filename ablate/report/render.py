@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from markdown_it import MarkdownIt
 
+from ablate.core.schema import REFERENCE_BASELINE, SYMMETRY_RTOL
 from ablate.report.data import EVIDENCE_SPLIT, MISSING, Figure, Run, md_escape
 from ablate.report.findings import answers_note, findings, verdict_lines
 from ablate.report.tables import (
@@ -25,7 +26,6 @@ from ablate.report.tables import (
     unfinished_table,
 )
 from ablate.report.text import header_items
-from ablate.schema import REFERENCE_BASELINE, SYMMETRY_RTOL
 
 PUBLISHED_HEADING = "Published reference numbers (ImageNet, from the papers — not measured here)"
 ANSWERS_HEADING = "Answers"

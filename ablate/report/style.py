@@ -11,8 +11,8 @@ import matplotlib.colors as mcolors
 import seaborn as sns
 
 from ablate.analysis.effects import choice_label
+from ablate.core.schema import BASELINE_NAMES, Kind, of_kind
 from ablate.report.data import Run
-from ablate.schema import BASELINE_NAMES, Kind, of_kind
 
 _TAB20 = sns.color_palette("tab20")
 # tab20's saturated colours first, then their light partners; its two greys are left to the baselines' palette

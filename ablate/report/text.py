@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from ablate.formatting import duration_text
+from ablate.core.formatting import duration_text
+from ablate.core.schema import FINAL_STATUSES, search_trials
 from ablate.report.data import MISSING, Run, md_escape, strip_urls
-from ablate.schema import FINAL_STATUSES, search_trials
 
 
 def header_items(run: Run) -> list[str]:

@@ -12,7 +12,7 @@ parameter always keeps the same choices under its name (Optuna requires that acr
 """
 
 
-from ablate.defaults import DESIGNS
+from ablate.core.defaults import DESIGNS
 from ablate.space.loader import AXIS_KINDS, DEFAULT_SPACE, SPACES_DIR, list_spaces, load_space
 from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Metric, Objective, objectives_problem, parse_objectives
 from ablate.space.searchspace import DEFAULT_DESIGN, WIDTH_MATCHES, Axis, SearchSpace, WidthMatch, config_hash

@@ -32,8 +32,8 @@ from functools import cache
 
 import numpy as np
 
+from ablate.core.errors import UsageError
 from ablate.costs import count_macs
-from ablate.errors import UsageError
 from ablate.models import (
     BASELINES,
     NONLINEARITIES,

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ablate.defaults import DESIGNS
-from ablate.errors import UsageError
+from ablate.core.defaults import DESIGNS
+from ablate.core.errors import UsageError
+from ablate.core.yamlfile import YamlMapping, one_line, read_yaml, shown
 from ablate.models import BASELINE_IDS, MACROS, NONLINEARITIES, SPATIAL_OPS, BlockConfig
 from ablate.plugins import Plugin, load_plugins
 from ablate.space.objectives import DEFAULT_OBJECTIVES, METRICS, Objective, objectives_problem
 from ablate.space.searchspace import DEFAULT_DESIGN, WIDTH_MATCHES, Axis, SearchSpace
-from ablate.yamlfile import YamlMapping, one_line, read_yaml, shown
 
 
 def shipped(folder: str) -> Path:

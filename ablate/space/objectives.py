@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 
 @dataclass(frozen=True)

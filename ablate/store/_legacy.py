@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ablate.errors import UsageError
-from ablate.files import read_json
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json
 from ablate.store._base import BaseStore, Filing, Use
 
 LEGACY_FOLDER = Path(".cache") / "baselines"

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.store._base import BaseStore
 from ablate.store._keys import store_url
 from ablate.store._sql import SQLStore

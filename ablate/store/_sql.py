@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ablate.errors import UsageError
-from ablate.registry import lookup
+from ablate.core.errors import UsageError
+from ablate.core.registry import lookup
 from ablate.store._base import BaseStore, Filing, Owner, Use
 
 SCHEMA_VERSION = 1

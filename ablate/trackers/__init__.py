@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING
 
-from ablate.errors import UsageError
-from ablate.registry import lookup
+from ablate.core.errors import UsageError
+from ablate.core.registry import lookup
 from ablate.trackers._base import Tracker, training_fields
 from ablate.trackers._mlflow import MLflowTracker
 from ablate.trackers._tensorboard import TensorBoardTracker

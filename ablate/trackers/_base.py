@@ -6,8 +6,8 @@ import abc
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ablate.errors import error_summary
-from ablate.formatting import cell_value
+from ablate.core.errors import error_summary
+from ablate.core.formatting import cell_value
 
 if TYPE_CHECKING:
     from ray.tune import Callback

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ablate.schema import Status
+from ablate.core.schema import Status
 from ablate.trackers._base import Tracker, curve_points, final_metrics, training_fields
 
 if TYPE_CHECKING:

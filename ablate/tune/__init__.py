@@ -26,7 +26,7 @@ from typing import Any
 _EXPORTS = {
     "AblationSearch": "search", "Job": "jobs", "JobRunner": "jobs", "RunOutcome": "run", "RunSettings": "settings",
     "baseline_cache_key": "jobs", "build_tuner": "run", "check_address": "cluster", "classify": "status",
-    "code_version": "jobs", "error_summary": "ablate.errors", "init_ray": "cluster", "make_sampler": "search",
+    "code_version": "jobs", "error_summary": "ablate.core.errors", "init_ray": "cluster", "make_sampler": "search",
     "make_storage": "storage", "repair_study": "search", "run_ablation": "run",
 }
 

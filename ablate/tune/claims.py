@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ablate.errors import UsageError
-from ablate.files import read_json
+from ablate.core.errors import UsageError
+from ablate.core.files import read_json
 
 POLL_S = 2.0
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import ray
 
-from ablate.errors import UsageError, error_summary
+from ablate.core.errors import UsageError, error_summary
 from ablate.models import BlockConfig
 from ablate.plugins import runtime_env
 from ablate.tune.settings import RunSettings

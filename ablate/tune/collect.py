@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ablate.errors import error_summary
+from ablate.core.errors import error_summary
 from ablate.models import BlockConfig
 from ablate.models.fingerprint import network_fingerprint
 from ablate.results import encode_hits, hardware, versions

@@ -20,8 +20,8 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from ablate.formatting import cell_value
-from ablate.schema import CANDIDATE, COMPLETED, PRUNED
+from ablate.core.formatting import cell_value
+from ablate.core.schema import CANDIDATE, COMPLETED, PRUNED
 from ablate.tune.settings import RunSettings
 from ablate.tune.storage import make_storage
 

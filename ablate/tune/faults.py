@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import ray.exceptions as rex
 
-from ablate.errors import AblateError, error_summary
+from ablate.core.errors import AblateError, error_summary
 
 if TYPE_CHECKING:
     from ablate.tune.cluster import MemoryBudget

@@ -13,10 +13,10 @@ from typing import Any
 import ray
 
 from ablate.analysis.selection import selection_key
-from ablate.errors import UsageError, error_summary
-from ablate.files import find_disk_full, read_json, write_json
+from ablate.core.errors import UsageError, error_summary
+from ablate.core.files import find_disk_full, read_json, write_json
+from ablate.core.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
-from ablate.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
 from ablate.trackers import open_trackers
 from ablate.tune.claims import claim, claim_file, release, wait_for_entry
 from ablate.tune.collect import Outcome, outcome_of, training_row

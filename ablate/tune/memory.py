@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig, build_model
 from ablate.protocols import Protocol
 

@@ -15,11 +15,11 @@ from typing import Any, Iterable, Mapping
 from ray import tune
 from tqdm import tqdm
 
-from ablate.errors import traceback_summary
-from ablate.files import find_disk_full
-from ablate.formatting import compact_duration
+from ablate.core.errors import traceback_summary
+from ablate.core.files import find_disk_full
+from ablate.core.formatting import compact_duration
+from ablate.core.schema import FINAL_STATUSES, STATUSES, Status
 from ablate.planning.timing import FIXED_SECONDS_PER_MODEL, Schedule
-from ablate.schema import FINAL_STATUSES, STATUSES, Status
 from ablate.tune.collect import candidate_outcome
 from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
@@ -148,7 +148,7 @@ class RunProgress(tune.Callback):
         self._ended(trials, trial, "ERROR", _error_of(trial))
 
     def _stop_if_disk_full(self, trial) -> None:
-        """Stop the run in one line (:class:`~ablate.files.DiskFull`) when a trial failed for want of disk space."""
+        """Stop the run in one line (:class:`ablate.core.files.DiskFull`) when a trial failed for want of disk space."""
         full = find_disk_full(RuntimeError(_error_text(trial)), self.settings.run_dir)
         if full is not None:
             raise full

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 import pandas as pd
 
-from ablate.errors import UsageError
-from ablate.files import damaged, read_json, write_json
+from ablate.core.errors import UsageError
+from ablate.core.files import damaged, read_json, write_json
+from ablate.core.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, search_trials
 from ablate.results import prediction_frame, write_tables
-from ablate.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, search_trials
 
 if TYPE_CHECKING:  # collect needs torch; reading a run folder (status, report) must not
     from ablate.tune.collect import Outcome

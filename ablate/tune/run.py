@@ -16,16 +16,16 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from ablate.core.errors import UsageError, error_summary
+from ablate.core.files import DiskFull, find_disk_full
+from ablate.core.formatting import compact_duration
+from ablate.core.schema import SEARCH
 from ablate.data import load_protocol_data
 from ablate.data.splits import SPLITS
-from ablate.errors import UsageError, error_summary
-from ablate.files import DiskFull, find_disk_full
-from ablate.formatting import compact_duration
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.planning import plan_line, plan_run
 from ablate.protocols import cpu_fallback_line
 from ablate.results import load, load_curves, read_run_json, write_run_json
-from ablate.schema import SEARCH
 from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
 from ablate.trackers import open_trackers

@@ -12,10 +12,10 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ablate.errors import UsageError
-from ablate.files import write_atomic
-from ablate.registry import lookup
-from ablate.schema import ABLATION, DESIGN, SEARCH, Kind, Status
+from ablate.core.errors import UsageError
+from ablate.core.files import write_atomic
+from ablate.core.registry import lookup
+from ablate.core.schema import ABLATION, DESIGN, SEARCH, Kind, Status
 from ablate.space import SearchSpace
 from ablate.space.design import design_points, startup_trials
 from ablate.space.networks import Networks, space_networks

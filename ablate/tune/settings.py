@@ -7,19 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ablate import defaults
-from ablate.errors import UsageError
-from ablate.files import damaged
+from ablate.core import defaults
+from ablate.core.errors import UsageError
+from ablate.core.files import damaged
+from ablate.core.registry import lookup
+from ablate.core.yamlfile import one_line
 from ablate.models import BlockConfig
 from ablate.plugins import Plugin, load_plugins
 from ablate.protocols import Protocol
 from ablate.protocols.recipe import build_protocol
-from ablate.registry import lookup
 from ablate.space import DEFAULT_OBJECTIVES, DESIGNS, Objective, SearchSpace, load_space
 from ablate.space.design import design_points
 from ablate.trackers import check_trackers, default_trackers
 from ablate.training import TrainResult, train
-from ablate.yamlfile import one_line
 
 TrainFn = Callable[..., TrainResult]
 

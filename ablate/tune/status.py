@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.schema import COMPLETED, FAILED, PRUNED, Status
+from ablate.core.schema import COMPLETED, FAILED, PRUNED, Status
 
 
 def classify(tune_status: str, result: dict[str, Any], epochs: int) -> str:

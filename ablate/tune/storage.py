@@ -7,8 +7,8 @@ from pathlib import Path
 
 import optuna
 
-from ablate.errors import UsageError
-from ablate.files import cut_torn_tail, read_lines
+from ablate.core.errors import UsageError
+from ablate.core.files import cut_torn_tail, read_lines
 from ablate.tune.settings import RunSettings
 
 

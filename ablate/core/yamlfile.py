@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60

@@ -10,7 +10,7 @@ needed, at every write made here — also when the writer reports it in its own 
 "unexpected pos …"): a write that fails while its folder has less free space than it needed is a full disk.
 
 Reading: a missing optional file is simply absent; a damaged one (truncated JSON, an unreadable parquet) is a
-:class:`~ablate.errors.UsageError` of one line naming the file and what is wrong with it.
+:class:`~ablate.core.errors.UsageError` of one line naming the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ablate.errors import UsageError
+from ablate.core.errors import UsageError
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 MIN_FREE = 1 << 20  # a write that fails with less than this free beside it failed for want of space

@@ -1,4 +1,4 @@
-"""A record that survives crashes and a cache that is really reused, proved on the local Ray with trainers that count
+"""A record that survives crashes and a store that is really reused, proved on the local Ray with trainers that count
 or crash on purpose; and the live record's writer read back by ``status``."""
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import pytest
 import ray.cloudpickle
 from conftest import tiny_space_text
 
+from ablate.core.errors import UsageError
 from ablate.monitor import status_lines
 from ablate.protocols import load_protocol
 from ablate.records import append_epoch_log, save_predictions
 from ablate.results import load, write_run_json
 from ablate.space import load_space
+from ablate.store import SQLStore
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, run_ablation
 from ablate.tune.progress import RunProgress
@@ -76,7 +78,7 @@ def _trained(marks: Path, block: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_two_runs_sharing_the_cache_train_the_baselines_once(local_ray, tmp_path, capsys):
+def test_two_runs_sharing_the_store_train_the_baselines_once(local_ray, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     trainer = CountingTrainer(str(marks))
@@ -89,28 +91,30 @@ def test_two_runs_sharing_the_cache_train_the_baselines_once(local_ray, tmp_path
     RunRecord(first_dir).write()
     pd.testing.assert_frame_equal(load(first_dir), first)
     second = run_ablation(_settings(tmp_path, "second", train_fn=trainer)).table
-    assert _trained(marks, "relu-conv3x3-w0.25") == 1  # reused, not trained again
+    assert _trained(marks, "relu-conv3x3-w0.25") == 1  # reused from the store, not trained again
     columns = ["name", "seed", "val_top1", "test_top1", "epochs"]
     base = [t[t["kind"] == "baseline"][columns].reset_index(drop=True) for t in (first, second)]
     pd.testing.assert_frame_equal(base[0], base[1])
     evidence = [load(t, predictions=True).query("kind == 'baseline'")["correct"].tolist()
                 for t in (tmp_path / "results" / "first", tmp_path / "results" / "second")]
-    assert evidence[0] == evidence[1] and len(evidence[0]) > 600  # the cached per-image record came back too
+    assert evidence[0] == evidence[1] and len(evidence[0]) > 600  # the filed per-image record came back too
+    reused = json.loads((tmp_path / "results" / "second" / "records" / "baseline-ResNet50-s0.json").read_text())
+    assert reused["reused_from"] == "first"
     # another recipe (1 epoch) is another baseline
     run_ablation(_settings(tmp_path, "shorter", epochs=1, train_fn=trainer))
     assert _trained(marks, "relu-conv3x3-w0.25") == 2
-    # a cache entry cut short by a kill: one warning line, trained again, the entry rewritten whole
-    cache = tmp_path / "results" / ".cache" / "baselines"
-    entries = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    assert len(entries) == 2 and not list(cache.glob(".*"))  # no temporary file left behind
-    entries[-1].write_text(entries[-1].read_text()[:100])
-    capsys.readouterr()
+    # a store damaged on disk: one line naming it and the fix, before anything is trained; moved aside, a new one
+    store = tmp_path / "results" / "ablate.db"
+    SQLStore(f"sqlite:///{store}").close()  # this process's pooled connections would still see the file as it was
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    store.write_bytes(b"\0garbage" * 512)
+    with pytest.raises(UsageError, match=r"ablate.db is not a readable store .* move it aside"):
+        run_ablation(_settings(tmp_path, "after-damage", epochs=1, train_fn=trainer))
+    assert _trained(marks, "relu-conv3x3-w0.25") == 2 and not (tmp_path / "results" / "after-damage").exists()
+    store.rename(f"{store}.damaged")
     run_ablation(_settings(tmp_path, "after-damage", epochs=1, train_fn=trainer))
     assert _trained(marks, "relu-conv3x3-w0.25") == 3
-    warnings = [ln for ln in capsys.readouterr().out.splitlines() if "warning: cached baseline" in ln]
-    assert len(warnings) == 1 and "is damaged (not valid JSON" in warnings[0] and "training ResNet50 seed 0 again" \
-        in warnings[0]
-    assert json.loads(entries[-1].read_text())["row"]["status"] == "completed"
 
 
 @pytest.mark.slow

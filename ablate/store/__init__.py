@@ -16,6 +16,7 @@ Example:
 """
 
 from ablate.store._base import LEASE_S, BaseStore, Filing, Owner, Use
+from ablate.store._export import export_run
 from ablate.store._keys import DEFAULT_NAME, model_key, store_url
 from ablate.store._legacy import import_cache
 from ablate.store._link import REUSED_FROM, RunLink
@@ -23,4 +24,5 @@ from ablate.store._query import Lookup, lookup, open_store, query
 from ablate.store._sql import SCHEMA_VERSION, SQLStore
 
 __all__ = ["DEFAULT_NAME", "LEASE_S", "REUSED_FROM", "SCHEMA_VERSION", "BaseStore", "Filing", "Lookup", "Owner",
-           "RunLink", "SQLStore", "Use", "import_cache", "lookup", "model_key", "open_store", "query", "store_url"]
+           "RunLink", "SQLStore", "Use", "export_run", "import_cache", "lookup", "model_key", "open_store", "query",
+           "store_url"]

@@ -145,5 +145,10 @@ class BaseStore(abc.ABC):
             where: Column → accepted values, on those columns (``run`` matches a run's path or its name).
         """
 
+    @abc.abstractmethod
+    def outcomes(self, run: str) -> dict[str, Outcome]:
+        """Every model ``run`` used, by its trial id there: the run's row, the model's curve and per-image hits,
+        and ``reused_from`` — what the run's ``records/`` hold, read from the store."""
+
     def close(self) -> None:
         """Release connections (a store reopens them when used again)."""

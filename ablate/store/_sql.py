@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ablate.core.errors import UsageError
 from ablate.core.registry import lookup
-from ablate.store._base import BaseStore, Filing, Owner, Use
+from ablate.store._base import BaseStore, Filing, Outcome, Owner, Use
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60
@@ -110,7 +110,6 @@ def _server_engine(url: sa.URL) -> sa.Engine:
 
 ENGINES: dict[str, Callable[[sa.URL], sa.Engine]] = {"sqlite": _sqlite_engine, "postgresql": _server_engine}
 _engines: dict[tuple[int, str], sa.Engine] = {}  # (pid, url) → engine: a forked process opens its own
-_ready: set[tuple[int, str]] = set()  # stores whose schema this process has checked
 _lock = threading.Lock()
 
 
@@ -190,6 +189,7 @@ class SQLStore(BaseStore):
             raise UsageError(f"the store {self.url} needs a database driver that is not installed ({_problem(err)}): "
                              "pip install -e \".[postgres]\"") from None
         except sa.exc.DBAPIError as err:
+            self.close()  # its pooled connections may hold a file since replaced, or a connection since broken
             raise self._error(err) from None
 
     def _error(self, err: sa.exc.DBAPIError) -> UsageError:
@@ -207,11 +207,8 @@ class SQLStore(BaseStore):
                           "--store")
 
     def _prepare(self) -> None:
-        """Create the tables where there are none (once per process and store), refuse a store of a newer schema
-        or tables that are not a store's, migrate an older one."""
-        ident = (os.getpid(), self._url.render_as_string(hide_password=False))
-        if ident in _ready:
-            return
+        """Create the tables where there are none, refuse a store of a newer schema, a damaged file or tables that
+        are not a store's, migrate an older one (each time a store is opened: a few queries)."""
         if self._path is not None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._guard():
@@ -233,7 +230,6 @@ class SQLStore(BaseStore):
                 for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                     MIGRATIONS[step](conn)
                     conn.execute(self._insert(schema).values(version=step + 1, written_at=time.time()))
-        _ready.add(ident)
 
     def _create_tables(self, attempts: int = 3) -> None:
         """The tables a store lacks; two processes creating them at once on a server may collide (PostgreSQL's
@@ -282,7 +278,8 @@ class SQLStore(BaseStore):
                      predictions=_json(filing.outcome.get("predictions") or {}), trained_in=filing.trained_in,
                      filed_at=time.time())
         with self._guard(), self._engine.begin() as conn:
-            filed = conn.execute(self._insert(models).values(**model).on_conflict_do_nothing()).rowcount == 1
+            filed = conn.execute(self._insert(models).values(**model).on_conflict_do_nothing()
+                                 .returning(models.c.key)).first() is not None  # (rowcount: -1 with psycopg)
             if use is not None:
                 values = dict(run=use.run, trial_id=use.trial_id, key=use.key, phase=use.row.get("phase"),
                               kind=use.row.get("kind"), name=use.row.get("name"), reused_from=use.reused_from,
@@ -325,8 +322,8 @@ class SQLStore(BaseStore):
                                                      & (claims.c.heartbeat == held.heartbeat)))
             inserted = conn.execute(self._insert(claims).values(key=key, run=owner.run, host=owner.host,
                                                                 pid=owner.pid, heartbeat=now)
-                                    .on_conflict_do_nothing())
-            return inserted.rowcount == 1
+                                    .on_conflict_do_nothing().returning(claims.c.key))
+            return inserted.first() is not None
 
     def holder(self, key: str) -> Owner | None:
         with self._guard(), self._engine.begin() as conn:
@@ -340,9 +337,10 @@ class SQLStore(BaseStore):
 
     def renew(self, owner: Owner) -> int:
         with self._guard(), self._engine.begin() as conn:
-            return conn.execute(sa.update(claims).where((claims.c.run == owner.run) & (claims.c.host == owner.host)
-                                                        & (claims.c.pid == owner.pid))
-                                .values(heartbeat=time.time())).rowcount
+            renewed = conn.execute(sa.update(claims).where((claims.c.run == owner.run) & (claims.c.host == owner.host)
+                                                           & (claims.c.pid == owner.pid))
+                                   .values(heartbeat=time.time()).returning(claims.c.key)).all()
+        return len(renewed)
 
     def uses(self, where: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
         columns = {"trial_id": uses.c.trial_id, "key": uses.c.key, "phase": uses.c.phase, "kind": uses.c.kind,
@@ -364,6 +362,16 @@ class SQLStore(BaseStore):
             found = conn.execute(statement).mappings().all()
         return [{**found_row, "row": json.loads(found_row["row"]), "context": json.loads(found_row["context"])}
                 for found_row in found]
+
+    def outcomes(self, run: str) -> dict[str, Outcome]:
+        statement = sa.select(uses.c.trial_id, uses.c.row, uses.c.reused_from, models.c.curves,
+                              models.c.predictions).select_from(uses.join(models, uses.c.key == models.c.key)) \
+            .where(uses.c.run == run).order_by(uses.c.trial_id)
+        with self._guard(), self._engine.begin() as conn:
+            found = conn.execute(statement).all()
+        return {f.trial_id: {"row": json.loads(f.row), "curves": json.loads(f.curves),
+                             "predictions": json.loads(f.predictions), "reused_from": f.reused_from or ""}
+                for f in found}
 
     def close(self) -> None:
         ident = (os.getpid(), self._url.render_as_string(hide_password=False))

@@ -1,105 +1,69 @@
-"""Claims on the baseline cache: runs that share ``results/.cache/baselines`` train each baseline once between them.
+"""Claims on the store: runs that share a store train each model once between them.
 
-A run about to train a baseline the cache lacks first claims it: ``<key>.claim`` beside the entry it will write,
-created exclusively (``O_EXCL``), holding the claiming driver's host and pid. A second run that finds the claim
-does not train the baseline again: a Ray task with no CPU of its own (:func:`wait_for_entry`) waits until the
-entry appears and hands it over — or until the claim is released without one (the claimant's training failed, or
-its driver died: a claim whose pid is gone on its own host is stale), and the second run then claims and trains it
-itself. The claimant releases its claim as the training ends, whatever the outcome.
+A run about to train a model the store lacks first claims its key (a row of the store's claims, inserted only if
+none is there: :meth:`ablate.store.BaseStore.claim`), naming its driver's host and pid. A second run that finds the
+claim does not train the model again: a Ray task with no CPU of its own (:func:`wait_for_model`) waits until the
+model is filed and hands it over — or until the claim is gone without one (the claimant's training failed, or its
+driver died), and the second run then claims and trains it itself. A claim whose driver's pid no longer runs on its
+host is stale at once; one from another host is stale once its driver has not renewed it for ``LEASE_S`` seconds
+(:class:`Heartbeat` renews a driver's claims while it holds any), so a dead driver never blocks another for long.
+The claimant releases its claim as the training ends, whatever the outcome.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
+import threading
 import time
-from pathlib import Path
-from typing import Any, Callable
 
-from ablate.core.errors import UsageError
-from ablate.core.files import read_json
+from ablate.core.errors import error_summary
+from ablate.store import LEASE_S, BaseStore, Filing, Owner
 
 POLL_S = 2.0
+RENEW_EVERY_S = LEASE_S / 10
 
 
-def claim_file(entry: Path) -> Path:
-    """The claim beside a cache entry."""
-    return entry.with_suffix(".claim")
-
-
-def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _stale(claim: Path) -> bool:
-    """A claim whose driver is gone: on this host, its pid no longer runs (a claim from another host is trusted)."""
-    try:
-        holder = json.loads(claim.read_text())
-    except (OSError, ValueError):
-        return not claim.exists()  # gone, or torn as it was written: the claimant died writing it
-    if holder.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, KeyError, TypeError, ValueError):
-        return False
-    return False
-
-
-def claim(entry: Path) -> bool:
-    """Claim the training of a cache entry; False when another live run holds the claim.
-
-    A stale claim (:func:`_stale`) is taken over.
-    """
-    path = claim_file(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if not _stale(path):
-                return False
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(handle, "w") as file:
-            json.dump(_owner(), file)
-        return True
-    return False
-
-
-def release(entry: Path) -> None:
-    """Release this process's claim of a cache entry (another's is left alone)."""
-    path = claim_file(entry)
-    try:
-        if json.loads(path.read_text()) == _owner():
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def wait_for_entry(entry: Path, usable: Callable[[dict[str, Any]], bool], poll_s: float = POLL_S
-                   ) -> dict[str, Any] | None:
-    """Wait for the run that claimed ``entry`` to write it: the entry once it is there and usable, or None once the
-    claim is gone (released, or stale) without one — the caller then claims and trains it itself."""
+def wait_for_model(store: BaseStore, key: str, poll_s: float = POLL_S) -> Filing | None:
+    """Wait for the run that claimed ``key`` to file it: the filing once it is there, or None once the claim is
+    gone (released, or stale) without one — the caller then claims and trains it itself."""
     while True:
-        if entry.is_file():
-            try:
-                outcome = read_json(entry)
-            except UsageError:
-                outcome = None
-            if outcome is not None and usable(outcome):
-                return outcome
-        path = claim_file(entry)
-        if not path.exists() or _stale(path):  # released: the entry, if the claimant wrote one first, or None
-            return read_json(entry) if entry.is_file() and _usable(entry, usable) else None
+        found = store.get(key)
+        if found is not None:
+            return found
+        holder = store.holder(key)
+        if holder is None or holder.stale():
+            return store.get(key)  # filed just before the release, or not at all
         time.sleep(poll_s)
 
 
-def _usable(entry: Path, usable: Callable[[dict[str, Any]], bool]) -> bool:
-    try:
-        return usable(read_json(entry))
-    except UsageError:
-        return False
+class Heartbeat:
+    """Renews a driver's claims every ``RENEW_EVERY_S`` seconds from a daemon thread, while it holds any.
+
+    Args:
+        store: The store holding the claims.
+        owner: The driver.
+    """
+
+    def __init__(self, store: BaseStore, owner: Owner, every_s: float = RENEW_EVERY_S):
+        self.store, self.owner, self.every_s = store, owner, every_s
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Start renewing (a no-op while it already is); it stops by itself once the driver holds no claim."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ablate-claims", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                if not self.store.renew(self.owner):
+                    return
+            except Exception as err:  # a store that failed once may answer the next time; the lease is long
+                print(f"[ablate] warning: could not renew this run's claims in {self.store.url}: "
+                      f"{error_summary(err)}", flush=True)

@@ -1,6 +1,7 @@
 """Trainings the run fixes in advance rather than searches for: the baselines under every training seed, and the
-best candidates retrained under the extra seeds once the design is done. Each is a Ray task beside the Tune trials;
-baselines are cached across runs by protocol, macro, seed and the package's source."""
+best candidates retrained under the extra seeds once the design is done. Each is a Ray task beside the Tune trials,
+looked up in the store first (``ablate.store``): a model any run has trained under the same key is reused, not
+trained again."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from typing import Any
 import ray
 
 from ablate.analysis.selection import selection_key
-from ablate.core.errors import UsageError, error_summary
-from ablate.core.files import find_disk_full, read_json, write_json
+from ablate.core.errors import error_summary
+from ablate.core.files import find_disk_full
 from ablate.core.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
-from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
+from ablate.models import BASELINE_BY_TIMM_NAME, BASELINES, BlockConfig
+from ablate.models.fingerprint import network_fingerprint
+from ablate.store import REUSED_FROM, Filing, Owner, RunLink, model_key
 from ablate.trackers import open_trackers
-from ablate.tune.claims import claim, claim_file, release, wait_for_entry
-from ablate.tune.collect import Outcome, outcome_of, training_row
+from ablate.tune.claims import Heartbeat, wait_for_model
+from ablate.tune.collect import Outcome, identity_columns, outcome_of, training_row
 from ablate.tune.faults import WorkerLost, worker_death
-from ablate.tune.record import RunRecord, json_value
+from ablate.tune.record import RunRecord
 from ablate.tune.settings import RunSettings
 from ablate.tune.trainables import cost_columns, node_id, prepare, symmetry_of
 
@@ -99,7 +102,7 @@ def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list
 
 
 def code_version(root: Path = PACKAGE_ROOT) -> str:
-    """Hash of the package's source: a cached baseline is reused only if the code that trained it is unchanged."""
+    """Hash of the package's source: a filed model is reused only if the code that trained it is unchanged."""
     digest = hashlib.sha1()
     for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.yaml")):
         digest.update(path.relative_to(root).as_posix().encode())
@@ -116,15 +119,22 @@ def data_identity(settings: RunSettings, split_sizes: dict[str, int] | None = No
 
 def baseline_cache_key(settings: RunSettings, name: str, seed: int | None = None,
                        split_sizes: dict[str, int] | None = None) -> str:
-    """What a cached baseline must match to be reused: every protocol field (epochs included), the macro, the split
-    seed, the training seed, the baseline, the data (:func:`data_identity`), the code version and the source hash of
-    every plugin the run imports (a plugin's import may change what any model does)."""
-    key = json.dumps({"protocol": settings.protocol.as_dict(), "macro": settings.macro, "seed": settings.seed,
-                      "training_seed": settings.seed if seed is None else seed, "baseline": name,
-                      "data": data_identity(settings, split_sizes), "code": code_version(),
-                      "plugins": sorted(p.source_hash for p in settings.every_plugin)},
-                     sort_keys=True, default=str)
-    return hashlib.sha1(key.encode()).hexdigest()[:16]
+    """The store key of a baseline (``name``: its display name) under training seed ``seed`` (the run's by
+    default): what any model key holds (:func:`store_context`: every protocol field, epochs included, the macro,
+    the split seed, the data, the code version, the source hash of every plugin the run imports — a plugin's
+    import may change what any model does), the baseline's network and the training seed."""
+    network = network_fingerprint(BASELINES[name], settings.macro)
+    return model_key(store_context(settings, split_sizes), network, settings.seed if seed is None else seed)
+
+
+def store_context(settings: RunSettings, split_sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """The run-level parts of every model key of a run (``ablate.store.model_key`` adds the network and the
+    training seed): every protocol field (epochs included), the macro, the split seed, the data
+    (:func:`data_identity`), the code version and the source hash of every plugin the run imports."""
+    parts = {"protocol": settings.protocol.as_dict(), "macro": settings.macro, "split_seed": settings.seed,
+             "data": data_identity(settings, split_sizes), "code": code_version(),
+             "plugins": sorted(p.source_hash for p in settings.every_plugin)}
+    return json.loads(json.dumps(parts, default=str))  # plain JSON values: what the store keeps and hashes
 
 
 def job_row(job: Job, settings: RunSettings, **outcome: Any) -> dict[str, Any]:
@@ -133,8 +143,9 @@ def job_row(job: Job, settings: RunSettings, **outcome: Any) -> dict[str, Any]:
                         seed=job.seed, phase=job.phase, **outcome)
 
 
-def train_job(job: Job, settings: RunSettings) -> Outcome:
-    """Train one job on this worker (resuming its checkpoint), file its outcome in the run's record, return it."""
+def train_job(job: Job, settings: RunSettings, link: RunLink | None = None) -> Outcome:
+    """Train one job on this worker (resuming its checkpoint), file its outcome in the run's record and straight
+    into the store (``link``: on a cluster, the worker needs no shared folder for it), return it."""
     protocol, data, device = prepare(settings)
     measured = {**cost_columns(job.block, settings, data, device), "node": node_id()}
     state_dir = settings.state_dir(job.block, job.seed, job.folder)
@@ -143,78 +154,93 @@ def train_job(job: Job, settings: RunSettings) -> Outcome:
         measured.update(symmetry_of(result.model, data))
     row = job_row(job, settings, status=result.status, reason=result.reason, history=result.history, measured=measured)
     outcome = outcome_of(row, result.history, result.correct)
-    RunRecord(settings.run_dir).file(outcome)
+    RunRecord(settings.run_dir, link).file(outcome)
     return outcome
 
 
+def reused_outcome(job: Job, settings: RunSettings, filing: Filing, run: str) -> Outcome:
+    """A filed model as this run's row of ``job``: the model's measurements, curve and per-image hits under the
+    job's trial id, kind, name, config, seed and phase, and ``reused_from`` naming the run that trained it (empty
+    when that is this run: a resumed run finding what it filed before it stopped)."""
+    row = {**filing.outcome["row"], "kind": job.kind, "trial_id": job.trial_id, "name": job.name,
+           **identity_columns(job.block, settings.macro), "seed": job.seed, "phase": job.phase}
+    trained_in = "" if filing.trained_in == run else Path(filing.trained_in).name
+    return {**filing.outcome, "row": row, REUSED_FROM: trained_in}
+
+
 class JobRunner:
-    """Runs jobs as Ray tasks beside the Tune trials; a crashed job is a failed row with its reason, never cached.
+    """Runs jobs as Ray tasks beside the Tune trials; a job the store holds is reused instead, and a crashed job is
+    a failed row with its reason (never filed in the store).
 
     Args:
         settings: The run's settings.
-        cache_dir: Where completed baselines are kept across runs (``results/.cache/baselines``); runs may share it:
-            entries are written atomically, and a damaged one is trained again and rewritten.
-        split_sizes: The data's split sizes, part of what a cached baseline must match.
+        link: The run's link to the store (``ablate.store.RunLink``): where every job is looked up before it is
+            trained, claimed while it trains (runs sharing the store train it once), and filed once trained.
     """
 
-    def __init__(self, settings: RunSettings, cache_dir: Path, split_sizes: dict[str, int] | None = None):
-        self.settings, self.cache_dir, self.split_sizes = settings, cache_dir, split_sizes
-        self.record = RunRecord(settings.run_dir)
+    def __init__(self, settings: RunSettings, link: RunLink):
+        self.settings, self.link = settings, link
+        self.record = RunRecord(settings.run_dir, link)
         self.trackers = open_trackers(settings)
         self.jobs: list[Job] = []
         self.results: dict[Job, Outcome] = {}
         self.pending: dict[Job, Any] = {}
-        self.waiting: set[Job] = set()  # baselines another run is training: a wait for its cache entry is pending
+        self.waiting: set[Job] = set()  # jobs another run is training: a wait for its filing is pending
+        self.owner = Owner(link.run)
+        self.heartbeat = Heartbeat(link.store, self.owner)
+        self.claimed: set[str] = set()  # the keys this driver claims
         self._train = ray.remote(train_job)  # exported once; each job's options (its name) set per call
         self._options: dict[str, Any] = {}
 
-    def _cache_file(self, job: Job) -> Path | None:
-        if job.kind != "baseline":
-            return None
-        return self.cache_dir / f"{baseline_cache_key(self.settings, job.name, job.seed, self.split_sizes)}.json"
-
-    def _cached(self, job: Job) -> Outcome | None:
-        """A usable cache entry of a job, or None (no entry, or a damaged one: said in one line, then retrained)."""
-        path = self._cache_file(job)
-        if path is None or not path.is_file():
-            return None
-        try:
-            outcome = read_json(path)
-            problem = None if _complete(outcome) else "an incomplete entry"
-        except UsageError as err:
-            problem = str(err)
-        if problem is None:
-            return outcome
-        print(f"[ablate] warning: cached baseline {path} is unusable ({problem}); training {job.name} seed "
-              f"{job.seed} again", flush=True)
-        return None
+    def key(self, job: Job) -> str:
+        """The store key of what ``job`` trains."""
+        return self.link.key(network_fingerprint(job.block, self.settings.macro), job.seed)
 
     def submit(self, jobs: list[Job], resources: dict[str, float]) -> None:
-        """Start ``jobs``; a cached baseline is filed in the run's record at once."""
+        """Start ``jobs``; one the store holds is filed in the run's record at once, as reused."""
         memory = {"memory": resources["memory"]} if resources.get("memory") else {}  # the measured budget's
         self._options = dict(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0),
                              max_retries=self.settings.max_failures, **memory)
+        reused = 0
         for job in jobs:
             self.jobs.append(job)
-            cached = self._cached(job)
-            if cached is not None:
-                self.results[job] = cached
-                self.record.file(cached)
-                self._track(job, cached, reused=True)
+            found = self.link.store.get(self.key(job))
+            if found is not None:
+                reused += self._reuse(job, found)
             else:
                 self._start(job)
+        if reused:
+            print(f"[ablate] {reused} of {len(jobs)} trainings taken from the store {self.link.store.url}, where "
+                  "other runs filed them: reused, not trained again", flush=True)
+
+    def _reuse(self, job: Job, found: Filing) -> bool:
+        """File a model the store holds as this run's row of ``job``; True when another run trained it."""
+        outcome = reused_outcome(job, self.settings, found, self.link.run)
+        self.results[job] = outcome
+        self.record.file(outcome)
+        self._track(job, outcome, reused=bool(outcome[REUSED_FROM]))
+        return bool(outcome[REUSED_FROM])
 
     def _start(self, job: Job) -> None:
-        """Train a job, or — a baseline another run sharing the cache has claimed — wait for its entry instead."""
-        entry = self._cache_file(job)
-        if entry is not None and not claim(entry):
-            print(f"[ablate] {job.label}: another run is training it ({claim_file(entry)}): waiting for its cached "
-                  "outcome instead of training it again", flush=True)
+        """Claim and train a job, or — another run sharing the store has claimed it — wait for its filing."""
+        key = self.key(job)
+        if not self.link.store.claim(key, self.owner):
+            holder = self.link.store.holder(key)
+            who = f"run {Path(holder.run).name} on {holder.host}, pid {holder.pid}" if holder else "another run"
+            print(f"[ablate] {job.label}: {who} is training it: waiting for it in the store instead of training it "
+                  "again", flush=True)
             self.waiting.add(job)
-            self.pending[job] = ray.remote(wait_for_entry).options(num_cpus=0, name=f"wait for {job.label}") \
-                .remote(entry, _complete)
+            self.pending[job] = ray.remote(wait_for_model).options(num_cpus=0, name=f"wait for {job.label}") \
+                .remote(self.link.store, key)
             return
-        self.pending[job] = self._train.options(name=job.label, **self._options).remote(job, self.settings)
+        found = self.link.store.get(key)  # filed between the lookup and the claim
+        if found is not None:
+            self.link.store.release(key, self.owner)
+            self._reuse(job, found)
+            return
+        self.claimed.add(key)
+        self.heartbeat.start()
+        self.pending[job] = self._train.options(name=job.label, **self._options).remote(job, self.settings, self.link)
 
     def done_count(self) -> int:
         return len(self.results) + len(self._ready(timeout=0))
@@ -227,9 +253,10 @@ class JobRunner:
         return [refs[ref] for ref in ready]
 
     def collect(self, wait: bool = True) -> list[Job]:
-        """Take in the jobs that ended since the last call (with ``wait``, wait for every pending one): a completed
-        baseline goes into the cache; a crashed job, which could not file itself, is filed as a failed row with its
-        reason (unless it had filed itself completed before it died). Returns the jobs taken in.
+        """Take in the jobs that ended since the last call (with ``wait``, wait for every pending one): each is
+        filed in the record and the store (a worker that could not file it itself, too); a crashed job, which
+        could not file itself, is filed as a failed row with its reason (unless it had filed itself completed
+        before it died); each ended job's claim is released. Returns the jobs taken in.
 
         Raises:
             WorkerLost: A job's worker died (Ray's memory monitor, a lost node, a SIGKILL) on every one of its
@@ -246,7 +273,6 @@ class JobRunner:
             filed = record.get(job.trial_id)  # what the worker filed, if it got that far
             try:
                 outcome = ray.get(self.pending.pop(job))
-                unfiled = filed is None  # a worker that cannot see the run folder (it must: its checkpoints are there)
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
                 unfiled = filed is None or filed["row"]["status"] != "completed"  # or it died after filing
                 death = worker_death(err)
@@ -259,44 +285,32 @@ class JobRunner:
                     continue
                 outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)), [],
                                      {}) if unfiled else filed
-            if unfiled:
-                self.record.file(outcome)
-            cached = self._cache_file(job)
-            if cached is not None and outcome["row"]["status"] == "completed":
-                write_json(cached, outcome, default=json_value)
+            self.record.file(outcome)  # again where the worker filed it: the store keeps its first filing
             self.results[job] = outcome
             self._track(job, outcome)
-        for job in ended:  # after the entries are written: a run waiting for one finds it as the claim goes
-            if self._cache_file(job) is not None and job not in self.pending:
-                release(self._cache_file(job))
+        for job in ended:  # after the filings: a run waiting for one finds it as the claim goes
+            key = self.key(job)
+            if key in self.claimed and job not in self.pending:
+                self.link.store.release(key, self.owner)
+                self.claimed.discard(key)
         if lost is not None:
             raise lost
         return ended
 
     def _take_waited(self, job: Job) -> None:
-        """A wait for another run's baseline ended: file the entry it wrote, or (its claim went without one) train
-        the baseline here."""
+        """A wait for another run's training ended: file what it filed, or (its claim went without a filing) train
+        the job here."""
         self.waiting.discard(job)
         try:
-            outcome = ray.get(self.pending.pop(job))
+            found = ray.get(self.pending.pop(job))
         except Exception:  # the wait itself was lost: train it here rather than not at all
-            outcome = None
-        if outcome is None:
+            found = None
+        if found is None:
             self._start(job)
             return
-        print(f"[ablate] {job.label}: taken from the cache, where another run filed it", flush=True)
-        self.results[job] = outcome
-        self.record.file(outcome)
-        self._track(job, outcome, reused=True)
+        print(f"[ablate] {job.label}: taken from the store, where another run filed it", flush=True)
+        self._reuse(job, found)
 
     def _track(self, job: Job, outcome: Outcome, reused: bool = False) -> None:
         for tracker in self.trackers:
             tracker.log_training(job.label, outcome, reused)
-
-
-def _complete(outcome: dict[str, Any]) -> bool:
-    """A cache entry as :meth:`JobRunner.collect` writes it: a completed row, its curve and its per-image evidence."""
-    row = outcome.get("row")
-    return isinstance(row, dict) and row.get("status") == "completed" and isinstance(outcome.get("curves"), list) \
-        and isinstance(outcome.get("predictions"), dict) and bool(outcome["predictions"])
-

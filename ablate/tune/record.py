@@ -10,6 +10,11 @@ side-by-side timing), rewritten whole after each filing, and ``progress.json`` s
 
 Nothing here lives only in memory: the Tune callback, which Ray pickles into its experiment state, and the driver
 each open the record by its folder and see the same run.
+
+Every completed model filed here also goes into the store (``ablate.store``) through the run's link: given by the
+caller (a Ray worker gets it with its job, and needs no shared folder for the store's copy), else read from the
+run's run.json (``store`` and ``store_context``, which the driver writes before anything trains). A record without
+either (a run started before the store) files its folder only.
 """
 
 from __future__ import annotations
@@ -24,16 +29,18 @@ import pandas as pd
 
 from ablate.core.errors import UsageError
 from ablate.core.files import damaged, read_json, write_json
-from ablate.core.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, search_trials
+from ablate.core.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, TRIAL_COLUMNS, search_trials
 from ablate.results import prediction_frame, write_tables
 
 if TYPE_CHECKING:  # collect needs torch; reading a run folder (status, report) must not
+    from ablate.store import RunLink
     from ablate.tune.collect import Outcome
     from ablate.tune.settings import RunSettings
 
 RECORDS_FOLDER = "records"
 TIMINGS_FILE = "timings.json"
 PROGRESS_FILE = "progress.json"
+REUSED_FROM = "reused_from"  # as ablate.store names it (imported here, it would bring SQLAlchemy to status)
 
 
 class _Filed(NamedTuple):
@@ -50,25 +57,36 @@ class RunRecord:
 
     Args:
         run_dir: The run's folder (on a cluster, on storage every node sees, as Tune's ``storage_path`` is).
+        link: The run's link to the store; None: the one run.json names (none if it names none).
     """
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, link: RunLink | None = None):
         self.run_dir = Path(run_dir)
         self._read: dict[str, _Filed] = {}
+        self._link, self._linked = link, link is not None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir}
+        return {"run_dir": self.run_dir, "link": self._link}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["run_dir"])
+        self.__init__(state["run_dir"], state.get("link"))
+
+    @property
+    def link(self) -> RunLink | None:
+        """The run's link to the store (read from run.json once, where the caller gave none)."""
+        if not self._linked:
+            self._link, self._linked = store_link(self.run_dir), True
+        return self._link
 
     @property
     def folder(self) -> Path:
         return self.run_dir / RECORDS_FOLDER
 
     def file(self, outcome: Outcome) -> None:
-        """File (or replace) one model's outcome, atomically, under its trial id."""
+        """File (or replace) one model's outcome, atomically, under its trial id, and (completed) in the store."""
         write_json(self.folder / f"{outcome['row']['trial_id']}.json", outcome, default=json_value)
+        if self.link is not None:
+            self.link.file(outcome)
 
     def outcomes(self) -> dict[str, Outcome]:
         """Every filed outcome by trial id (files unchanged since the last call are not read again)."""
@@ -167,7 +185,7 @@ class RunRecord:
         """
         filed = list(self._entries().values())
         timings = read_json(self.run_dir / TIMINGS_FILE)
-        rows = [{**f.outcome["row"], **timings.get(f.outcome["row"].get("config"), {})} for f in filed]
+        rows = [{**table_row(f.outcome), **timings.get(f.outcome["row"].get("config"), {})} for f in filed]
         if rows:
             write_tables(self.run_dir, rows, _stacked([f.curve for f in filed], CURVE_COLUMNS),
                          _stacked([f.predictions for f in filed], PREDICTION_COLUMNS))
@@ -180,6 +198,19 @@ class RunRecord:
                     "best": {"val_top1": best[0], "name": best[1]} if best else None}
         write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
         return best
+
+
+STORE_CONTEXT = "store_context"  # run.json's key holding the run-level parts of its models' store keys
+
+
+def store_link(run_dir: Path) -> RunLink | None:
+    """The run's link to the store as its run.json names it (None: a run started before the store)."""
+    from ablate.store import RunLink, open_store, store_url
+
+    meta = read_json(run_dir / "run.json")
+    if not meta.get(STORE_CONTEXT):
+        return None
+    return RunLink(open_store(store_url(meta.get("store"), run_dir.parent)), str(run_dir), meta[STORE_CONTEXT])
 
 
 def unstarted_run(run_dir: Path) -> UsageError | None:
@@ -244,6 +275,15 @@ def last_write(folder: Path) -> float:
             except OSError:
                 pass  # a temporary file swapped away while we walked
     return newest
+
+
+def table_row(outcome: Outcome) -> dict[str, Any]:
+    """A filed outcome's row as the tables show it: with ``reused_from`` (the run a reused model was trained in;
+    empty for a model this run trained) once the tables' schema has that column (``ablate.core.schema.TRIAL_COLUMNS``:
+    a column it lacks would be taken for an axis of the space)."""
+    if REUSED_FROM not in TRIAL_COLUMNS:
+        return outcome["row"]
+    return {**outcome["row"], REUSED_FROM: outcome.get(REUSED_FROM) or ""}
 
 
 def best_so_far(rows: list[dict[str, Any]]) -> tuple[float, str] | None:

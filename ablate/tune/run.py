@@ -28,6 +28,7 @@ from ablate.protocols import cpu_fallback_line
 from ablate.results import load, load_curves, read_run_json, write_run_json
 from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
+from ablate.store import RunLink, import_cache, open_store
 from ablate.trackers import open_trackers
 from ablate.tune.cluster import (
     MemoryBudget,
@@ -41,7 +42,14 @@ from ablate.tune.collect import run_meta
 from ablate.tune.dashboard import publish_models
 from ablate.tune.faults import WorkerLost, find_lost, stop_line, tune_worker_faults, worker_death
 from ablate.tune.interrupt import cancel, fit
-from ablate.tune.jobs import JobRunner, ablation_jobs, baseline_jobs, confirmation_jobs, longest_first
+from ablate.tune.jobs import (
+    JobRunner,
+    ablation_jobs,
+    baseline_jobs,
+    confirmation_jobs,
+    longest_first,
+    store_context,
+)
 from ablate.tune.memory import check_run
 from ablate.tune.progress import Eta, RunProgress
 from ablate.tune.record import RunRecord, earlier_lives_seconds
@@ -231,6 +239,16 @@ def run_ablation(settings: RunSettings, *, resume: bool = False) -> RunOutcome:
         optuna.logging.set_verbosity(verbosity)
 
 
+def _open_store(settings: RunSettings, split_sizes: dict[str, int]) -> RunLink:
+    """The run's link to its store (``settings.store_url``), which every model of the run is looked up in and filed
+    into: the run's folder and the run-level parts of its models' keys.
+
+    Raises:
+        UsageError: The store cannot be opened (unreachable, damaged, of a newer schema: one line naming the fix).
+    """
+    return RunLink(open_store(settings.store_url), str(settings.run_dir), store_context(settings, split_sizes))
+
+
 def check_started_here(run_dir: Path) -> None:
     """A run resumes only in the folder it was started in: Ray's saved state of the run (``tune/tuner.pkl``: the
     searcher with its study's storage, the progress callback) holds that folder's absolute path.
@@ -275,10 +293,13 @@ def _train_or_stop(settings: RunSettings, resume: bool, resources: dict[str, flo
 
 def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     settings = replace(settings, run_dir=settings.run_dir.resolve())  # trials run with the trial folder as cwd
+    if settings.store and "://" not in settings.store:  # a SQLite file's path: absolute in run.json, as run_dir is
+        settings = replace(settings, store=str(Path(settings.store).expanduser().resolve()))
     if resume:
         check_started_here(settings.run_dir)
     started = time.time()
     settings, split_sizes = _with_data(settings)
+    link = _open_store(settings, split_sizes)  # before Ray starts: a store that cannot be opened leaves nothing
     plan = read_run_json(settings.run_dir).get("plan") if resume else None
     if plan is None:  # before Ray starts, on an idle machine: the models' steps are timed here
         planned = plan_run(settings, settings.run_dir.parent)
@@ -306,8 +327,10 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     print(concurrency_line(workers, resources, budget), flush=True)
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=None, data=split_sizes, started_at=started,
                                      wall_seconds=earlier, aliases=aliases, plan=plan,
-                                     workers=workers))
-    jobs = JobRunner(settings, run_dir.parent / ".cache" / "baselines", split_sizes)
+                                     workers=workers, store_context=link.context))
+    link.store.register_run(link.run, run_dir.name, read_run_json(run_dir))
+    import_cache(link.store, run_dir.parent)  # the baseline cache that came before the store, filed once
+    jobs = JobRunner(settings, link)
     jobs.submit(longest_first(baseline_jobs(settings) + ablation_jobs(settings, run_design(settings)[1]),
                               plan.get("seconds") or {}), resources)
     try:
@@ -321,5 +344,6 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
         print(f"[ablate] {tracker.name}: {tracker.where()}", flush=True)
     wall = earlier + time.time() - started
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
-                                     wall_seconds=wall, aliases=aliases, plan=plan, workers=workers))
+                                     wall_seconds=wall, aliases=aliases, plan=plan, workers=workers,
+                                     store_context=link.context))
     return RunOutcome(run_dir, table, dashboard_url, load(run_dir, predictions=True))

@@ -43,6 +43,8 @@ class RunSettings:
         cpus_per_trial: CPUs per trial.
         max_concurrent: Trials at once; None fits as many as the cluster's resources allow.
         storage: Optuna storage URL; None keeps a journal file in the run folder.
+        store: Where every trained model is kept across runs (``ablate.store``): a SQLite file's path or a database
+            URL (``postgresql://…``); None: ``ablate.db`` in the results folder, beside the run folder.
         dashboard: Start Ray's dashboard with a local Ray.
         data_dir: Where CIFAR / ImageFolder data lives.
         max_failures: Retries of a crashed trial from its last checkpoint.
@@ -82,6 +84,7 @@ class RunSettings:
     cpus_per_trial: float = 1.0
     max_concurrent: int | None = None
     storage: str | None = None
+    store: str | None = None
     dashboard: bool = True
     data_dir: str | None = None
     max_failures: int = 2
@@ -151,6 +154,7 @@ class RunSettings:
             "seeds": self.seeds,
             "trials_requested": self.trials, "address": self.address, "gpus_per_trial": self.gpus_per_trial,
             "cpus_per_trial": self.cpus_per_trial, "max_concurrent": self.max_concurrent, "storage": self.storage,
+            "store": self.store,
             "data_dir": self.data_dir, "max_failures": self.max_failures, "dashboard": self.dashboard,
             "plugins": [p.as_dict() for p in self.plugins], "space_plugins": [p.as_dict() for p in self.space.plugins],
             "trackers": list(self.trackers),
@@ -191,6 +195,7 @@ class RunSettings:
             "objectives_from": meta["objectives_from"], "scheduler": meta["scheduler"], "address": meta["address"],
             "gpus_per_trial": meta["gpus_per_trial"], "cpus_per_trial": meta["cpus_per_trial"],
             "max_concurrent": meta["max_concurrent"], "storage": meta["storage"], "data_dir": meta["data_dir"],
+            "store": meta.get("store"),  # runs started before the store had none: the default one
             "max_failures": meta["max_failures"], "dashboard": meta["dashboard"], "command": meta["command"],
             "design": meta["design"], "confirm": meta["confirm"], "seeds": meta["seeds"], "plugins": plugins,
             "trackers": tuple(meta.get("trackers", ())),  # runs started before trackers existed name none
@@ -217,6 +222,13 @@ class RunSettings:
     def macro(self) -> str:
         """The macro network this run builds every model on (the space's choice for the protocol)."""
         return self.space.macro_for(self.protocol.name, self.protocol.macro)
+
+    @property
+    def store_url(self) -> str:
+        """The store's SQLAlchemy URL: ``store``, or ``ablate.db`` in the results folder (beside the run folder)."""
+        from ablate.store import store_url
+
+        return store_url(self.store, self.run_dir.parent)
 
     @property
     def multi_objective(self) -> bool:

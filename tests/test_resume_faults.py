@@ -135,7 +135,7 @@ def test_a_full_disk_wrapped_by_ray_or_in_a_trials_error_text_is_found(tmp_path)
     wrapped = RuntimeError("ray task failed")
     wrapped.cause = worker
     assert str(find_disk_full(wrapped, tmp_path)) == str(worker)
-    text = f"Failure # 1\nTraceback …\nablate.files.DiskFull: {worker}\n"
+    text = f"Failure # 1\nTraceback …\nablate.core.files.DiskFull: {worker}\n"
     assert str(find_disk_full(RuntimeError(text), tmp_path)) == str(worker)
     assert "disk full" in str(find_disk_full(OSError(errno.ENOSPC, "No space left on device"), tmp_path))
     assert find_disk_full(ValueError("a model's own failure"), tmp_path) is None

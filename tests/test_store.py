@@ -194,3 +194,28 @@ def test_use_rows_replace_a_runs_earlier_row_of_a_trial(tmp_path):
     again = {**first["row"], "phase": "confirm"}
     store.file(Filing(key, CONTEXT, first, "/runs/a"), Use("/runs/a", "ablation-x-s0", key, again))
     assert query(store)["phase"].tolist() == ["confirm"]
+
+
+def test_the_query_command_prints_a_table_or_csv_and_refuses_a_bad_filter_in_one_line(tmp_path, capsys):
+    import io
+
+    from ablate import cli
+
+    path = tmp_path / "ablate.db"
+    runs = link(path, "first")
+    for seed in (0, 1):
+        runs.file(outcome(f"ablation-relu-s{seed}", seed=seed, top1=60.0 + seed))
+        runs.file(outcome(f"ablation-mult-s{seed}", "multiply-dwconv-w0.5", seed, 70.0, network="net-m"))
+    assert cli.main(["query", "--store", str(path), "nonlinearity=multiply", "seed=0,1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split()[:4] == ["run", "trial_id", "name", "phase"] and len(out.splitlines()) == 3
+    assert "ablation-mult-s1" in out and "ablation-relu-s0" not in out and "2 rows (2 models)" in err
+    assert cli.main(["query", "--store", str(path), "--csv", "width=0.5"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(table) == 4 and {"run_dir", "key", "trained_in", "val_top1"} <= set(table.columns)
+    assert cli.main(["query", "--store", str(path), "--columns", "name,test_top1", "seed=1"]) == 0
+    assert capsys.readouterr().out.split()[:2] == ["name", "test_top1"]
+    assert cli.main(["query", "--store", str(path), "relu"]) == 2
+    assert "'relu' is not a filter: write COLUMN=VALUE" in capsys.readouterr().err
+    assert cli.main(["query", "--store", str(tmp_path / "none.db")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -86,5 +86,45 @@ def costs(args: argparse.Namespace, command: str, prog: str) -> int:
     return 0
 
 
+QUERY_COLUMNS = ["run", "trial_id", "name", "phase", "seed", "protocol", "epochs", "status", "val_top1", "test_top1",
+                 "macs", "reused_from"]
+
+
+def query(args: argparse.Namespace, command: str, prog: str) -> int:
+    """``query``: the store's models across runs, filtered (``COLUMN=VALUE[,VALUE…]``), as a table or CSV."""
+    from ablate.core.errors import UsageError
+    from ablate.store import query as query_store
+
+    filters = {}
+    for text in args.filters:
+        column, sep, values = text.partition("=")
+        if not sep or not column:
+            raise UsageError(f"{text!r} is not a filter: write COLUMN=VALUE, e.g. nonlinearity=relu or seed=0,1")
+        filters[column] = [_typed(v) for v in values.split(",")]
+    table = query_store(args.store, **filters)
+    columns = args.columns.split(",") if args.columns else None if args.csv else \
+        [c for c in QUERY_COLUMNS if c in table]
+    unknown = sorted(set(columns or ()) - set(table.columns))
+    if unknown and len(table):
+        raise UsageError(f"no column {', '.join(unknown)}; the columns are {', '.join(table.columns)}")
+    shown = table if columns is None else table.reindex(columns=columns)
+    if args.csv:
+        shown.to_csv(sys.stdout, index=False)
+        return 0
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}") if len(shown) else "no model matches")
+    print(f"{len(shown)} rows ({table['key'].nunique() if len(table) else 0} models)", file=sys.stderr)
+    return 0
+
+
+def _typed(value: str) -> int | float | str:
+    """A filter's value as the column holds it: a number where it reads as one."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 HANDLERS: dict[str, Handler] = {"run": run, "plan": plan, "report": report, "status": status, "compare": compare,
-                                "costs": costs}
+                                "costs": costs, "query": query}

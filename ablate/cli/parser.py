@@ -70,6 +70,11 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--scheduler", choices=defaults.SCHEDULERS, default=defaults.SCHEDULERS[0],
                         help="early stopping of weak candidates (ASHA on val top-1; single objective only)")
     search.add_argument("--storage", help="Optuna storage URL (default: a journal file in the run folder)")
+    output_store = parser.add_argument_group("store")
+    output_store.add_argument("--store", help="where every trained model is kept across runs and looked up before "
+                                              "training (a model found is reused, not trained again): a SQLite "
+                                              "file or a URL such as postgresql://user@host:5432/db (default: "
+                                              "results/ablate.db)")
     where = parser.add_argument_group("where it runs")
     where.add_argument("--address", help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
                                          "(default: local Ray)")
@@ -131,6 +136,16 @@ def _costs_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a module or .py file registering your own spatial ops or nonlinearities; repeatable")
 
 
+def _query_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("filters", nargs="*", metavar="COLUMN=VALUE[,VALUE…]",
+                        help="keep the models whose column has one of the values: an axis (nonlinearity=relu), "
+                             "protocol, seed, split_seed, phase, run, kind, status, config …")
+    parser.add_argument("--store", help="the store: a SQLite file or a URL (default: results/ablate.db)")
+    parser.add_argument("--columns", help="the columns to show, comma-separated (default: a short set; with --csv "
+                                          "all of them)")
+    parser.add_argument("--csv", action="store_true", help="write the rows as CSV to stdout")
+
+
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its one-line summary, description, flags, and the handler (``ablate.cli.commands``) that runs
@@ -162,6 +177,9 @@ COMMANDS: dict[str, Command] = {
                      "Print the cost table (params, MACs, element-wise ops, latency, throughput) of models: timm "
                      "names (resnet50, resnet50_max, resnet50_hybrid, qlnet, …) or block configs "
                      "(NONLINEARITY-SPATIAL-wWIDTH, built on --macro).", _costs_arguments),
+    "query": Command("every model the store holds, across runs, filtered on any column",
+                     "Every model each run trained or reused, from the store (results/ablate.db, or --store): one "
+                     "row per run and model, filtered on any column (COLUMN=VALUE).", _query_arguments),
 }
 DEFAULT_COMMAND = "run"
 

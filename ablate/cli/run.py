@@ -78,7 +78,7 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
         space=space, protocol=protocol, run_dir=results_dir / name, trials=args.trials, seed=args.seed,
         sampler=args.sampler, objectives=objectives, scheduler=args.scheduler, address=args.address,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
-        storage=args.storage, dashboard=not args.no_dashboard, data_dir=args.data_dir,
+        storage=args.storage, store=args.store, dashboard=not args.no_dashboard, data_dir=args.data_dir,
         max_failures=args.max_failures, command=command, objectives_from=objectives_from, design=args.design,
         confirm=args.confirm, seeds=args.seeds, plugins=plugins,
         **({} if args.tracker is None else {"trackers": tuple(t for t in args.tracker if t != "none")}),
@@ -140,6 +140,9 @@ def preflight(settings, *, download: bool = False) -> None:
                        download=download)
     if settings.storage and not settings.storage.endswith((".journal", ".log")):
         make_storage(settings.storage, settings.run_dir)
+    from ablate.store import open_store
+
+    open_store(settings.store_url)  # unreachable, damaged, of a newer schema: one line before anything starts
     if settings.address:
         check_address(settings.address)
 

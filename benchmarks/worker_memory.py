@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # the worker's imports bring it in (torchvision before timm: timm imports it, and torchvision brings torch._dynamo)
 HEAVY = ("torchvision", "timm", "sklearn", "scipy", "pandas", "pyarrow", "statsmodels", "optuna", "ray.tune",
          "fvcore", "matplotlib", "seaborn", "PIL", "sympy")
-WORKER_MODULES = {"job": ("ablate.tune.jobs",), "trial": ("ablate.tune.trainables",)}
+# what each kind of worker imports: a Ray task unpickles train_job from its module; a Tune trial's actor has Tune
+WORKER_MODULES = {"job": ("ablate.tune.jobs",), "trial": ("ray.tune", "ablate.tune.trainables")}
 MIB = float(1 << 20)
 
 
@@ -147,11 +148,13 @@ def stages(model: str, path: str, heavy: list[str], run_dir: str, local: bool) -
     else:
         reported: list[dict[str, Any]] = []
         if local:
+            from ray import tune
+
             trainables.node_id = lambda: "local"
-            trainables.tune = argparse.Namespace(report=reported.append)
+            tune.report = reported.append
         config = {axis.name: getattr(block, axis.name) for axis in settings.space.axes}
         trainables.candidate_trainable(config, settings)
-        status = reported[-1]["status"] if reported else "reported through Tune"
+        status = f"{len(reported)} reports to Tune"
     seen.append((f"trained {model} for {protocol.epochs} epochs ({status})", memory()))
     return seen
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +24,32 @@ DIGITS_SIZE = 32
 
 def digits_images(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8×8 digits (values 0–16) as uint8 (N, 3, size, size): bilinear upscale, grey→RGB."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    small = torch.from_numpy(bunch.images).float().mul(255 / 16).unsqueeze(1)
+    pixels, labels = read_digits()
+    small = torch.from_numpy(pixels).float().mul(255 / 16).reshape(-1, 1, 8, 8)
     big = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
     images = big.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
-    return images, torch.from_numpy(bunch.target).long()
+    return images, torch.from_numpy(labels).long()
+
+
+def read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The digits as ``sklearn.datasets.load_digits`` reads them — its bundled ``digits.csv.gz``, 64 pixels then
+    the label per row — without importing scikit-learn, whose datasets module brings in SciPy and pandas (135 MiB
+    more in every training worker; ``benchmarks/worker_memory.py``).
+
+    Returns:
+        The pixels (N × 64 uint8, values 0–16) and the labels (N int64).
+
+    Raises:
+        UsageError: scikit-learn is not installed.
+    """
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("the digits dataset ships with scikit-learn, which is not installed: pip install "
+                         "scikit-learn")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.uint8)
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def load_digits_splits(request: DataRequest) -> DatasetSplits:

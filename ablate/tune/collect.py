@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ablate.core.errors import error_summary
+from ablate.core.schema import COUNT_COLUMNS, SYMMETRY_COLUMNS
 from ablate.models import BlockConfig
 from ablate.models.fingerprint import network_fingerprint
-from ablate.results import encode_hits, hardware, versions
+from ablate.records import read_epoch_log, read_predictions
 from ablate.space import config_hash
-from ablate.training import read_epoch_log, read_predictions
-from ablate.tune.search import PHASE
-from ablate.tune.settings import RunSettings
 from ablate.tune.status import classify
-from ablate.tune.trainables import COUNT_COLUMNS, SYMMETRY_COLUMNS, TRIAL_LATENCY
+from ablate.tune.trainables import TRIAL_LATENCY
+
+if TYPE_CHECKING:
+    from ablate.tune.settings import RunSettings
 
 
 def identity_columns(block: BlockConfig, macro: str) -> dict[str, Any]:
@@ -51,6 +52,8 @@ per-image evidence (``predictions``: split → :func:`~ablate.results.encode_hit
 
 def outcome_of(row: dict[str, Any], history: list[dict[str, Any]], correct: dict[str, Any]) -> Outcome:
     """An :data:`Outcome` from a row, the epoch log it was read off and the per-image hits (split → bool array)."""
+    from ablate.results import encode_hits  # with pandas, which a worker imports only here, once it has trained
+
     return {"row": row, "curves": list(history),
             "predictions": {split: encode_hits(hits) for split, hits in correct.items()}}
 
@@ -63,6 +66,8 @@ def candidate_outcome(settings: RunSettings, config: dict[str, Any], metrics: di
     Ray's per-trial metrics would repeat epochs a restored trial re-reports; the trainer's log holds each epoch
     it actually trained, once (a trial trained twice would show it, which the kill/resume test relies on).
     """
+    from ablate.tune.search import PHASE  # the driver's (Tune's callback): a worker never imports Optuna for it
+
     block = settings.space.block_of(config)
     history = read_epoch_log(settings.state_dir(block))
     epoch = history[-1]["epoch"] if history else 0
@@ -78,5 +83,7 @@ def candidate_outcome(settings: RunSettings, config: dict[str, Any], metrics: di
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:
     """run.json: the settings (``RunSettings.to_json``, plugins with their source hashes), the folder the run
     was started in, the versions and hardware, and ``extra`` (start and finish times, data split sizes, wall time)."""
+    from ablate.results import hardware, versions
+
     return {**settings.to_json(), "run_dir": str(settings.run_dir), "versions": versions(), "hardware": hardware(),
             **extra}

@@ -7,27 +7,26 @@ import resource
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 import torch
-from ray import tune
 
+from ablate.core.schema import COUNT_COLUMNS
 from ablate.costs import measure
 from ablate.data import DatasetSplits, default_device, load_protocol_data
 from ablate.models import BlockConfig, build_model
 from ablate.models.symmetry import symmetry_columns
-from ablate.planning.timing import measure_model
 from ablate.plugins import ensure_plugins
 from ablate.protocols import Protocol
-from ablate.space import SearchSpace
-from ablate.training import read_epoch_log
-from ablate.tune.settings import RunSettings
+from ablate.records import read_epoch_log
 from ablate.tune.status import EARLIER_EPOCHS
 
-COUNT_COLUMNS = ("params", "macs", "elementwise_ops", "uncounted_ops", "activations")
+if TYPE_CHECKING:  # a Ray task's worker (ablate.tune.jobs) imports this module: Tune only where a trial runs
+    from ablate.space import SearchSpace
+    from ablate.tune.settings import RunSettings
+
 TRIAL_LATENCY = "trial_latency_ms"
-SYMMETRY_COLUMNS = ("symmetry_gap", "symmetric")
 
 
 def node_id() -> str:
@@ -88,6 +87,8 @@ def worker_memory(settings: RunSettings, block: BlockConfig) -> int:
     run's plugins and data (:func:`prepare`), the model's costs, and a few optimizer steps and an evaluation batch
     (:func:`ablate.planning.timing.measure_model`). Run as a Ray task on a training's resources, before any
     training starts: what each training's worker needs (:class:`ablate.tune.cluster.MemoryBudget`)."""
+    from ablate.planning.timing import measure_model
+
     protocol, data, device = prepare(settings)
     cost_columns(block, settings, data, device)
     measure_model(block, protocol, data, device)
@@ -104,6 +105,8 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     point at a rotated-away checkpoint or at a trial it believes unfinished. On a multi-node cluster the results
     folder must be on shared storage, as Ray Tune's storage_path must be anyway.
     """
+    from ray import tune
+
     protocol, data, device = prepare(settings)
     block = settings.space.block_of(config)
     costs = cost_columns(block, settings, data, device,
@@ -140,4 +143,6 @@ class TrialLabel:
 
 def make_trainable(settings: RunSettings, resources: dict[str, float]):
     """The candidate trainable with the run's settings bound and each trial's resources attached."""
+    from ray import tune
+
     return tune.with_resources(tune.with_parameters(candidate_trainable, settings=settings), resources)

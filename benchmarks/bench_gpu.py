@@ -13,7 +13,7 @@ in this run; the only outside numbers are the published PfLayer latencies, read 
 Sections:
   peak     — bf16 matmul peak of this device (a big ``torch.mm`` timed), the denominator of MFU;
   trainer  — ablate's trainer path (``make_run`` / ``make_step`` / ``train_epoch`` over a ``TensorSplit`` built by
-             ``ablate.data.tensor_splits`` from synthetic uint8 CIFAR-shaped images: the real crop/flip/normalize
+             ``ablate.data.splits.tensor_splits`` from synthetic uint8 CIFAR-shaped images: the real crop/flip/normalize
              on the device) vs a plain reference loop written here (same model, batch, precision, memory format;
              pre-generated device tensors, no framework), rounds interleaved (ABBA), warm-up excluded;
   compile  — the same with ``torch.compile`` (as ``ablate.training.train`` applies it) on both sides, with the eager

@@ -14,7 +14,8 @@ from gpu_common import PROTOCOL, SEED, Settings, interleaved_rates, timed
 from torch import nn
 
 from ablate.costs import count_ops
-from ablate.data import DataRequest, DatasetSplits, seeded_split, tensor_splits
+from ablate.data import DataRequest, DatasetSplits
+from ablate.data.splits import seeded_split, tensor_splits
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import Protocol, load_protocol
 from ablate.training import Run, choose_precision, make_run, make_step, train_epoch, uses_channels_last
@@ -23,7 +24,7 @@ from ablate.training import Run, choose_precision, make_run, make_step, train_ep
 
 
 def total_for_train(train_images: int, val_fraction: float) -> int:
-    """The dataset size whose seeded train split (``ablate.data.seeded_split``) keeps exactly ``train_images``."""
+    """The dataset size whose seeded train split (``splits.seeded_split``) keeps exactly ``train_images``."""
     total = max(train_images, int(train_images / (1 - val_fraction)) - 2)  # just below the answer
     while len(seeded_split(total, val_fraction, SEED)[0]) < train_images:
         total += 1

@@ -94,7 +94,7 @@ def setting_notes(settings: Settings, protocol: Protocol, data: DatasetSplits) -
             f"per-step cosine LambdaLR, on-device crop+flip+normalize and the loss sum)",
             f"{settings.steps} timed steps per round, {settings.rounds} rounds per path interleaved ABBA, median; "
             f"first step and one warm-up epoch excluded; synthetic uint8 CIFAR-shaped data through "
-            f"`ablate.data.tensor_splits`"]
+            f"`ablate.data.splits.tensor_splits`"]
 
 
 def trainer_section(settings: Settings, clock: Clock) -> tuple[Section, list[ModelRates]]:

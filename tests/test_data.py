@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from ablate.core.errors import UsageError
-from ablate.data import DATASETS, Augmentation, load_dataset, random_crop, random_hflip, seeded_split
+from ablate.data import DATASETS, Augmentation, load_dataset
+from ablate.data.augment import random_crop, random_hflip
+from ablate.data.splits import seeded_split
 
 
 @pytest.fixture(scope="module")

@@ -69,10 +69,15 @@ RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ra
 def pytest_collection_modifyitems(config, items):
     """Every test that starts Ray (marked ``ray``, or using the ``local_ray`` or ``spawn`` fixture) joins one xdist
     group: under ``-n 2 --dist loadgroup`` (pyproject's addopts) they run one at a time on one worker, sharing its
-    local Ray, while the other worker takes the CPU-only tests; two Rays never fight over the 2 cores."""
+    local Ray, while the other worker takes the CPU-only tests; two Rays never fight over the 2 cores. The other
+    fast tests are grouped by module, so a module's fixtures (a report built once for its tests) are built on one
+    worker only; the other slow ones (simulations, minutes each) go one by one to whichever worker is free."""
     for item in items:
         if item.get_closest_marker("ray") or RAY_FIXTURES & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+            group = "ray"
+        else:
+            group = item.nodeid if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ablate.analysis.verdicts import ALPHA
 from ablate.core import defaults
 from ablate.space import load_space
 from ablate.space.design import balanced_design
@@ -220,3 +221,22 @@ def simulated_report_run(trials: pd.DataFrame, predictions: pd.DataFrame, meta: 
     trials = normalise_trials(trials)
     return Run(Path("simulated"), trials, pd.DataFrame(), meta, ("nonlinearity", "spatial", "width"), "macs",
                predictions)
+
+
+def check_null(counts: list[int], runs: int) -> None:
+    """The family-wise error rate of ``runs`` simulated null reports, each counted by how many "X is better"
+    sentences it holds: the reports that hold any are at most α = 5 % of them (the callers' docstrings say what that
+    proves at their size); the exact 95 % interval of the rate is in the message."""
+    false = sum(count > 0 for count in counts)
+    interval = stats.binomtest(false, len(counts)).proportion_ci(0.95, method="exact")
+    assert len(counts) == runs and false / runs <= ALPHA, (false, runs, interval)
+
+
+def stated_size(parallel, batch, *args, runs: int = 60, steps: int = 3) -> float:
+    """The effect as large as the detectable difference the reports that hold it state (the noise, and so the
+    statement, grows a little with the effect): a fixed point, reached from the null's statement in ``steps`` steps
+    of ``runs`` simulated runs each (``batch(seed, runs, *args, effect_pp)`` returns (found, stated) pairs)."""
+    size = 0.0
+    for _ in range(steps):
+        size = float(np.median([stated for _, stated in parallel(batch, runs, *args, size)]))
+    return size

@@ -2,7 +2,13 @@
 proved by simulating the default ablation (``tests/simulated_runs.simulate_ablation``: qlblock's reference block
 multiply-dwconv-w2 and its 7 one-axis variants and the 3 baselines, each under the default seeds, per-image hits on
 359 test images with digits' seed noise, each config with its own seed SD over 1 : 6) and pushing each through the
-report's own statistics and sentences."""
+report's own statistics and sentences.
+
+Sized to the bounds they prove (binomial tolerances): the null, 100 runs, at most 5 reports that say anything is
+better (≤ α = 5 %): a procedure that errs in 15 % of runs (three times α) passes with probability 0.2 %, one at 2 %
+fails with probability 1.5 %; the power, 100 runs at the stated difference, 80 ± 10 % (2.5 binomial SE; a statement
+so small that it has 60 % power passes with probability 2.5 %); the coverage, 60 runs × 10 intervals, ≥ 93 % of
+nominal 95 %."""
 
 from __future__ import annotations
 
@@ -10,15 +16,14 @@ import gc
 
 import numpy as np
 import pytest
-from scipy import stats
-from simulated_runs import Population, ablation_meta, simulate_ablation, simulated_report_run
+from simulated_runs import Population, ablation_meta, check_null, simulate_ablation, simulated_report_run, stated_size
 
-from ablate.analysis.verdicts import ALPHA
 from ablate.report.findings import verdict_lines
 from ablate.report.tables import ablation_table
 
-NULL_RUNS = 1000
-POWER_RUNS = 300
+NULL_RUNS = 100
+POWER_RUNS = 100
+COVERAGE_RUNS = 60
 SEED_SD_RATIO = 6.0
 VARIANT = "multiply-twist-w2"  # the row the power runs give a real effect
 
@@ -66,20 +71,15 @@ def test_the_report_opens_with_the_ablation_table():
 
 @pytest.mark.slow
 def test_under_the_null_at_most_5_percent_of_ablation_reports_say_anything_is_better(parallel):
-    counts = parallel(_null_batch, NULL_RUNS)
-    false = sum(count > 0 for count in counts)
-    upper = stats.binomtest(false, len(counts)).proportion_ci(0.95, method="exact").high
-    assert len(counts) == NULL_RUNS and false / len(counts) <= ALPHA and upper <= 0.07, (false, upper)
+    check_null(parallel(_null_batch, NULL_RUNS), NULL_RUNS)
 
 
 @pytest.mark.slow
 def test_an_ablation_rows_stated_detectable_difference_has_80_percent_power(parallel):
-    size = 0.0
-    for _ in range(3):  # the effect as large as the statement of the reports that hold it: a fixed point
-        size = float(np.median([d for _, d in parallel(_power_batch, 60, size)]))
+    size = stated_size(parallel, _power_batch)
     assert 2.0 < size < 10.0, size
     found = np.mean([f for f, _ in parallel(_power_batch, POWER_RUNS, size)])
-    assert 0.75 <= found <= 0.85, (size, found)  # 80 ± 5 %
+    assert 0.70 <= found <= 0.90, (size, found)  # 80 ± 10 %
 
 
 @pytest.mark.slow
@@ -87,7 +87,7 @@ def test_ablation_intervals_cover_the_true_differences():
     rng = np.random.default_rng(9)
     covered = []
     gc.freeze()
-    for _ in range(200):
+    for _ in range(COVERAGE_RUNS):
         population = Population(seed_sd_ratio=SEED_SD_RATIO)
         population.config_effects.update({"multiply-twist-w2": population.shift_for(3.0),
                                           "hardball-dwconv-w2": population.shift_for(-5.0)})

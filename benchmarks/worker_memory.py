@@ -14,7 +14,9 @@ It prints the resident set (VmRSS, and its anonymous / file-backed parts) after 
 imports pull in are imported one by one first, each a line of its own, so each one's cost is its own line (a
 package imported by another listed one is charged to the first). The yardstick, measured in the same run by a
 second fresh process, is ``python -c "import torch"``: the last line is the worker's peak over that, a ratio that
-changes far less with the machine than the megabytes do. ``--why`` also names the ablate module and line that
+changes far less with the machine than the megabytes do; and over the floor of any PyTorch training process, torch
+with an optimizer built (``torch.optim.Optimizer.__init__`` imports ``torch._dynamo`` and SymPy, ~150 MiB, to
+disable Dynamo around itself). The training line names the heavy packages first imported while training. ``--why`` also names the ablate module and line that
 first imported each heavy package.
 
 File-backed pages (the shared libraries: torch's, CUDA's) are shared by every worker on a node; anonymous pages
@@ -94,9 +96,12 @@ def discover(path: str) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bare_torch() -> float:
-    """Peak resident MiB of a fresh ``python -c "import torch"``."""
-    code = "import torch, json, sys; sys.path.insert(0, %r); import worker_memory as w; print(w.memory()['VmHWM'])"
+def bare_torch(optimizer: bool = False) -> float:
+    """Peak resident MiB of a fresh ``python -c "import torch"``; with ``optimizer``, once it has also built a torch
+    optimizer, whose ``__init__`` imports ``torch._dynamo`` (to disable it): the floor of any training process."""
+    code = ("import torch, json, sys; sys.path.insert(0, %r); import worker_memory as w; "
+            + ("torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1); " if optimizer else "")
+            + "print(w.memory()['VmHWM'])")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code % str(Path(__file__).parent)], check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -155,6 +160,8 @@ def stages(model: str, path: str, heavy: list[str], run_dir: str, local: bool) -
         config = {axis.name: getattr(block, axis.name) for axis in settings.space.axes}
         trainables.candidate_trainable(config, settings)
         status = f"{len(reported)} reports to Tune"
+    late = [name for name in heavy_loaded(sys.modules) if name not in heavy]
+    status += f"; then imported {', '.join(late)}" if late else ""
     seen.append((f"trained {model} for {protocol.epochs} epochs ({status})", memory()))
     return seen
 
@@ -174,7 +181,7 @@ def in_ray_task(model: str, path: str, heavy: list[str], run_dir: str) -> list[t
         ray.shutdown()
 
 
-def show(seen: list[tuple[str, dict[str, float]]], torch_peak: float, where: str) -> float:
+def show(seen: list[tuple[str, dict[str, float]]], torch_peak: float, floor: float, where: str) -> float:
     print(f"{where}:")
     print(f"  {'stage':60s} {'RSS':>7s} {'+Δ':>6s} {'anon':>7s} {'file':>6s} {'peak':>7s}   (MiB)")
     before = None
@@ -184,7 +191,8 @@ def show(seen: list[tuple[str, dict[str, float]]], torch_peak: float, where: str
               f"{mem['VmHWM']:7.0f}")
         before = mem["VmRSS"]
     peak = seen[-1][1]["VmHWM"]
-    print(f"  peak {peak:.0f} MiB = {peak / torch_peak:.2f} × a bare `import torch` ({torch_peak:.0f} MiB)")
+    print(f"  peak {peak:.0f} MiB = {peak / torch_peak:.2f} × a bare `import torch` ({torch_peak:.0f} MiB), "
+          f"{peak / floor:.2f} × `import torch` and a torch optimizer built ({floor:.0f} MiB)")
     return peak
 
 
@@ -208,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.why:
         for name, origin in origins.items():
             print(f"  {name:12s} first imported by {origin}")
-    torch_peak = bare_torch()
+    torch_peak, floor = bare_torch(), bare_torch(optimizer=True)
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--model", args.model, "--path", args.path,
                           "--stages", json.dumps(heavy)], cwd=ROOT, check=True, capture_output=True, text=True)
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    show(seen, torch_peak, f"fresh process ({time.perf_counter() - start:.0f} s)")
+    show(seen, torch_peak, floor, f"fresh process ({time.perf_counter() - start:.0f} s)")
     if args.ray:
         with tempfile.TemporaryDirectory() as run_dir:
-            show(in_ray_task(args.model, args.path, heavy, run_dir), torch_peak, "Ray task (a fresh worker)")
+            show(in_ray_task(args.model, args.path, heavy, run_dir), torch_peak, floor, "Ray task (a fresh worker)")
     return 0
 
 

@@ -16,8 +16,8 @@ package imported by another listed one is charged to the first). The yardstick, 
 second fresh process, is ``python -c "import torch"``: the last line is the worker's peak over that, a ratio that
 changes far less with the machine than the megabytes do; and over the floor of any PyTorch training process, torch
 with an optimizer built (``torch.optim.Optimizer.__init__`` imports ``torch._dynamo`` and SymPy, ~150 MiB, to
-disable Dynamo around itself). The training line names the heavy packages first imported while training. ``--why`` also names the ablate module and line that
-first imported each heavy package.
+disable Dynamo around itself). The training line names the heavy packages first imported while training.
+``--why`` also names the ablate module and line that first imported each heavy package.
 
 File-backed pages (the shared libraries: torch's, CUDA's) are shared by every worker on a node; anonymous pages
 are each worker's own. Ray's memory monitor counts both.

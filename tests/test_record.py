@@ -23,7 +23,7 @@ from ablate.protocols import load_protocol
 from ablate.records import append_epoch_log, save_predictions
 from ablate.results import load, write_run_json
 from ablate.space import load_space
-from ablate.store import SQLStore
+from ablate.store import SQLStore, query
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, run_ablation
 from ablate.tune.progress import RunProgress
@@ -100,6 +100,8 @@ def test_two_runs_sharing_the_store_train_the_baselines_once(local_ray, tmp_path
     assert evidence[0] == evidence[1] and len(evidence[0]) > 600  # the filed per-image record came back too
     reused = json.loads((tmp_path / "results" / "second" / "records" / "baseline-ResNet50-s0.json").read_text())
     assert reused["reused_from"] == "first"
+    filed = query(tmp_path / "results" / "ablate.db", run="first")  # Tune's trials too, through its callback
+    assert sorted(filed["trial_id"]) == sorted(first.loc[first["status"] == "completed", "trial_id"])
     # another recipe (1 epoch) is another baseline
     run_ablation(_settings(tmp_path, "shorter", epochs=1, train_fn=trainer))
     assert _trained(marks, "relu-conv3x3-w0.25") == 2

@@ -219,3 +219,32 @@ def test_the_query_command_prints_a_table_or_csv_and_refuses_a_bad_filter_in_one
     assert "'relu' is not a filter: write COLUMN=VALUE" in capsys.readouterr().err
     assert cli.main(["query", "--store", str(tmp_path / "none.db")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_process_killed_mid_filing_leaves_nothing_half_filed_and_no_lock(tmp_path):
+    """A filing is one transaction: a process SIGKILLed inside it (the model's row written, its use not yet, the
+    write lock held) leaves the store as it was, readable and writable at once."""
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'ablate.db'}"
+    runs = RunLink(SQLStore(url), "/runs/a", CONTEXT)
+    key = runs.key("net-a", 0)
+    script = f"""
+import sys, time
+import sqlalchemy as sa
+from ablate.store import SQLStore
+from ablate.store._sql import models
+store = SQLStore({url!r})
+with store._engine.begin() as conn:
+    conn.execute(store._insert(models).values(key={key!r}, row="{{}}", context="{{}}"))
+    print("inside", flush=True)
+    time.sleep(120)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "inside"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert runs.find("net-a", 0) is None  # nothing of the killed filing
+    assert runs.file(outcome("ablation-x-s0")) and runs.find("net-a", 0).outcome == outcome("ablation-x-s0")

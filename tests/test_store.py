@@ -248,3 +248,24 @@ with store._engine.begin() as conn:
         proc.wait(30)
     assert runs.find("net-a", 0) is None  # nothing of the killed filing
     assert runs.file(outcome("ablation-x-s0")) and runs.find("net-a", 0).outcome == outcome("ablation-x-s0")
+
+
+def test_a_runs_tables_exported_from_the_store_are_its_records_tables(tmp_path):
+    from ablate.results import load, load_curves
+    from ablate.store import export_run
+    from ablate.tune.record import RunRecord
+
+    run_dir = tmp_path / "results" / "run"
+    runs = link(tmp_path / "results" / "ablate.db", "run")
+    record = RunRecord(run_dir, runs)
+    for seed, top1 in ((0, 60.0), (1, 64.0)):
+        record.file(outcome(f"ablation-relu-dwconv-w0.5-s{seed}", seed=seed, top1=top1))
+        record.file(outcome(f"ablation-multiply-dwconv-w0.5-s{seed}", "multiply-dwconv-w0.5", seed, top1 + 3,
+                            network="net-m"))
+    record.write()
+    export_run(runs.store, runs.run, tmp_path / "exported")
+    for read in (load, lambda f: load(f, predictions=True), lambda f: load(f, summary=True), load_curves):
+        ours, theirs = (read(f) for f in (run_dir, tmp_path / "exported"))
+        key = [c for c in ("trial_id", "name", "split", "image", "epoch") if c in ours]
+        pd.testing.assert_frame_equal(ours.sort_values(key).reset_index(drop=True),
+                                      theirs.sort_values(key).reset_index(drop=True))

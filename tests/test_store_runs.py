@@ -149,3 +149,25 @@ def test_a_wait_ends_with_the_filing_or_when_the_claim_goes_without_one(tmp_path
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert store.claim(other, Owner("/runs/c", pid=int(dead.stdout)))
     assert wait_for_model(store, other, 0.05) is None and store.claim(other, holder)  # a dead holder's is stale
+
+
+def test_a_drivers_heartbeat_keeps_its_claims_fresh_and_stops_once_it_holds_none(tmp_path):
+    import sqlalchemy as sa
+
+    from ablate.tune.claims import Heartbeat
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'ablate.db'}")
+    owner = Owner("/runs/a")
+    assert store.claim("k", owner)
+    with sa.create_engine(store._url).begin() as conn:  # as if the claim had not been renewed for an hour
+        conn.execute(sa.text("update ablate_claims set heartbeat = :t"), {"t": time.time() - 3600})
+    assert store.holder("k").stale(lease_s=600)
+    beat = Heartbeat(store, owner, every_s=0.05)
+    beat.start()
+    deadline = time.time() + 10
+    while store.holder("k").stale(lease_s=600) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not store.holder("k").stale(lease_s=600)  # renewed
+    store.release("k", owner)
+    beat._thread.join(10)
+    assert not beat._thread.is_alive()  # nothing left to renew: the thread ended by itself

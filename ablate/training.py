@@ -23,6 +23,7 @@ from torch import nn
 
 from ablate.core.errors import UsageError
 from ablate.core.files import write_atomic
+from ablate.core.schema import COMPLETED, FAILED
 from ablate.data import DatasetSplits, check_data, default_device, load_protocol_data
 from ablate.models import BlockConfig, build_model
 from ablate.protocols import OPTIMIZERS, Protocol, enabled, load_protocol, lr_factor
@@ -338,7 +339,7 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
             metrics, evidence = run_epoch(run, step_fn, forward, protocol, data, device,
                                           final=run.epoch + 1 == protocol.epochs)
             if not math.isfinite(metrics["train_loss"]):
-                return result("failed", f"non-finite loss at epoch {run.epoch + 1}")
+                return result(FAILED, f"non-finite loss at epoch {run.epoch + 1}")
             run.epoch += 1
             if evidence:
                 correct = evidence
@@ -351,7 +352,7 @@ def train(config: BlockConfig | str, protocol: Protocol | str = "digits", *, rep
                 append_epoch_log(directory, metrics)
             if report is not None:
                 report(metrics)
-        return result("completed", test_top1=run.history[-1]["test_top1"], correct=correct)
+        return result(COMPLETED, test_top1=run.history[-1]["test_top1"], correct=correct)
 
 
 __all__ = ["EPOCH_LOG_NAME", "PREDICTIONS_NAME", "TrainResult", "load_protocol_data", "read_epoch_log",

@@ -147,8 +147,10 @@ def stages(model: str, path: str, heavy: list[str], run_dir: str, local: bool) -
 
         if local:
             jobs.node_id = lambda: "local"
-        kind = "baseline" if model in BASELINES else "candidate"
-        outcome = jobs.train_job(jobs.Job(kind, model, block, settings.seed, "design"), settings)
+        from ablate.core.schema import Kind, Phase
+
+        kind = Kind.BASELINE if model in BASELINES else Kind.CANDIDATE
+        outcome = jobs.train_job(jobs.Job(kind, model, block, settings.seed, Phase.DESIGN), settings)
         status = outcome["row"]["status"]
     else:
         reported: list[dict[str, Any]] = []

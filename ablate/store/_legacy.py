@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ablate.core.errors import UsageError
 from ablate.core.files import read_json
+from ablate.core.schema import COMPLETED
 from ablate.store._base import BaseStore, Filing, Use
 
 LEGACY_FOLDER = Path(".cache") / "baselines"
@@ -36,7 +37,7 @@ def import_cache(store: BaseStore, results: Path) -> int:
         except UsageError:
             continue
         row = outcome.get("row") if isinstance(outcome, dict) else None
-        if not isinstance(row, dict) or row.get("status") != "completed":
+        if not isinstance(row, dict) or row.get("status") != COMPLETED:
             continue
         key = f"legacy-{path.stem}"[:40]
         store.file(Filing(key, {"legacy_cache": path.stem}, outcome, str(cache)),

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.core.schema import COMPLETED
 from ablate.store._base import BaseStore, Filing, Outcome, Use
 from ablate.store._keys import model_key
 
 REUSED_FROM = "reused_from"  # an outcome's key (and a table column) naming the run a reused model was trained in
-COMPLETED = "completed"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ablate.core.errors import error_summary
-from ablate.core.schema import COUNT_COLUMNS, SYMMETRY_COLUMNS
+from ablate.core.schema import CANDIDATE, COMPLETED, COUNT_COLUMNS, SYMMETRY_COLUMNS
 from ablate.models import BlockConfig
 from ablate.models.fingerprint import network_fingerprint
 from ablate.records import read_epoch_log, read_predictions
@@ -39,7 +39,7 @@ def training_row(*, kind: str, trial_id: str, name: str, block: BlockConfig, set
         "status": status, "reason": reason, "epochs": int(last.get("epoch", 0)),
         "val_top1": last.get("val_top1", math.nan), "val_top5": last.get("val_top5", math.nan),
         "val_loss": last.get("val_loss", math.nan),
-        "test_top1": last.get("test_top1", math.nan) if status == "completed" else math.nan,
+        "test_top1": last.get("test_top1", math.nan) if status == COMPLETED else math.nan,
         "train_seconds": float(sum(e.get("epoch_seconds", 0.0) for e in history)),
         "seed": settings.seed if seed is None else seed, "phase": phase,
     }
@@ -74,10 +74,10 @@ def candidate_outcome(settings: RunSettings, config: dict[str, Any], metrics: di
     status = classify("ERROR" if error else "TERMINATED", {**metrics, "epoch": epoch}, settings.protocol.epochs)
     reason = (error if isinstance(error, str) else error_summary(error)) if error else metrics.get("reason", "")
     measured = {k: metrics[k] for k in (*COUNT_COLUMNS, TRIAL_LATENCY, *SYMMETRY_COLUMNS, "node") if k in metrics}
-    row = training_row(kind="candidate", trial_id=trial_id, name=str(block), block=block, settings=settings,
+    row = training_row(kind=CANDIDATE, trial_id=trial_id, name=str(block), block=block, settings=settings,
                        status=status, phase=config.get(PHASE, "search"), reason=reason, history=history,
                        measured=measured)
-    return outcome_of(row, history, read_predictions(settings.state_dir(block)) if status == "completed" else {})
+    return outcome_of(row, history, read_predictions(settings.state_dir(block)) if status == COMPLETED else {})
 
 
 def run_meta(settings: RunSettings, **extra: Any) -> dict[str, Any]:

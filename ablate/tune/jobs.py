@@ -16,7 +16,7 @@ import ray
 from ablate.analysis.selection import selection_key
 from ablate.core.errors import error_summary
 from ablate.core.files import find_disk_full
-from ablate.core.schema import ABLATION, CANDIDATE, COMPLETED, CONFIRM, DESIGN, SELECTION_PHASES
+from ablate.core.schema import ABLATION, BASELINE, CANDIDATE, COMPLETED, CONFIRM, DESIGN, FAILED, SELECTION_PHASES
 from ablate.models import BASELINE_BY_TIMM_NAME, BASELINES, BlockConfig
 from ablate.models.fingerprint import network_fingerprint
 from ablate.store import REUSED_FROM, Filing, Owner, RunLink, model_key
@@ -43,17 +43,17 @@ class Job:
 
     @property
     def trial_id(self) -> str:
-        return f"{'baseline' if self.kind == 'baseline' else self.phase}-{self.name}-s{self.seed}"
+        return f"{BASELINE if self.kind == BASELINE else self.phase}-{self.name}-s{self.seed}"
 
     @property
     def label(self) -> str:
         """What the job trains, as Ray's dashboard lists the task: ``baseline ResNet50 s2``, ``confirm
         multiply-twist-w4 s3``, ``ablation relu-dwconv-w2 s1``."""
-        return f"{'baseline' if self.kind == 'baseline' else self.phase} {self.name} s{self.seed}"
+        return f"{BASELINE if self.kind == BASELINE else self.phase} {self.name} s{self.seed}"
 
     @property
     def folder(self) -> str:
-        return "baselines" if self.kind == "baseline" else "trials"
+        return "baselines" if self.kind == BASELINE else "trials"
 
 
 def baseline_jobs(settings: RunSettings) -> list[Job]:
@@ -62,7 +62,7 @@ def baseline_jobs(settings: RunSettings) -> list[Job]:
     in an ablation, under each of its seeds."""
     def phase(seed: int) -> str:
         return ABLATION if settings.ablation else DESIGN if seed == settings.seed else CONFIRM
-    return [Job("baseline", b.name, b.block, seed, phase(seed))
+    return [Job(BASELINE, b.name, b.block, seed, phase(seed))
             for b in (BASELINE_BY_TIMM_NAME[t] for t in settings.space.baselines) for seed in settings.training_seeds]
 
 
@@ -150,7 +150,7 @@ def train_job(job: Job, settings: RunSettings, link: RunLink | None = None) -> O
     measured = {**cost_columns(job.block, settings, data, device), "node": node_id()}
     state_dir = settings.state_dir(job.block, job.seed, job.folder)
     result = settings.train_fn(job.block, protocol, checkpoint_dir=state_dir, seed=job.seed, data=data, device=device)
-    if result.status == "completed":
+    if result.status == COMPLETED:
         measured.update(symmetry_of(result.model, data))
     row = job_row(job, settings, status=result.status, reason=result.reason, history=result.history, measured=measured)
     outcome = outcome_of(row, result.history, result.correct)
@@ -274,7 +274,7 @@ class JobRunner:
             try:
                 outcome = ray.get(self.pending.pop(job))
             except Exception as err:  # a crashed job is a row with its reason, not a crashed run
-                unfiled = filed is None or filed["row"]["status"] != "completed"  # or it died after filing
+                unfiled = filed is None or filed["row"]["status"] != COMPLETED  # or it died after filing
                 death = worker_death(err)
                 if unfiled and death is not None:
                     lost = lost or WorkerLost(job.trial_id, death, self.settings.max_failures + 1)
@@ -283,7 +283,7 @@ class JobRunner:
                 if full is not None:  # not the model's failure either: stop in one line, --resume trains it on
                     lost = lost or full
                     continue
-                outcome = outcome_of(job_row(job, self.settings, status="failed", reason=error_summary(err)), [],
+                outcome = outcome_of(job_row(job, self.settings, status=FAILED, reason=error_summary(err)), [],
                                      {}) if unfiled else filed
             self.record.file(outcome)  # again where the worker filed it: the store keeps its first filing
             self.results[job] = outcome

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 import torch
 
-from ablate.core.schema import COUNT_COLUMNS
+from ablate.core.schema import COMPLETED, COUNT_COLUMNS, Status
 from ablate.costs import measure
 from ablate.data import DatasetSplits, default_device, load_protocol_data
 from ablate.models import BlockConfig, build_model
@@ -114,7 +114,7 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
     state_dir = settings.state_dir(block)
     earlier = [[int(e["epoch"]), float(e["val_top1"])] for e in read_epoch_log(state_dir)]  # a resumed trial's past
     constant = {"block": str(block), "phase": config.get("phase", "search"), "seed": settings.seed, "node": node_id(),
-                EARLIER_EPOCHS: earlier, **costs, "status": "running", "reason": ""}
+                EARLIER_EPOCHS: earlier, **costs, "status": Status.RUNNING, "reason": ""}
 
     def report(metrics: dict[str, Any]) -> None:
         if metrics["epoch"] < protocol.epochs:  # the last epoch is reported below, with the trained model's columns
@@ -122,7 +122,7 @@ def candidate_trainable(config: dict[str, Any], settings: RunSettings) -> None:
 
     result = settings.train_fn(block, protocol, report=report, checkpoint_dir=state_dir, seed=settings.seed,
                                data=data, device=device)
-    if result.status == "completed":  # also when it had finished before a killed driver's trial was restored
+    if result.status == COMPLETED:  # also when it had finished before a killed driver's trial was restored
         tune.report({**result.history[-1], **constant, **symmetry_of(result.model, data)})
     else:  # val_top1 stays in the result: Tune checks every result has its metric
         tune.report({**constant, "status": result.status, "reason": result.reason, "epoch": result.epochs,

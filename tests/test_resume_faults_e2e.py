@@ -133,35 +133,3 @@ def test_a_full_disk_is_one_line_exit_2_and_the_resume_loses_nothing(tmp_path):
     got = load(kept / "full").sort_values(["phase", "config", "seed"])[columns]
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expect.reset_index(drop=True))
     assert (got["status"] == "completed").all() and (got["phase"] == "confirm").sum() == 1
-
-
-@pytest.mark.timeout(600)
-def test_two_runs_sharing_a_fresh_cache_train_a_baseline_once(local_ray, tmp_path, capsys):
-    """Run A claims the baseline and trains it; run B, started while A trains, waits for A's cache entry (a Ray
-    task with no CPU) and files it without training: B's baseline folder never gets a checkpoint."""
-    from ablate.tune.claims import claim_file
-    from ablate.tune.jobs import JobRunner, baseline_jobs
-
-    path = tmp_path / "with-baseline.yaml"
-    path.write_text(tiny_space_text("tiny", baselines="resnet50"))
-    cache = tmp_path / "results" / ".cache" / "baselines"
-    runners, jobs = [], []
-    for name in ("a", "b"):
-        settings = tiny_settings(tmp_path, name, space=load_space(path))
-        settings.run_dir.mkdir(parents=True)
-        runners.append(JobRunner(settings, cache, {"train": 1}))
-        jobs.append(baseline_jobs(settings))
-    a, b = runners
-    a.submit(jobs[0], {"cpu": 1, "gpu": 0})
-    entry = a._cache_file(jobs[0][0])
-    assert claim_file(entry).is_file() and not entry.exists()
-    b.submit(jobs[1], {"cpu": 1, "gpu": 0})
-    assert b.waiting == set(jobs[1]) and "another run is training it" in capsys.readouterr().out
-    a.collect(wait=True)
-    assert entry.is_file() and not claim_file(entry).exists()  # written, then released
-    b.collect(wait=True)
-    assert not b.waiting and not b.pending and "taken from the cache" in capsys.readouterr().out
-    ours, theirs = (r.record.outcomes()[jobs[0][0].trial_id] for r in runners)
-    assert ours == theirs and ours["row"]["status"] == "completed"
-    assert not list((tmp_path / "results" / "b").rglob("checkpoint.pt"))  # B trained nothing
-    assert list((tmp_path / "results" / "a").rglob("checkpoint.pt"))

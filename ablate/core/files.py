@@ -55,6 +55,18 @@ def disk_full(folder: Path, needed: int, free: int | None = None) -> DiskFull:
                     "is lost")
 
 
+def check_room(folder: Path, needed: int = MIN_FREE) -> None:
+    """Raise :class:`DiskFull` before a write into ``folder`` when its disk has less than ``needed`` bytes free: a
+    database that runs out of space midway leaves the space that is left to nobody (Tune's state, the tables).
+
+    Raises:
+        DiskFull: ``folder``'s disk has less than ``needed`` bytes free.
+    """
+    free = _free(folder)
+    if free < needed:
+        raise disk_full(folder, needed, free)
+
+
 def _free(folder: Path) -> int:
     """Bytes free on the disk of ``folder`` (or of its nearest existing parent); unknown: as good as unlimited."""
     folder = Path(folder).absolute()

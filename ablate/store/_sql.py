@@ -29,6 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ablate.core.errors import UsageError
+from ablate.core.files import MIN_FREE, check_room, disk_full
 from ablate.core.registry import lookup
 from ablate.store._base import BaseStore, Filing, Outcome, Owner, Use
 
@@ -194,6 +195,8 @@ class SQLStore(BaseStore):
 
     def _error(self, err: sa.exc.DBAPIError) -> UsageError:
         problem = _problem(err)
+        if self._path is not None and "disk is full" in problem:  # SQLITE_FULL: the disk, not the store
+            return disk_full(self._path.parent, MIN_FREE)
         if self._path is not None and any(s in problem for s in ("not a database", "malformed", "disk image")):
             return UsageError(f"{self._path} is not a readable store ({problem}): move it aside (mv {self._path} "
                               f"{self._path}.damaged) and run again; every run folder keeps its models in records/")
@@ -277,6 +280,8 @@ class SQLStore(BaseStore):
                      row=_json(row), curves=_json(filing.outcome.get("curves") or []),
                      predictions=_json(filing.outcome.get("predictions") or {}), trained_in=filing.trained_in,
                      filed_at=time.time())
+        if self._path is not None:
+            check_room(self._path.parent)  # a filing that fills the disk midway takes what Tune's state needs
         with self._guard(), self._engine.begin() as conn:
             filed = conn.execute(self._insert(models).values(**model).on_conflict_do_nothing()
                                  .returning(models.c.key)).first() is not None  # (rowcount: -1 with psycopg)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from ray import tune
 from tqdm import tqdm
 
-from ablate.core.errors import traceback_summary
+from ablate.core.errors import AblateError, traceback_summary
 from ablate.core.files import find_disk_full
 from ablate.core.formatting import compact_duration
 from ablate.core.schema import FINAL_STATUSES, STATUSES, Status
@@ -125,9 +125,10 @@ class RunProgress(tune.Callback):
         self.started, self.last_print, self.last_poll, self.printed_done = time.time(), 0.0, 0.0, -1
         self.bar: tqdm | None = None
         self.best = self.record.best()  # an interrupted session's candidates count
+        self.stopping: AblateError | None = None  # raised at the step's end (see _ended)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "bar": None}
+        return {**self.__dict__, "bar": None, "stopping": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update({"job_configs": {}, "jobs_open": [], "eta": Eta({}, 1), **state})  # older pickles too
@@ -154,6 +155,8 @@ class RunProgress(tune.Callback):
             raise full
 
     def on_step_end(self, iteration, trials, **info):
+        if self.stopping is not None:
+            raise self.stopping
         now = time.monotonic()
         if now - self.last_poll >= POLL_EVERY_S:  # baselines file themselves: rewrite the tables when one has
             self.last_poll = now
@@ -172,10 +175,13 @@ class RunProgress(tune.Callback):
         if trial.config:
             metrics = self.seen.get(trial.trial_id) or trial.last_result or {}
             outcome = candidate_outcome(self.settings, trial.config, metrics, trial.trial_id, error)
-            self.record.file(outcome)
-            self.eta.ended(trial.trial_id, outcome["row"].get("config"), outcome["row"])
-            self._say_uncounted(outcome["row"])
-            self.best = self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
+            try:
+                self.record.file(outcome)
+                self.eta.ended(trial.trial_id, outcome["row"].get("config"), outcome["row"])
+                self._say_uncounted(outcome["row"])
+                self.best = self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
+            except AblateError as err:  # raised in Tune's hook, it would come with Tune's traceback: stop at the
+                self.stopping = self.stopping or err  # step's end instead, in its one line (a full disk, a store)
         self.show(trials)
 
     def _say_uncounted(self, row: dict[str, Any]) -> None:

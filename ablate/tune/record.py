@@ -88,6 +88,14 @@ class RunRecord:
         if self.link is not None:
             self.link.file(outcome)
 
+    def refile(self) -> None:
+        """File every completed model of the record into the store again: a resumed run's store then holds what a
+        stopped session filed here but could not file there (a full disk, a store unreachable); a model the store
+        holds already stays as it is."""
+        if self.link is not None:
+            for outcome in self.outcomes().values():
+                self.link.file(outcome)
+
     def outcomes(self) -> dict[str, Outcome]:
         """Every filed outcome by trial id (files unchanged since the last call are not read again)."""
         return {trial_id: filed.outcome for trial_id, filed in self._entries().items()}

@@ -330,6 +330,8 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
                                      workers=workers, store_context=link.context))
     link.store.register_run(link.run, run_dir.name, read_run_json(run_dir))
     import_cache(link.store, run_dir.parent)  # the baseline cache that came before the store, filed once
+    if resume:
+        RunRecord(run_dir, link).refile()  # what the stopped session filed in records/ but not in the store
     jobs = JobRunner(settings, link)
     jobs.submit(longest_first(baseline_jobs(settings) + ablation_jobs(settings, run_design(settings)[1]),
                               plan.get("seconds") or {}), resources)

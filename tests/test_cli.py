@@ -140,7 +140,7 @@ def test_the_run_flags_alone_are_the_run_command(capsys, results_dir):
     assert cli.main(["run", "--sampler", "bayes"], prog="python run_ablation.py") == 2
     assert "(see python run_ablation.py run --help)" in capsys.readouterr().err
     assert cli.main(["repot", "x"], prog="python run_ablation.py") == 2
-    assert "invalid choice: 'repot' (choose from 'run', 'plan', 'report', 'status', 'compare', 'costs')" in \
+    assert "invalid choice: 'repot' (choose from 'run', 'plan', 'report', 'status', 'compare', 'costs', 'query')" in \
         capsys.readouterr().err
 
 

@@ -391,31 +391,3 @@ def test_a_run_joining_a_cluster_leaves_the_memory_check_to_the_nodes(tiny, monk
     with pytest.raises(UsageError, match="too big"):
         run._with_data(tiny)
     assert run._with_data(dataclasses.replace(tiny, address="auto"))[1]["test"] > 0
-
-
-# --- runs sharing the baseline cache -----------------------------------------------------------------------------
-
-def test_a_claimed_baseline_is_waited_for_and_a_released_claim_is_taken_over(tmp_path):
-    import threading
-
-    from ablate.tune.claims import claim, claim_file, release, wait_for_entry
-
-    entry = tmp_path / "cache" / "abc.json"
-    assert claim(entry) and not claim(entry)  # a live claim (this very process) is not taken twice
-    got = {}
-    waiter = threading.Thread(target=lambda: got.update(entry=wait_for_entry(entry, lambda o: "row" in o, 0.05)))
-    waiter.start()
-    time.sleep(0.3)
-    assert waiter.is_alive()  # still waiting: no entry, the claim is held
-    write_json(entry, {"row": {"trial_id": "baseline-ResNet50-s0"}})
-    release(entry)
-    waiter.join(10)
-    assert got["entry"] == {"row": {"trial_id": "baseline-ResNet50-s0"}} and not claim_file(entry).exists()
-
-    other = tmp_path / "cache" / "def.json"
-    assert claim(other)
-    release(other)  # released on failure, with no entry: the waiter hands the training back
-    assert wait_for_entry(other, lambda o: True, 0.05) is None
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    claim_file(other).write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout)}))
-    assert wait_for_entry(other, lambda o: True, 0.05) is None and claim(other)  # a dead driver's claim is stale

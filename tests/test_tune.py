@@ -25,6 +25,7 @@ from ablate.core.pareto import pareto_mask
 from ablate.protocols import load_protocol
 from ablate.results import load
 from ablate.space import load_space, parse_objectives
+from ablate.store import open_store
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, make_storage, run_ablation
 
@@ -84,7 +85,7 @@ def test_end_to_end_on_a_tiny_budget(local_ray, tmp_path, capsys):
     assert len([t for t in study_of(run_dir).trials if t.state == TrialState.COMPLETE]) == 4
     assert "[ablate] trials 4/4 done" in capsys.readouterr().out
     assert len(outcome.table) == len(table)
-    assert len(list((tmp_path / "results" / ".cache" / "baselines").glob("*.json"))) == 3
+    assert len(open_store(tmp_path / "results" / "ablate.db").uses({"kind": ["baseline"]})) == 3  # in the store
     # QLNet's continuous symmetry, measured on the trained weights: radial blocks keep their logits, ReLU ones do not
     assert set(completed["nonlinearity"]) == {"relu", "multiply", "hardball"}  # a balanced design has each
     assert (completed["symmetric"] == (completed["nonlinearity"] != "relu")).all(), completed[["name", "symmetry_gap"]]
@@ -117,8 +118,8 @@ def test_failing_trials_and_a_crashed_baseline_are_rows_with_their_reason(local_
     assert table.loc["R50-hybrid", "status"] == "failed"
     assert table.loc["R50-hybrid", "reason"] == "RuntimeError: injected crash in relu-hybrid-w0.25"
     assert (table.loc[["ResNet50", "R50-max"], "status"] == "completed").all()
-    cached = [p.read_text() for p in (results / ".cache" / "baselines").glob("*.json")]
-    assert len(cached) == 2 and not any("R50-hybrid" in text for text in cached)  # a failure is never cached
+    stored = {use["row"]["name"] for use in open_store(results / "ablate.db").uses({"kind": ["baseline"]})}
+    assert stored == {"ResNet50", "R50-max"}  # a failure is never stored
     study = study_of(results / "failing")
     states = sorted(t.state.name for t in study.trials if not t.user_attrs.get("duplicate"))
     assert states == ["COMPLETE"] * 2 + ["FAIL"] * 4

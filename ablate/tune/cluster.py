@@ -75,7 +75,10 @@ class RayInternals:
     gcs_client: Any  # None likewise: no instant probe, Ray's own retries decide
 
     def refresh_config(self) -> None:
-        if self.config is not None:
+        """Make Ray re-read its auth settings — never under a live connection of this process (a notebook's
+        ``ray.init()``, a test session's local Ray): its new workers would then present another token and be
+        refused (InvalidAuthToken)."""
+        if self.config is not None and not ray.is_initialized():
             self.config.initialize("")
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from cifar_files import RED_STEP, dump_py2, write_cifar10, write_cifar100, write_imagefolder
+from conftest import run_cli, tiny_space_text
 
 from ablate import cli
 from ablate.data import load_dataset
@@ -290,19 +289,30 @@ def test_wrong_data_dir_is_one_line(capsys, tmp_path, monkeypatch, case, protoco
 
 # ---- end to end from the command line, on CPU ----------------------------------------------------------------------
 
-def run_command(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-    env = {**os.environ, "ABLATE_RESULTS_DIR": str(tmp_path / "results")}
+def run_command(capsys, monkeypatch, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """The command line in this process, on the session's local Ray (a run's own start-up proves nothing here):
+    exit code, stdout, stderr; how long it took is printed (shown with -s)."""
+    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "results"))
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, str(REPO / "run_ablation.py"), *args, "--name", "run", "--no-dashboard"],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400, start_new_session=True)
-    return out, time.perf_counter() - start
+    code, out, err = run_cli(capsys, *args, "--name", "run", "--no-dashboard")
+    print(f"end to end: {time.perf_counter() - start:.0f} s")
+    return code, out, err
 
 
-def check_run(out: subprocess.CompletedProcess, run: Path, dataset: str, splits: dict[str, int]) -> None:
+def tiny_space(tmp_path: Path) -> str:
+    """The tests' tiny space (cifar-tiny macro) without baselines, as a file: a run that reads the data end to end
+    and trains one small model, where what is proved is the data's path through Tune and the report."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny_space_text("tiny", baselines=""))
+    return str(path)
+
+
+def check_run(done: tuple[int, str, str], run: Path, dataset: str, splits: dict[str, int]) -> None:
     """Exit 0, the fallback line once, every model completed on the splits read, the report written."""
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    fallback = [line for line in out.stdout.splitlines() if line.startswith(FALLBACK)]
-    assert len(fallback) == 1 and all(name in fallback[0] for name in CUDA_ONLY.values()), out.stdout[-3000:]
+    code, out, err = done
+    assert code == 0, out[-3000:] + err[-3000:]
+    fallback = [line for line in out.splitlines() if line.startswith(FALLBACK)]
+    assert len(fallback) == 1 and all(name in fallback[0] for name in CUDA_ONLY.values()), out[-3000:]
     meta = json.loads((run / "run.json").read_text())
     assert meta["protocol"]["dataset"] == dataset and meta["data"] == splits
     trials = pd.read_parquet(run / "trials.parquet")
@@ -314,48 +324,46 @@ def check_run(out: subprocess.CompletedProcess, run: Path, dataset: str, splits:
     assert (run / "report.md").stat().st_size > 0 and (run / "report.html").stat().st_size > 0
 
 
-# The runs below train qlblock's `cifar` macro, which a 2-core CPU trains at ~8-25 images/s (fp32, eager): 100
-# images per CIFAR batch and the smallest design (one balanced config and the three baselines, one epoch, no
-# confirmation) keep each run near 2 minutes. The ablation design itself (8 configs and 3 baselines x at least 2
-# seeds = 22 trainings) took over 6 minutes before its first training ended.
-E2E_PER_BATCH, E2E_TEST = 100, 100
+# README's run below trains qlblock's `cifar` macro, which a 2-core CPU trains at ~8-25 images/s (fp32, eager): 40
+# images per CIFAR batch (200 to train on, 50 to test) and the smallest design (one balanced config and the three
+# baselines, one epoch, no confirmation) keep it near a minute and a half. The ablation design itself (8 configs and 3 baselines x at least 2 seeds = 22
+# trainings) took over 6 minutes before its first training ended. The CIFAR-100 and ImageFolder runs prove the
+# format's path from the files through Tune's workers to the report: one cifar-tiny model each, no baselines.
+E2E_PER_BATCH, E2E_TEST = 40, 50
 SMALL = ("--epochs", "1", "--design", "balanced", "--trials", "1", "--confirm", "0")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_cifar10_fast_end_to_end_on_cpu(tmp_path):
+def test_cifar10_fast_end_to_end_on_cpu(local_ray, capsys, monkeypatch, tmp_path):
     """``run_ablation.py --space qlblock --protocol cifar10-fast --data-dir …`` on real-format CIFAR-10 files,
     through Tune and the report."""
     write_cifar10(tmp_path / "data", E2E_PER_BATCH, E2E_TEST)
-    out, seconds = run_command(tmp_path, "--space", "qlblock", "--protocol", "cifar10-fast", "--data-dir",
-                               str(tmp_path / "data"), *SMALL)
-    print(f"cifar10-fast end to end: {seconds:.0f} s")
-    check_run(out, tmp_path / "results" / "run", "cifar10", {"train": 450, "val": 50, "test": 100})
+    done = run_command(capsys, monkeypatch, tmp_path, "--space", "qlblock", "--protocol", "cifar10-fast",
+                       "--data-dir", tmp_path / "data", *SMALL)
+    check_run(done, tmp_path / "results" / "run", "cifar10", {"train": 180, "val": 20, "test": 50})
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_cifar100_end_to_end_on_cpu(tmp_path):
-    """qlblock under cifar10-fast's recipe on real-format CIFAR-100 files: one balanced config and the baselines, 1
-    epoch, through Tune and the report."""
+def test_cifar100_end_to_end_on_cpu(local_ray, capsys, monkeypatch, tmp_path):
+    """cifar10-fast's recipe on real-format CIFAR-100 files: one balanced config of the tiny space, 1 epoch, through
+    Tune and the report."""
     write_cifar100(tmp_path / "data", train=5 * E2E_PER_BATCH, test=E2E_TEST)
-    out, seconds = run_command(tmp_path, "--space", "qlblock", "--protocol", str(fast_protocol(tmp_path, "cifar100")),
-                               "--data-dir", str(tmp_path / "data"), *SMALL)
-    print(f"cifar100 end to end: {seconds:.0f} s")
-    check_run(out, tmp_path / "results" / "run", "cifar100", {"train": 450, "val": 50, "test": 100})
+    done = run_command(capsys, monkeypatch, tmp_path, "--space", tiny_space(tmp_path), "--protocol",
+                       fast_protocol(tmp_path, "cifar100"), "--data-dir", tmp_path / "data", *SMALL)
+    check_run(done, tmp_path / "results" / "run", "cifar100", {"train": 180, "val": 20, "test": 50})
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_imagefolder_end_to_end_on_cpu(tmp_path):
-    """qlblock under cifar10-fast's recipe at 32² on an ImageFolder tree (timm's transforms, DataLoader workers):
-    one balanced config and the baselines, 1 epoch, through Tune and the report."""
+def test_imagefolder_end_to_end_on_cpu(local_ray, capsys, monkeypatch, tmp_path):
+    """cifar10-fast's recipe at 32² on an ImageFolder tree (timm's transforms, DataLoader workers): one balanced
+    config of the tiny space, 1 epoch, through Tune and the report."""
     write_imagefolder(tmp_path / "data", classes=4, train_per_class=100, val_per_class=25)
-    out, seconds = run_command(tmp_path, "--space", "qlblock", "--protocol",
-                               str(fast_protocol(tmp_path, "imagefolder")), "--data-dir", str(tmp_path / "data"),
-                               *SMALL)
-    print(f"imagefolder end to end: {seconds:.0f} s")
-    check_run(out, tmp_path / "results" / "run", "imagefolder", {"train": 360, "val": 40, "test": 100})
+    done = run_command(capsys, monkeypatch, tmp_path, "--space", tiny_space(tmp_path), "--protocol",
+                       fast_protocol(tmp_path, "imagefolder"), "--data-dir", tmp_path / "data", *SMALL)
+    check_run(done, tmp_path / "results" / "run", "imagefolder", {"train": 360, "val": 40, "test": 100})
 
 
 def test_epochs_flag_keeps_the_schedule_shape():

@@ -17,13 +17,11 @@ import pytest
 import ray.cloudpickle
 from conftest import tiny_space_text
 
-from ablate.core.errors import UsageError
 from ablate.monitor import status_lines
 from ablate.protocols import load_protocol
 from ablate.records import append_epoch_log, save_predictions
 from ablate.results import load, write_run_json
 from ablate.space import load_space
-from ablate.store import SQLStore, query
 from ablate.training import read_epoch_log, train
 from ablate.tune import RunSettings, run_ablation
 from ablate.tune.progress import RunProgress
@@ -74,49 +72,6 @@ def _settings(tmp_path, run: str, epochs: int = EPOCHS, **kw) -> RunSettings:
 
 def _trained(marks: Path, block: str) -> int:
     return len(list(marks.glob(f"{block}-s*")))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(420)
-def test_two_runs_sharing_the_store_train_the_baselines_once(local_ray, tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    trainer = CountingTrainer(str(marks))
-    first = run_ablation(_settings(tmp_path, "first", train_fn=trainer)).table
-    assert _trained(marks, "relu-conv3x3-w0.25") == 1 and _trained(marks, "relu-maxpool-w0.5") + \
-        _trained(marks, "relu-dwconv-w0.5") + _trained(marks, "multiply-maxpool-w0.5") >= 1
-    first_dir = tmp_path / "results" / "first"  # the record: one file per trained model, the tables a view of it
-    assert sorted(p.stem for p in (first_dir / "records").glob("*.json")) == sorted(first["trial_id"])
-    (first_dir / "trials.parquet").unlink()
-    RunRecord(first_dir).write()
-    pd.testing.assert_frame_equal(load(first_dir), first)
-    second = run_ablation(_settings(tmp_path, "second", train_fn=trainer)).table
-    assert _trained(marks, "relu-conv3x3-w0.25") == 1  # reused from the store, not trained again
-    columns = ["name", "seed", "val_top1", "test_top1", "epochs"]
-    base = [t[t["kind"] == "baseline"][columns].reset_index(drop=True) for t in (first, second)]
-    pd.testing.assert_frame_equal(base[0], base[1])
-    evidence = [load(t, predictions=True).query("kind == 'baseline'")["correct"].tolist()
-                for t in (tmp_path / "results" / "first", tmp_path / "results" / "second")]
-    assert evidence[0] == evidence[1] and len(evidence[0]) > 600  # the filed per-image record came back too
-    reused = json.loads((tmp_path / "results" / "second" / "records" / "baseline-ResNet50-s0.json").read_text())
-    assert reused["reused_from"] == "first"
-    filed = query(tmp_path / "results" / "ablate.db", run="first")  # Tune's trials too, through its callback
-    assert sorted(filed["trial_id"]) == sorted(first.loc[first["status"] == "completed", "trial_id"])
-    # another recipe (1 epoch) is another baseline
-    run_ablation(_settings(tmp_path, "shorter", epochs=1, train_fn=trainer))
-    assert _trained(marks, "relu-conv3x3-w0.25") == 2
-    # a store damaged on disk: one line naming it and the fix, before anything is trained; moved aside, a new one
-    store = tmp_path / "results" / "ablate.db"
-    SQLStore(f"sqlite:///{store}").close()  # this process's pooled connections would still see the file as it was
-    for suffix in ("-wal", "-shm"):
-        Path(f"{store}{suffix}").unlink(missing_ok=True)
-    store.write_bytes(b"\0garbage" * 512)
-    with pytest.raises(UsageError, match=r"ablate.db is not a readable store .* move it aside"):
-        run_ablation(_settings(tmp_path, "after-damage", epochs=1, train_fn=trainer))
-    assert _trained(marks, "relu-conv3x3-w0.25") == 2 and not (tmp_path / "results" / "after-damage").exists()
-    store.rename(f"{store}.damaged")
-    run_ablation(_settings(tmp_path, "after-damage", epochs=1, train_fn=trainer))
-    assert _trained(marks, "relu-conv3x3-w0.25") == 3
 
 
 @pytest.mark.slow

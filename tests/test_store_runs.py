@@ -20,6 +20,7 @@ import pytest
 import ray.cloudpickle
 from conftest import tiny_space_text
 
+from ablate.core.errors import UsageError
 from ablate.protocols import load_protocol
 from ablate.results import load
 from ablate.space import load_space
@@ -27,6 +28,7 @@ from ablate.store import Owner, SQLStore, lookup, query
 from ablate.training import train
 from ablate.tune import RunSettings, run_ablation
 from ablate.tune.claims import wait_for_model
+from ablate.tune.record import RunRecord
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
 NUMBERS = ["trial_id", "kind", "name", "config", "seed", "phase", "status", "epochs", "val_top1", "val_top5",
@@ -73,6 +75,9 @@ def test_a_second_identical_run_trains_nothing_and_its_tables_are_the_firsts(loc
                                   second.sort_values("trial_id")[NUMBERS].reset_index(drop=True))
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "second" / "records").glob("*.json")]
     assert len(records) == 10 and {r["reused_from"] for r in records} == {"first"}
+    (tmp_path / "results" / "second" / "trials.parquet").unlink()  # the tables are a view of the record
+    RunRecord(tmp_path / "results" / "second").write()
+    pd.testing.assert_frame_equal(load(tmp_path / "results" / "second"), second)
     evidence = [load(tmp_path / "results" / run, predictions=True).sort_values(["trial_id", "split", "image"])
                 ["correct"].tolist() for run in ("first", "second")]
     assert evidence[0] == evidence[1] and len(evidence[0]) > 600  # the per-image hits came back too
@@ -85,10 +90,24 @@ def test_a_second_identical_run_trains_nothing_and_its_tables_are_the_firsts(loc
     reference = first[first["config"] == "relu-dwconv-w0.5"]
     assert found.n == 2 and found.mean == pytest.approx(reference["test_top1"].mean())
     assert found.per_seed == pytest.approx(dict(zip(reference["seed"], reference["test_top1"])))
+    # one more seed: only its 5 models (4 configs and the baseline under seed 2) are trained
+    more = run_ablation(ablation(tmp_path, "more", train_fn=trainer, seeds=3)).table
+    assert len(list(marks.iterdir())) == trained + 5 and len(more) == 15
+    assert sum(p.name.rsplit("-", 1)[0].endswith("-s2") for p in marks.iterdir()) == 5
+    trained += 5
     # another recipe (2 epochs) is other models: trained
     run_ablation(ablation(tmp_path, "longer", train_fn=trainer, protocol=load_protocol("digits")
                           .with_overrides(epochs=2), seeds=2))
-    assert len(list(marks.iterdir())) == 2 * trained
+    assert len(list(marks.iterdir())) == trained + 10
+    # a store damaged on disk: one line naming it and the fix, before anything trains or any run folder is made
+    store = tmp_path / "results" / "ablate.db"
+    SQLStore(f"sqlite:///{store}").close()  # this process's pooled connections would still see the file as it was
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    store.write_bytes(b"\0garbage" * 512)
+    with pytest.raises(UsageError, match=r"ablate.db is not a readable store .* move it aside"):
+        run_ablation(ablation(tmp_path, "after-damage", train_fn=trainer))
+    assert len(list(marks.iterdir())) == trained + 10 and not (tmp_path / "results" / "after-damage").exists()
 
 
 @pytest.mark.slow

@@ -326,9 +326,10 @@ def check_run(done: tuple[int, str, str], run: Path, dataset: str, splits: dict[
 
 # README's run below trains qlblock's `cifar` macro, which a 2-core CPU trains at ~8-25 images/s (fp32, eager): 40
 # images per CIFAR batch (200 to train on, 50 to test) and the smallest design (one balanced config and the three
-# baselines, one epoch, no confirmation) keep it near a minute and a half. The ablation design itself (8 configs and 3 baselines x at least 2 seeds = 22
-# trainings) took over 6 minutes before its first training ended. The CIFAR-100 and ImageFolder runs prove the
-# format's path from the files through Tune's workers to the report: one cifar-tiny model each, no baselines.
+# baselines, one epoch, no confirmation) keep it near a minute and a half. The ablation design itself (8 configs
+# and 3 baselines x at least 2 seeds = 22 trainings) took over 6 minutes before its first training ended. The
+# CIFAR-100 and ImageFolder runs prove the format's path from the files through Tune's workers to the report: one
+# cifar-tiny model each, no baselines.
 E2E_PER_BATCH, E2E_TEST = 40, 50
 SMALL = ("--epochs", "1", "--design", "balanced", "--trials", "1", "--confirm", "0")
 

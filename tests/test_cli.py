@@ -149,7 +149,7 @@ def test_a_module_entry_forwards_to_the_one_parser_under_its_own_name(capsys):
 
     with pytest.raises(SystemExit):
         forward("report", ["--help"], "python -m ablate.report")
-    assert capsys.readouterr().out.startswith("usage: python -m ablate.report [-h] [--out OUT] run_dir")
+    assert capsys.readouterr().out.startswith("usage: python -m ablate.report [-h] [--study STUDY] [--store STORE]")
     assert forward("costs", ["--no-such-flag", "x"], "python -m ablate.costs") == 2
     assert "(see python -m ablate.costs --help)" in capsys.readouterr().err
 
@@ -195,9 +195,10 @@ def test_python_dash_m_ablate_is_the_command_line():
     assert done.returncode == 0 and done.stdout.startswith("usage: python -m ablate [-h] [--space SPACE]"), done.stderr
     done = _python("", "run_ablation.py", "report", "--help")
     assert done.returncode == 0 and \
-        done.stdout.startswith("usage: python run_ablation.py report [-h] [--out OUT] run_dir")
+        done.stdout.startswith("usage: python run_ablation.py report [-h] [--study STUDY] [--store STORE]")
     done = _python("", "-m", "ablate.report", "--help")
-    assert done.returncode == 0 and done.stdout.startswith("usage: python -m ablate.report [-h] [--out OUT] run_dir")
+    assert done.returncode == 0 and \
+        done.stdout.startswith("usage: python -m ablate.report [-h] [--study STUDY] [--store STORE]")
     done = _python("", "-m", "ablate.costs", "--no-such-flag")
     assert done.returncode == 2 and "(see python -m ablate.costs --help)" in done.stderr, done.stderr
 

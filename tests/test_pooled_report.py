@@ -93,3 +93,33 @@ def test_one_run_listed_twice_or_out_with_one_run_is_a_usage_error(tmp_path, ten
     a = _write(tmp_path / "A", *_slice(ten_seeds, range(0, 3)), ablation_meta(seeds=3))
     assert "a run is listed twice" in cli_error(capsys, "report", str(a), str(a))
     assert "--out is for several runs" in cli_error(capsys, "report", str(a), "--out", str(tmp_path / "x"))
+
+
+def test_a_study_is_reported_from_the_store_by_its_name(tmp_path, ten_seeds, capsys, results_dir):
+    """``run --study NAME`` files the run under the study (run.json, and the store's record of the run);
+    ``report --study NAME`` pools the study's runs the store names, into results/study-NAME."""
+    from ablate.cli.parser import build_parser, parse
+    from ablate.cli.run import settings_from_args
+    from ablate.store import SQLStore
+    from ablate.tune import RunSettings
+
+    args = parse(build_parser(), ["run", "--space", "qlblock", "--study", "twist-vs-dwconv"])
+    settings = settings_from_args(args, results_dir, "run")
+    assert settings.study == "twist-vs-dwconv" and settings.to_json()["study"] == "twist-vs-dwconv"
+    assert RunSettings.from_json(settings.to_json(), settings.run_dir).study == "twist-vs-dwconv"  # --resume
+    assert "--study 'a/b' must be letters" in cli_error(capsys, "--study", "a/b")
+
+    store = SQLStore(f"sqlite:///{results_dir / 'ablate.db'}")
+    for name, seeds, study in (("A", range(0, 5), "s"), ("B", range(4, 9), "s"), ("C", range(9, 10), "other")):
+        meta = {**ablation_meta(seeds=len(seeds)), "study": study}
+        folder = _write(results_dir / name, *_slice(ten_seeds, seeds), meta)
+        store.register_run(str(folder), name, meta)
+    assert cli.main(["report", "--study", "s"]) == 0
+    assert capsys.readouterr().out.startswith("pooled 2 runs: A (55 models), B (55 models) → 99 models")
+    assert (results_dir / "study-s" / "report.md").is_file() and len(load_run(results_dir / "study-s").completed) == 99
+    assert "no run of study 'nope' in the store sqlite:///" in cli_error(capsys, "report", "--study", "nope")
+    assert "it holds other, s" in cli_error(capsys, "report", "--study", "nope")
+    assert "pass it, or run folders, not both" in cli_error(capsys, "report", str(results_dir / "A"), "--study", "s")
+    assert "name a run folder" in cli_error(capsys, "report")
+    (results_dir / "B").rename(results_dir / "B-moved")
+    assert "run B of study 's' is gone from" in cli_error(capsys, "report", "--study", "s")

@@ -32,16 +32,28 @@ def report(args: argparse.Namespace, command: str, prog: str) -> int:
     from ablate.core.errors import UsageError
     from ablate.report import build_report
 
-    if len(args.run_dir) > 1:
+    if args.study is not None:
+        if args.run_dir:
+            raise UsageError("--study reports the study's runs from the store: pass it, or run folders, not both")
+        from ablate.report.pooled import study_folders
+        from ablate.results import results_dir
+
+        run_dirs = study_folders(args.study, args.store)
+        out = args.out or results_dir() / f"study-{args.study}"
+    elif not args.run_dir:
+        raise UsageError(f"name a run folder (results/<run>), several to pool, or --study NAME (see {prog} --help)")
+    else:
+        run_dirs, out = args.run_dir, args.out
+    if len(run_dirs) > 1:
         from ablate.report.pooled import pool_runs
 
-        pooled = pool_runs(args.run_dir, args.out)
+        pooled = pool_runs(run_dirs, out)
         print(pooled.line(), flush=True)
         outputs = build_report(pooled.folder)
     else:
         if args.out:
             raise UsageError("--out is for several runs pooled into one report; one run's report goes into its folder")
-        outputs = build_report(args.run_dir[0])
+        outputs = build_report(run_dirs[0])
     print(f"wrote {outputs.markdown}\nwrote {outputs.html}\nwrote {len(outputs.figures)} figures")
     return 0
 

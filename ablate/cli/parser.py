@@ -75,6 +75,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                                               "training (a model found is reused, not trained again): a SQLite "
                                               "file or a URL such as postgresql://user@host:5432/db (default: "
                                               "results/ablate.db)")
+    output_store.add_argument("--study", help="file the run under a study: `report --study NAME` pools the "
+                                              "study's runs from the store into one report")
     where = parser.add_argument_group("where it runs")
     where.add_argument("--address", help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
                                          "(default: local Ray)")
@@ -106,10 +108,12 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", nargs="+", help="a results/<run> folder holding trials.parquet (a running run's "
+    parser.add_argument("run_dir", nargs="*", help="a results/<run> folder holding trials.parquet (a running run's "
                         "too); several ablation runs of one experiment are pooled and reported as one")
+    parser.add_argument("--study", help="instead of folders: every run filed under `run --study NAME` in the store")
+    parser.add_argument("--store", help="the store --study reads (default: results/ablate.db)")
     parser.add_argument("--out", help="where several runs' pooled tables and report go (default: "
-                        "results/pooled-A+B…)")
+                        "results/pooled-A+B…, or results/study-NAME)")
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
 
 from ablate.core.errors import UsageError
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9._-]+")  # --study: it names a folder (results/study-NAME)
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -74,12 +76,16 @@ def settings_from_args(args: argparse.Namespace, results_dir: Path, command: str
     name = args.name or f"{space.name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if "/" in name or name.startswith("."):
         raise UsageError(f"--name {name!r} must be a plain folder name (it goes under {results_dir}/)")
+    if args.study is not None and not STUDY_NAME.fullmatch(args.study):
+        raise UsageError(f"--study {args.study!r} must be letters, digits, '.', '_' or '-' (it names the report's "
+                         "folder, results/study-NAME)")
     return RunSettings(
         space=space, protocol=protocol, run_dir=results_dir / name, trials=args.trials, seed=args.seed,
         sampler=args.sampler, objectives=objectives, scheduler=args.scheduler, address=args.address,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
-        storage=args.storage, store=args.store, dashboard=not args.no_dashboard, data_dir=args.data_dir,
-        max_failures=args.max_failures, command=command, objectives_from=objectives_from, design=args.design,
+        storage=args.storage, store=args.store, study=args.study, dashboard=not args.no_dashboard,
+        data_dir=args.data_dir, max_failures=args.max_failures, command=command, objectives_from=objectives_from,
+        design=args.design,
         confirm=args.confirm, seeds=args.seeds, plugins=plugins,
         **({} if args.tracker is None else {"trackers": tuple(t for t in args.tracker if t != "none")}),
     )

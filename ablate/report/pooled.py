@@ -105,6 +105,32 @@ def pool_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> 
     return result
 
 
+def study_folders(study: str, store: str | None = None) -> list[Path]:
+    """The folders of the runs filed under ``study`` (``run --study NAME``) in the store, the oldest first.
+
+    Args:
+        study: The study's name.
+        store: The store (a SQLite file or a URL); None: ``results/ablate.db``.
+
+    Raises:
+        UsageError: No store there, no run of that study in it (the studies it holds are named), or a run's
+            folder is gone.
+    """
+    from ablate.store import open_store
+
+    held = open_store(store, create=False)
+    runs = held.study_runs(study)
+    if not runs:
+        studies = sorted({str(run["meta"].get("study")) for run in held.runs() if run["meta"].get("study")})
+        held_line = f"it holds {', '.join(studies)}" if studies else "it holds none (run --study NAME files a run)"
+        raise UsageError(f"no run of study {study!r} in the store {held.url}: {held_line}")
+    for run in runs:
+        if not Path(run["run"]).is_dir():
+            raise UsageError(f"run {run['name']} of study {study!r} is gone from {run['run']}: restore the folder, "
+                             "or report the other runs by their folders")
+    return [Path(run["run"]) for run in runs]
+
+
 def _meta(folder: Path) -> dict[str, Any]:
     if not (folder / "trials.parquet").is_file():
         raise UsageError(f"{folder} holds no run (no trials.parquet): pass results/<run> folders written by runs")

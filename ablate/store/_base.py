@@ -118,6 +118,15 @@ class BaseStore(abc.ABC):
         """Record (or update) a run: its folder's path, its name and its settings (run.json's)."""
 
     @abc.abstractmethod
+    def runs(self) -> list[dict[str, Any]]:
+        """Every registered run, the oldest first: dicts with ``run`` (its folder's path), ``name`` and ``meta``
+        (its run.json as registered)."""
+
+    def study_runs(self, study: str) -> list[dict[str, Any]]:
+        """The runs filed under ``study`` (``run --study NAME``: run.json's ``study``), the oldest first."""
+        return [run for run in self.runs() if (run["meta"] or {}).get("study") == study]
+
+    @abc.abstractmethod
     def claim(self, key: str, owner: Owner) -> bool:
         """Claim the training of ``key`` for ``owner``: True when it now holds the claim (a stale claim is taken
         over, and a claim ``owner`` holds already is renewed), False when another live holder has it."""

@@ -311,6 +311,11 @@ class SQLStore(BaseStore):
             conn.execute(statement.on_conflict_do_update(index_elements=[runs.c.run],
                                                          set_={"name": name, "meta": statement.excluded.meta}))
 
+    def runs(self) -> list[dict[str, Any]]:
+        with self._guard(), self._engine.begin() as conn:
+            found = conn.execute(sa.select(runs.c.run, runs.c.name, runs.c.meta).order_by(runs.c.registered_at)).all()
+        return [{"run": f.run, "name": f.name, "meta": json.loads(f.meta) if f.meta else {}} for f in found]
+
     def claim(self, key: str, owner: Owner) -> bool:
         now = time.time()
         with self._guard(), self._engine.begin() as conn:

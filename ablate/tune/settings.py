@@ -45,6 +45,8 @@ class RunSettings:
         storage: Optuna storage URL; None keeps a journal file in the run folder.
         store: Where every trained model is kept across runs (``ablate.store``): a SQLite file's path or a database
             URL (``postgresql://…``); None: ``ablate.db`` in the results folder, beside the run folder.
+        study: The study the run belongs to (``report --study NAME`` pools the study's runs from the store); None:
+            none.
         dashboard: Start Ray's dashboard with a local Ray.
         data_dir: Where CIFAR / ImageFolder data lives.
         max_failures: Retries of a crashed trial from its last checkpoint.
@@ -85,6 +87,7 @@ class RunSettings:
     max_concurrent: int | None = None
     storage: str | None = None
     store: str | None = None
+    study: str | None = None
     dashboard: bool = True
     data_dir: str | None = None
     max_failures: int = 2
@@ -154,7 +157,7 @@ class RunSettings:
             "seeds": self.seeds,
             "trials_requested": self.trials, "address": self.address, "gpus_per_trial": self.gpus_per_trial,
             "cpus_per_trial": self.cpus_per_trial, "max_concurrent": self.max_concurrent, "storage": self.storage,
-            "store": self.store,
+            "store": self.store, "study": self.study,
             "data_dir": self.data_dir, "max_failures": self.max_failures, "dashboard": self.dashboard,
             "plugins": [p.as_dict() for p in self.plugins], "space_plugins": [p.as_dict() for p in self.space.plugins],
             "trackers": list(self.trackers),
@@ -196,6 +199,7 @@ class RunSettings:
             "gpus_per_trial": meta["gpus_per_trial"], "cpus_per_trial": meta["cpus_per_trial"],
             "max_concurrent": meta["max_concurrent"], "storage": meta["storage"], "data_dir": meta["data_dir"],
             "store": meta.get("store"),  # runs started before the store had none: the default one
+            "study": meta.get("study"),
             "max_failures": meta["max_failures"], "dashboard": meta["dashboard"], "command": meta["command"],
             "design": meta["design"], "confirm": meta["confirm"], "seeds": meta["seeds"], "plugins": plugins,
             "trackers": tuple(meta.get("trackers", ())),  # runs started before trackers existed name none

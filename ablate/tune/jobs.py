@@ -101,10 +101,20 @@ def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list
             for r in selected(settings, rows) for seed in settings.confirmation_seeds]
 
 
+# The package's parts that read or show filed models but never make one (nothing in them reaches a worker's row,
+# curve or per-image hits): editing them keeps the store's models reusable. Everything else is hashed.
+NOT_TRAINING_CODE = ("analysis", "cli", "planning", "report", "store", "trackers", "search_spaces", "examples",
+                     "__main__.py", "monitor.py", "results.py")
+
+
 def code_version(root: Path = PACKAGE_ROOT) -> str:
-    """Hash of the package's source: a filed model is reused only if the code that trained it is unchanged."""
+    """Hash of the source that trains a model (the package but :data:`NOT_TRAINING_CODE`): a filed model is reused
+    only if that code is unchanged — a new report or command line keeps every model, a new trainer, model, data
+    path, recipe, cost count or job keeps none."""
     digest = hashlib.sha1()
     for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.yaml")):
+        if path.relative_to(root).parts[0] in NOT_TRAINING_CODE:
+            continue
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

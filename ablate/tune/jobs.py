@@ -103,8 +103,9 @@ def confirmation_jobs(settings: RunSettings, rows: list[dict[str, Any]]) -> list
 
 # The package's parts that read or show filed models but never make one (nothing in them reaches a worker's row,
 # curve or per-image hits): editing them keeps the store's models reusable. Everything else is hashed.
-NOT_TRAINING_CODE = ("analysis", "cli", "planning", "report", "store", "trackers", "search_spaces", "examples",
-                     "__main__.py", "monitor.py", "results.py")
+# (results.py encodes the per-image hits and planning/ times the models a worker measures: both are hashed.)
+NOT_TRAINING_CODE = ("analysis", "cli", "report", "store", "trackers", "search_spaces", "examples", "__main__.py",
+                     "monitor.py")
 
 
 def code_version(root: Path = PACKAGE_ROOT) -> str:

@@ -105,20 +105,15 @@ def test_a_killed_run_on_postgresql_resumes_with_study_and_table_in_agreement(po
 
 
 def test_the_store_on_postgresql_files_a_key_once_from_many_processes_and_refuses_a_newer_schema(postgres):
-    import multiprocessing
     import subprocess
     import sys
 
     import sqlalchemy as sa
-    from test_store import _file_from_process
+    from test_store import file_at_once
 
     from ablate.store import SCHEMA_VERSION, Owner, SQLStore, query
 
-    SQLStore(postgres)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Manager().Barrier(4)
-    with context.Pool(4) as pool:
-        filed = pool.starmap(_file_from_process, [(postgres, f"/runs/r{i}", barrier) for i in range(4)])
+    filed = file_at_once(postgres)
     assert sorted(filed) == [False, False, False, True]  # exactly one filing, no error
     table = query(postgres)
     assert len(table) == 4 and table["key"].nunique() == 1

@@ -43,13 +43,18 @@ def _file_from_process(url: str, run: str, barrier) -> bool:
     return RunLink(store, run, CONTEXT).file(outcome("ablation-x-s0"))
 
 
-def test_a_key_filed_by_many_processes_at_once_is_filed_once_and_each_use_is_kept(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ablate.db'}"
+def file_at_once(url: str, processes: int = 4) -> list[bool]:
+    """One key filed by ``processes`` processes released together (runs /runs/r0 …): whether each filed it."""
     SQLStore(url)  # the tables exist before the race: the race is the filing's
     context = multiprocessing.get_context("spawn")
-    barrier = context.Manager().Barrier(4)
-    with context.Pool(4) as pool:
-        filed = pool.starmap(_file_from_process, [(url, f"/runs/r{i}", barrier) for i in range(4)])
+    barrier = context.Manager().Barrier(processes)
+    with context.Pool(processes) as pool:
+        return pool.starmap(_file_from_process, [(url, f"/runs/r{i}", barrier) for i in range(processes)])
+
+
+def test_a_key_filed_by_many_processes_at_once_is_filed_once_and_each_use_is_kept(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ablate.db'}"
+    filed = file_at_once(url)
     assert sorted(filed) == [False, False, False, True]  # exactly one filing, no error
     table = query(url)
     assert len(table) == 4 and table["key"].nunique() == 1 and sorted(table["run"]) == ["r0", "r1", "r2", "r3"]

@@ -120,11 +120,11 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     def runs(self) -> list[dict[str, Any]]:
         """Every registered run, the oldest first: dicts with ``run`` (its folder's path), ``name`` and ``meta``
-        (its run.json as registered)."""
+        (its run.json as registered; {} when none was)."""
 
     def study_runs(self, study: str) -> list[dict[str, Any]]:
         """The runs filed under ``study`` (``run --study NAME``: run.json's ``study``), the oldest first."""
-        return [run for run in self.runs() if (run["meta"] or {}).get("study") == study]
+        return [run for run in self.runs() if run["meta"].get("study") == study]
 
     @abc.abstractmethod
     def claim(self, key: str, owner: Owner) -> bool:

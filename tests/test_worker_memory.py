@@ -14,8 +14,11 @@ from conftest import ROOT
 NEVER = ("optuna", "sklearn", "matplotlib", "seaborn")
 
 WORKER_IMPORTS = {
-    # a Ray task (baseline, confirmation, ablation model) unpickles ablate.tune.jobs.train_job: no Tune there
-    "import ablate.tune.jobs": (*NEVER, "ray.tune"),
+    # a Ray task (baseline, confirmation, ablation model) unpickles ablate.tune.jobs.train_job: no Tune, and no
+    # statistics (the analysis and planning packages load their submodules on first use)
+    "import ablate.tune.jobs": (*NEVER, "ray.tune", "scipy", "statsmodels"),
+    # the memory probe and the side-by-side timer, run on workers before and after the trainings
+    "import ablate.planning.timing, ablate.tune.timing": (*NEVER, "ray.tune", "scipy", "statsmodels"),
     # the worker's own module, which the Ray task imports too: no Tune, no statistics
     "import ablate.tune.trainables": (*NEVER, "ray.tune", "scipy", "statsmodels"),
     # the digits as a worker loads them, and a model built for them
@@ -35,7 +38,7 @@ def loaded_after(code: str, names: tuple[str, ...]) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("code", list(WORKER_IMPORTS), ids=["jobs", "trainables", "digits-model"])
+@pytest.mark.parametrize("code", list(WORKER_IMPORTS), ids=["jobs", "timing", "trainables", "digits-model"])
 def test_worker_path_imports_no_heavy_module_it_does_not_need(code):
     assert loaded_after(code, WORKER_IMPORTS[code]) == []
 

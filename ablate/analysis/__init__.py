@@ -7,18 +7,16 @@ fidelity between two runs' tables (``python run_ablation.py compare results/A re
 Every statistic comes from scipy / statsmodels; this package only decides which rows go in and what is reported.
 """
 
-from ablate.analysis.edf import complexity_weights, edf_counts, error_edf
-from ablate.analysis.effects import effects
-from ablate.analysis.equal_cost import CHEAPER, baseline_front, cost_matched_baseline
-from ablate.analysis.evidence import Estimate, Evidence
-from ablate.analysis.fidelity import RankAgreement, compare_runs, rung_fidelity
-from ablate.analysis.noise import NoiseFloor, noise_floor
-from ablate.analysis.summary import SUMMARY_COLUMNS, summarize
-from ablate.analysis.verdicts import best_candidate, detectable_difference, verdict_family
+from ablate.core.lazy import lazy_exports
 
-__all__ = [
-    "CHEAPER", "Estimate", "Evidence", "NoiseFloor", "RankAgreement", "SUMMARY_COLUMNS",
-    "baseline_front", "best_candidate", "compare_runs", "complexity_weights", "cost_matched_baseline",
-    "detectable_difference", "edf_counts", "effects", "error_edf", "noise_floor", "rung_fidelity", "summarize",
-    "verdict_family",
-]
+# Loaded on first use: a Ray worker imports ablate.analysis.selection, and nothing here needs scipy or statsmodels
+_EXPORTS = {
+    "complexity_weights": "edf", "edf_counts": "edf", "error_edf": "edf", "effects": "axis_effects",
+    "CHEAPER": "equal_cost", "baseline_front": "equal_cost", "cost_matched_baseline": "equal_cost",
+    "Estimate": "evidence", "Evidence": "evidence",
+    "RankAgreement": "fidelity", "compare_runs": "fidelity", "rung_fidelity": "fidelity",
+    "NoiseFloor": "noise", "noise_floor": "noise", "SUMMARY_COLUMNS": "summary", "summarize": "summary",
+    "best_candidate": "verdicts", "detectable_difference": "verdicts", "verdict_family": "verdicts",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)  # the names __getattr__ serves

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.analysis.effects import choice_label
+from ablate.analysis.axis_effects import choice_label
 from ablate.analysis.evidence import Evidence
 from ablate.core.schema import BASELINE, CANDIDATE, EvidenceKind, VerdictKind, of_kind
 

@@ -19,7 +19,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
 
-from ablate.analysis.effects import choice_label
+from ablate.analysis.axis_effects import choice_label
 
 BOOTSTRAP = 200
 SHARE_COLUMNS = ["term", "share", "ci_low", "ci_high", "df"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablate.analysis.effects import choice_label
+from ablate.analysis.axis_effects import choice_label
 from ablate.analysis.summary import search_rows
 from ablate.core.schema import Kind, of_kind
 

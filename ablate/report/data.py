@@ -125,7 +125,7 @@ class Run:
         """Per-axis main effects on test top-1 from matched pairs of run-seed models
         (:func:`ablate.analysis.effects`)."""
         from ablate.analysis import effects
-        from ablate.analysis.effects import EFFECT_COLUMNS
+        from ablate.analysis.axis_effects import EFFECT_COLUMNS
 
         if self.reference is not None:  # an ablation answers per variant: no factorial effects to fit
             return pd.DataFrame(columns=EFFECT_COLUMNS).assign(estimable=pd.Series(dtype=bool))

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ablate.analysis.axis_effects import choice_label  # noqa: E402
 from ablate.analysis.edf import MIN_ROWS_PER_CHOICE, edf_counts, error_edf, normalisable  # noqa: E402
-from ablate.analysis.effects import choice_label  # noqa: E402
 from ablate.analysis.equal_cost import baseline_front  # noqa: E402
 from ablate.core.files import write_atomic  # noqa: E402
 from ablate.core.schema import EVIDENCE_PHASES, EvidenceKind, Kind, of_kind, search_trials  # noqa: E402

@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.colors as mcolors
 import seaborn as sns
 
-from ablate.analysis.effects import choice_label
+from ablate.analysis.axis_effects import choice_label
 from ablate.core.schema import BASELINE_NAMES, Kind, of_kind
 from ablate.report.data import Run
 

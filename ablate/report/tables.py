@@ -10,7 +10,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from ablate.analysis.effects import choice_label
+from ablate.analysis.axis_effects import choice_label
 from ablate.analysis.equal_cost import CHEAPER
 from ablate.core.schema import REFERENCE_BASELINE, EvidenceKind, Kind, Status, VerdictKind, of_kind
 from ablate.report.data import MISSING, Run, cost_unit, fmt, fmt_ci, strip_urls

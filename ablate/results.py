@@ -1,9 +1,10 @@
-"""The results table of a run: ``results/<run>/trials.parquet`` (+ ``.csv``), ``summary.parquet`` (+ ``.csv``),
-``curves.parquet`` and ``run.json``.
+"""The results table of a run: ``results/<run>/trials.parquet`` (+ ``.csv``), ``curves.parquet``,
+``predictions.parquet``, ``run.json``, and the run's analysis saved beside them (``summary.parquet`` + ``.csv``,
+``effects.parquet``, ``verdicts.parquet``: :mod:`ablate.analysis.pipeline`).
 
 One row per trained model (candidate or baseline, per training seed), with the columns of docs/ARCHITECTURE.md;
 the summary has one row per config (:func:`ablate.analysis.summarize`). ``load(run)`` gives the trials back,
-``load(run, summary=True)`` the summary.
+``load(run, summary=True)`` the summary (analysed again first if the tables changed since it was saved).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from ablate.core.files import read_json, read_table, write_atomic, write_json
 from ablate.core.schema import (
     AXIS_COLUMNS,
     CURVE_COLUMNS,
+    EVIDENCE_SPLIT,
+    NUMERIC_COLUMNS,
     PREDICTION_COLUMNS,
     REFERENCE_BASELINE,
+    TEXT_COLUMNS,
     TRIAL_COLUMNS,
     Kind,
     Status,
@@ -87,28 +91,19 @@ def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return frame[TRIAL_COLUMNS + extra]
 
 
-def summary_frame(table: pd.DataFrame, predictions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The per-config summary of a trials table (:func:`ablate.analysis.summarize`), its axes carried over."""
-    from ablate.analysis import summarize
-
-    axes = [c for c in AXIS_COLUMNS if c in table] + [c for c in table.columns if c not in TRIAL_COLUMNS]
-    return summarize(table, predictions, axes=axes)
-
-
 def write_tables(run_dir: Path, rows: Iterable[dict[str, Any]], curves: pd.DataFrame,
                  predictions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Write trials.parquet/.csv, summary.parquet/.csv, curves.parquet and predictions.parquet, each atomically;
-    return the trials.
+    """Write trials.parquet/.csv, curves.parquet and predictions.parquet, each atomically; return the trials.
 
     Called again and again while a run is in progress: every file is replaced whole (write, then rename), so a
-    reader never sees half a table.
+    reader never sees half a table. The analysis is not computed here, once per filing, but once the tables have
+    changed and someone reads it (:func:`analysis_of`).
     """
     table = trials_frame(rows)
     predictions = pd.DataFrame(columns=PREDICTION_COLUMNS) if predictions is None else predictions
     predictions = predictions[predictions["trial_id"].isin(completed(table)["trial_id"])]
-    summary = summary_frame(table, predictions)
-    for name, frame in (("trials.parquet", table), ("trials.csv", table), ("summary.parquet", summary),
-                        ("summary.csv", summary), ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS)),
+    for name, frame in (("trials.parquet", table), ("trials.csv", table),
+                        ("curves.parquet", curves.reindex(columns=CURVE_COLUMNS)),
                         ("predictions.parquet", predictions.reindex(columns=PREDICTION_COLUMNS))):
         write_table(run_dir / name, frame)
     return table
@@ -121,7 +116,7 @@ def write_table(path: Path, frame: pd.DataFrame) -> Path:
     return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-TABLES = {"trials": ("trials.parquet", "results table"), "summary": ("summary.parquet", "summary table"),
+TABLES = {"trials": ("trials.parquet", "results table"),
           "predictions": ("predictions.parquet", "per-image predictions table")}
 
 
@@ -131,8 +126,8 @@ def load(run: str | os.PathLike, summary: bool = False, predictions: bool = Fals
 
     Args:
         run: A run's name under ``results/`` or its folder's path; a running run's tables hold what has finished.
-        summary: Return ``summary.parquet`` (selection numbers, confirmed test means with 95 % intervals, paired Δ
-            vs ResNet50 and at equal MACs, costs) instead of ``trials.parquet``.
+        summary: Return the summary (``summary.parquet``: selection numbers, confirmed test means with 95 %
+            intervals, paired Δ vs ResNet50 and at equal MACs, costs) instead of ``trials.parquet``.
         predictions: Return ``predictions.parquet`` (``PREDICTION_COLUMNS``: which val and test images each
             completed model got right).
 
@@ -148,11 +143,120 @@ def load(run: str | os.PathLike, summary: bool = False, predictions: bool = Fals
     """
     if summary and predictions:
         raise UsageError("load(): pass summary=True or predictions=True, not both")
-    file, what = TABLES["summary" if summary else "predictions" if predictions else "trials"]
+    file, what = TABLES["predictions" if predictions else "trials"]
     path = run_path(run) / file
     if not path.is_file():
         raise UsageError(f"no {what} at {path}: run an ablation first, or pass its results/<run> folder")
-    return read_table(path)
+    return analysis_of(path.parent).summary if summary else read_table(path)
+
+
+def analysis_of(run_dir: str | os.PathLike, *, save: bool = True):
+    """A run folder's analysis (:class:`ablate.analysis.Analysis`): the one saved beside its tables when they have
+    not changed since, else computed now and, with ``save``, saved (a read-only folder is analysed, not written).
+
+    Raises:
+        UsageError: The folder has no trials table, or a table is damaged (one line naming the file).
+    """
+    from ablate.analysis import Evidence, analyze
+    from ablate.analysis.pipeline import analysis_stamp, save_analysis, saved_analysis
+
+    folder = Path(run_dir)
+    path = folder / "trials.parquet"
+    if not path.is_file():
+        raise UsageError(f"no results table at {path}: run an ablation first, or pass its results/<run> folder")
+    trials = normalise_trials(read_table(path))
+    inputs = analysis_inputs(trials, read_run_json(folder))
+    stamp = analysis_stamp(folder, inputs)
+    found = saved_analysis(folder, stamp)
+    if found is not None:
+        return found
+    predictions = folder / "predictions.parquet"
+    result = analyze(trials, Evidence(read_table(predictions) if predictions.is_file() else None, EVIDENCE_SPLIT),
+                     inputs)
+    if save and stamp is not None:
+        try:
+            save_analysis(folder, result, stamp)
+        except PermissionError:
+            pass
+    return result
+
+
+def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The table with every schema column (a table written while a run was in progress leaves some cells empty),
+    numbers as numbers and labels as text, so later code needs no guards."""
+    extra = [c for c in trials.columns if c not in TRIAL_COLUMNS]
+    df = trials.reset_index(drop=True).reindex(columns=[*TRIAL_COLUMNS, *extra])
+    for col in NUMERIC_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in TEXT_COLUMNS:
+        df[col] = df[col].fillna("").astype(str)
+    return df
+
+
+def analysis_inputs(trials: pd.DataFrame, meta: dict[str, Any]):
+    """What the analysis takes from run.json besides the tables (:class:`ablate.analysis.AnalysisInputs`).
+
+    Args:
+        trials: The run's trials, normalised (:func:`normalise_trials`).
+        meta: Its run.json.
+    """
+    from ablate.analysis import AnalysisInputs
+
+    axes = detect_axes(trials, meta)
+    space = meta.get("space")
+    declared = space.get("axes") if isinstance(space, dict) else None
+    varying = varying_axes(trials, axes)
+    design_axes = [a for a in varying if a in declared] if isinstance(declared, list) and declared else varying
+    reference = meta.get("reference")
+    reference = dict(reference) if meta.get("design") == "ablation" and isinstance(reference, dict) else None
+    recorded = meta.get("aliases")
+    targets = set(recorded.values()) if isinstance(recorded, dict) else set()
+    stand_ins = sorted(targets & set(trials.loc[trials["kind"] == Kind.BASELINE, "name"]))
+    return AnalysisInputs(axes, tuple(design_axes), reference, choice_orders(meta), tuple(stand_ins))
+
+
+def detect_axes(trials: pd.DataFrame, meta: dict[str, Any]) -> tuple[str, ...]:
+    """The three known axes plus extra ones: declared in run.json's space, or string columns that look like axes."""
+    space = meta.get("space")
+    declared = set(space.get("axes") or ()) if isinstance(space, dict) else set()
+    extra = sorted(c for c in trials.columns
+                   if c not in TRIAL_COLUMNS and (c in declared or _looks_like_axis(trials, c)))
+    return tuple(c for c in AXIS_COLUMNS if c in trials) + tuple(extra)
+
+
+def _looks_like_axis(trials: pd.DataFrame, column: str) -> bool:
+    """An undeclared axis is a string/bool column whose values repeat across candidates (ids and paths never do)."""
+    dtype = trials[column].dtype
+    if column.startswith("_") or not (dtype.kind in "OSUb" or isinstance(dtype, pd.StringDtype)):
+        return False
+    values = trials.loc[trials["kind"] == Kind.CANDIDATE, column].dropna()
+    return len(values) < 4 or values.nunique() < len(values)
+
+
+def varying_axes(trials: pd.DataFrame, axes: Iterable[str]) -> list[str]:
+    """Axes with at least two choices among completed candidates; a single-valued axis says nothing."""
+    candidates = completed(trials)
+    candidates = candidates[candidates["kind"] == Kind.CANDIDATE]
+    return [a for a in axes if candidates[a].nunique(dropna=True) >= 2]
+
+
+def choice_orders(meta: dict[str, Any]) -> dict[str, list]:
+    """Each axis's choices in the space file's order (its first choice is the effects' reference), from run.json;
+    from the space it names when run.json does not list them; empty when that cannot be read either."""
+    space = meta.get("space")
+    space = space if isinstance(space, dict) else {"name": space}
+    if isinstance(space.get("choices"), dict):  # run.json keeps them: no space file to load, no torch to import
+        return {axis: list(choices) for axis, choices in space["choices"].items()}
+    from ablate.space import load_space
+
+    for source in (space.get("path"), space.get("name")):
+        if not source or not isinstance(source, str):
+            continue
+        try:
+            return {axis.name: list(axis.choices) for axis in load_space(source).axes}
+        except (UsageError, OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return {}
 
 
 def load_curves(run: str | os.PathLike) -> pd.DataFrame:

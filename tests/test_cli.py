@@ -250,11 +250,12 @@ def test_the_closing_summary_counts_an_ablations_models_as_ablation_trainings():
     import numpy as np
     from simulated_runs import simulate_ablation, simulate_run
 
+    from ablate.analysis import summarize
     from ablate.cli.run import summary_lines
 
     trials, predictions = simulate_ablation(np.random.default_rng(0))
-    first = summary_lines(trials, predictions)[0]
+    first = summary_lines(trials, summarize(trials, predictions))[0]
     assert first.startswith(f"{(trials.kind == 'candidate').sum()} ablation and ") and "confirmation" not in first
     trials, predictions = simulate_run(np.random.default_rng(0))
-    first = summary_lines(trials, predictions)[0]
+    first = summary_lines(trials, summarize(trials, predictions))[0]
     assert first.split(":")[0].endswith("candidates") and "confirmation and" in first and "ablation" not in first

@@ -70,7 +70,7 @@ def run_folder(tmp_path):
     """A small finished run folder written by the real writers."""
     from test_compare import _rows
 
-    from ablate.results import write_run_json, write_tables
+    from ablate.results import analysis_of, write_run_json, write_tables
 
     def make(name, values=(80.0, 85.0, 78.0, 70.0, 75.0, 72.0)):
         folder = tmp_path / "results" / name
@@ -78,6 +78,7 @@ def run_folder(tmp_path):
         write_tables(folder, _rows(list(values)), pd.DataFrame())
         write_run_json(folder, {"command": "python run_ablation.py", "finished": "2026-12-01 12:00:00",
                                 "trials_requested": 4, "wall_seconds": 60.0})
+        analysis_of(folder)  # as a run's end saves it
         return folder
     return make
 

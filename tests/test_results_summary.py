@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.analysis import SUMMARY_COLUMNS
+from ablate.analysis import SUMMARY_COLUMNS, summarize
 from ablate.core.errors import UsageError
 from ablate.core.schema import PREDICTION_COLUMNS, TRIAL_COLUMNS
 from ablate.results import encode_hits, load, prediction_frame, write_tables
+
+
+SUMMARIZE = summarize
 
 
 def _rows() -> list[dict]:
@@ -27,14 +30,20 @@ def _rows() -> list[dict]:
     return rows
 
 
-def test_write_tables_adds_the_summary_and_load_returns_it(tmp_path):
+def test_write_tables_writes_the_tables_and_load_analyses_them_once(tmp_path, monkeypatch):
+    import ablate.analysis.pipeline as pipeline
+
     table = write_tables(tmp_path, _rows(), pd.DataFrame())
     assert TRIAL_COLUMNS.index("phase") == TRIAL_COLUMNS.index("seed") + 1 and list(table.columns)[-1] == "post_act"
     assert table["delta_top1"].tolist()[:4] == [3.0, 0.0, 3.0, 0.0]  # paired with ResNet50 of the same seed
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.parquet", "predictions.parquet", "summary.csv",
-                                                          "summary.parquet", "trials.csv", "trials.parquet"]
-    # (no temp file left)
+    tables = ["curves.parquet", "predictions.parquet", "trials.csv", "trials.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == tables  # a filing writes no analysis (no temp file left)
+    passes = []
+    monkeypatch.setattr(pipeline, "summarize", lambda *a, **k: passes.append(1) or SUMMARIZE(*a, **k))
     summary = load(tmp_path, summary=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*tables, "analysis.json", "effects.parquet",
+                                                                 "summary.csv", "summary.parquet", "verdicts.parquet"])
+    assert load(tmp_path, summary=True).equals(summary) and len(passes) == 1  # read back, not analysed again
     assert summary["name"].tolist() == ["relu-dwconv-w1", "ResNet50"]
     assert set(SUMMARY_COLUMNS) | {"nonlinearity", "spatial", "width", "post_act"} == set(summary.columns)
     cand = summary.iloc[0]
@@ -43,10 +52,12 @@ def test_write_tables_adds_the_summary_and_load_returns_it(tmp_path):
     assert cand["selection_val_top1"] == 80.0
     assert pd.read_csv(tmp_path / "summary.csv")["n"].tolist() == [2, 2]
     assert len(load(tmp_path)) == 5
+    write_tables(tmp_path, _rows()[:-1], pd.DataFrame())  # the tables change: the next read analyses them again
+    assert len(load(tmp_path, summary=True)) == 2 and len(passes) == 2 and len(load(tmp_path)) == 4
 
 
-def test_a_missing_summary_is_a_one_line_usage_error(tmp_path):
-    with pytest.raises(UsageError, match=r"^no summary table at .*summary\.parquet: run an ablation first") as err:
+def test_a_summary_of_no_run_is_a_one_line_usage_error(tmp_path):
+    with pytest.raises(UsageError, match=r"^no results table at .*trials\.parquet: run an ablation first") as err:
         load(tmp_path, summary=True)
     assert "\n" not in str(err.value)
 

@@ -11,6 +11,7 @@ from ablate.core.lazy import lazy_exports
 
 # Loaded on first use: a Ray worker imports ablate.analysis.selection, and nothing here needs scipy or statsmodels
 _EXPORTS = {
+    "Analysis": "pipeline", "AnalysisInputs": "pipeline", "analyze": "pipeline",
     "complexity_weights": "edf", "edf_counts": "edf", "error_edf": "edf", "effects": "axis_effects",
     "CHEAPER": "equal_cost", "baseline_front": "equal_cost", "cost_matched_baseline": "equal_cost",
     "Estimate": "evidence", "Evidence": "evidence",

@@ -109,10 +109,10 @@ def resume_settings(args: argparse.Namespace, results_dir: Path, command: str, p
                                  objectives_from="run.json (resumed)")
 
 
-def summary_lines(table, predictions=None) -> list[str]:
-    """The run in a few lines: trials by status, then the configs with their evidence top-1 ± 95 % interval
-    (confirmed configs first: fresh seeds, test split) and their selection number."""
-    from ablate.analysis import summarize
+def summary_lines(table, summary) -> list[str]:
+    """The run in a few lines: trials by status, then the configs of its summary (the run's analysis, saved beside
+    its tables) with their evidence top-1 ± 95 % interval (confirmed configs first: fresh seeds, test split) and
+    their selection number."""
     from ablate.core.schema import ABLATION, BASELINE, CANDIDATE, CONFIRM, FINAL_STATUSES, EvidenceKind, search_trials
 
     trials = search_trials(table)
@@ -124,7 +124,7 @@ def summary_lines(table, predictions=None) -> list[str]:
                                                                             (CONFIRM, "confirmation"))
                        if phases.get(phase, 0))
     lines = [f"{searched}{evidence}{int((table['kind'] == BASELINE).sum())} baseline trainings"]
-    for row in summarize(table, predictions).head(8).itertuples():
+    for row in summary.head(8).itertuples():
         ci = f"± {(row.test_top1_ci_high - row.test_top1_ci_low) / 2:4.1f}" if row.test_top1_ci_high == \
             row.test_top1_ci_high else "   (—)"
         delta = f"{row.delta_mean:+5.1f}" if row.delta_mean == row.delta_mean else "    —"
@@ -192,7 +192,9 @@ def run(args: argparse.Namespace, command: str, prog: str) -> int:
         else:
             print("\ninterrupted before anything was trained: start the run again", file=sys.stderr, flush=True)
         return INTERRUPTED
-    print("\n".join(summary_lines(outcome.table, outcome.predictions)))
+    from ablate.results import analysis_of
+
+    print("\n".join(summary_lines(outcome.table, analysis_of(outcome.run_dir).summary)))
     print(f"results: {outcome.run_dir}/trials.parquet and trials.csv ({len(outcome.table)} rows)")
     if not args.no_report:
         from ablate.report import build_report

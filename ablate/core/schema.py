@@ -98,6 +98,7 @@ DESIGN, SEARCH, CONFIRM, ABLATION = Phase.DESIGN, Phase.SEARCH, Phase.CONFIRM, P
 PHASES = tuple(Phase)
 SELECTION_PHASES = (DESIGN, SEARCH)  # the run seed's models that selection ranks
 EVIDENCE_PHASES = (CONFIRM, ABLATION)  # models nothing selected on: what verdicts judge
+EVIDENCE_SPLIT = "test"  # the split verdicts judge on: nothing selects on it
 COMPLETED, PRUNED, FAILED = Status.COMPLETED, Status.PRUNED, Status.FAILED
 FINAL_STATUSES = (COMPLETED, PRUNED, FAILED)
 STATUSES = tuple(Status)

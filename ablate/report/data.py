@@ -19,19 +19,17 @@ from ablate.core.errors import UsageError
 from ablate.core.files import read_json, read_table
 from ablate.core.pareto import pareto_mask
 from ablate.core.schema import (
-    AXIS_COLUMNS,
-    NUMERIC_COLUMNS,
-    TEXT_COLUMNS,
-    TRIAL_COLUMNS,
+    EVIDENCE_SPLIT,
     EvidenceKind,
     Kind,
     Status,
     completed,
     of_kind,
 )
+from ablate.results import analysis_inputs, detect_axes, normalise_trials
+from ablate.results import varying_axes as results_varying_axes
 
 COST_LABELS = {"macs": "MACs", "latency_ms": "latency", "params": "params", "elementwise_ops": "element-wise ops"}
-EVIDENCE_SPLIT = "test"  # what judges: nothing selects on it
 URL = re.compile(r"(?:https?:)?//\S+|www\.\S+")
 MISSING = "—"
 
@@ -69,12 +67,34 @@ class Run:
         return Evidence(self.predictions, EVIDENCE_SPLIT)
 
     @cached_property
+    def analysis_inputs(self):
+        """What the analysis takes from run.json (:func:`ablate.results.analysis_inputs`)."""
+        return analysis_inputs(self.trials, self.meta)
+
+    @cached_property
+    def analysis(self):
+        """The run's summary, effects and verdicts (:func:`ablate.analysis.analyze`): as saved beside the tables when
+        they have not changed since, else computed now (:meth:`save_analysis` saves it)."""
+        from ablate.analysis import analyze
+        from ablate.analysis.pipeline import analysis_stamp, saved_analysis
+
+        inputs = self.analysis_inputs
+        return saved_analysis(self.directory, analysis_stamp(self.directory, inputs)) or \
+            analyze(self.trials, self.evidence, inputs)
+
+    def save_analysis(self) -> None:
+        """Save :attr:`analysis` beside the tables, unless what is saved there is already it."""
+        from ablate.analysis.pipeline import analysis_stamp, save_analysis, saved_analysis
+
+        stamp = analysis_stamp(self.directory, self.analysis_inputs)
+        if stamp is not None and saved_analysis(self.directory, stamp) is None:
+            save_analysis(self.directory, self.analysis, stamp)
+
+    @property
     def summary(self) -> pd.DataFrame:
         """One row per config: selection numbers, evidence top-1 with intervals, paired Δs
         (:func:`ablate.analysis.summarize`)."""
-        from ablate.analysis import summarize
-
-        return summarize(self.trials, self.evidence, axes=self.axes)
+        return self.analysis.summary
 
     @cached_property
     def front(self) -> pd.Series:
@@ -87,50 +107,27 @@ class Run:
         """The front's definition in words."""
         return f"max {EVIDENCE_SPLIT} top-1 (the evidence mean) vs min {COST_LABELS[self.cost]}"
 
-    @cached_property
+    @property
     def verdicts(self) -> pd.DataFrame:
         """The report's family of verdict-bearing comparisons, Holm-adjusted
         (:func:`ablate.analysis.verdict_family`)."""
-        from ablate.analysis import verdict_family
-
-        return verdict_family(self.summary, self.effects, self.evidence, reference=self.reference)
+        return self.analysis.verdicts
 
     @property
     def reference(self) -> dict | None:
         """An ablation design's reference point (axis → value) from run.json; None for the other designs."""
-        reference = self.meta.get("reference")
-        return dict(reference) if self.meta.get("design") == "ablation" and isinstance(reference, dict) else None
+        return self.analysis_inputs.reference
 
-    @cached_property
+    @property
     def choice_orders(self) -> dict[str, list]:
-        """Each axis's choices in the space file's order (its first choice is the effects' reference), read from
-        the space named in run.json; empty when the file cannot be read (the most common choice is used then)."""
-        space = self.meta.get("space")
-        space = space if isinstance(space, dict) else {"name": space}
-        if isinstance(space.get("choices"), dict):  # run.json keeps them: no space file to load, no torch to import
-            return {axis: list(choices) for axis, choices in space["choices"].items()}
-        from ablate.space import load_space
+        """Each axis's choices in the space file's order (its first choice is the effects' reference)."""
+        return self.analysis_inputs.choice_orders
 
-        for source in (space.get("path"), space.get("name")):
-            if not source or not isinstance(source, str):
-                continue
-            try:
-                return {axis.name: list(axis.choices) for axis in load_space(source).axes}
-            except (UsageError, OSError, ValueError, TypeError, KeyError, AttributeError):
-                continue
-        return {}
-
-    @cached_property
+    @property
     def effects(self) -> pd.DataFrame:
-        """Per-axis main effects on test top-1 from matched pairs of run-seed models
-        (:func:`ablate.analysis.effects`)."""
-        from ablate.analysis import effects
-        from ablate.analysis.axis_effects import EFFECT_COLUMNS
-
-        if self.reference is not None:  # an ablation answers per variant: no factorial effects to fit
-            return pd.DataFrame(columns=EFFECT_COLUMNS).assign(estimable=pd.Series(dtype=bool))
-        return effects(self.trials, self.design_axes, metric=f"{EVIDENCE_SPLIT}_top1", reference=self.choice_orders,
-                       stand_ins=self.stand_ins, evidence=self.evidence)
+        """Per-axis main effects on test top-1 from matched pairs of run-seed models (:func:`ablate.analysis.effects`;
+        empty for an ablation, which answers per variant)."""
+        return self.analysis.effects
 
     @cached_property
     def shares(self) -> pd.DataFrame:
@@ -163,19 +160,14 @@ class Run:
     def stand_ins(self) -> list[str]:
         """Baselines that build a point of the space (run.json ``aliases``): their run-seed models stand for that
         point in the per-axis effects, since the design did not train it again as a candidate."""
-        recorded = self.meta.get("aliases")
-        targets = set(recorded.values()) if isinstance(recorded, dict) else set()
-        return sorted(targets & set(self.trials.loc[self.trials["kind"] == Kind.BASELINE, "name"]))
+        return list(self.analysis_inputs.stand_ins)
 
     @property
     def design_axes(self) -> list[str]:
         """The varying axes the run sampled: run.json's declared space axes when it lists them (a width solved to
         match MACs is then left out: it follows the other axes and is no factor of its own), else every varying
         axis."""
-        space = self.meta.get("space")
-        declared = space.get("axes") if isinstance(space, dict) else None
-        axes = varying_axes(self)
-        return [a for a in axes if a in declared] if isinstance(declared, list) and declared else axes
+        return list(self.analysis_inputs.design_axes)
 
     def split_size(self, split: str = EVIDENCE_SPLIT) -> int | None:
         """A data split's size from run.json ``data``; None when the run does not say."""
@@ -213,44 +205,14 @@ def load_run(run_dir: str | Path) -> Run:
     meta = read_json(directory / "run.json")  # optional, but a damaged one is an error, never silently ignored
     curves = _read_optional(directory / "curves.parquet")
     predictions = _read_optional(directory / "predictions.parquet")
-    return Run(directory, trials, curves, meta, _detect_axes(trials, meta), _cost_metric(meta),
+    return Run(directory, trials, curves, meta, detect_axes(trials, meta), _cost_metric(meta),
                predictions if len(predictions) else None)
-
-
-def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The table with every schema column (a table written while a run was in progress leaves some cells empty),
-    numbers as numbers and labels as text, so later code needs no guards."""
-    extra = [c for c in trials.columns if c not in TRIAL_COLUMNS]
-    df = trials.reset_index(drop=True).reindex(columns=[*TRIAL_COLUMNS, *extra])
-    for col in NUMERIC_COLUMNS:
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    for col in TEXT_COLUMNS:
-        df[col] = df[col].fillna("").astype(str)
-    return df
 
 
 def _read_optional(path: Path) -> pd.DataFrame:
     """curves.parquet and predictions.parquet are optional: the learning-curve figure is skipped without the first,
     intervals and verdicts without the second; a damaged one is a one-line UsageError naming it."""
     return read_table(path) if path.is_file() else pd.DataFrame()
-
-
-def _detect_axes(trials: pd.DataFrame, meta: dict) -> tuple[str, ...]:
-    """The three known axes plus extra ones: declared in run.json's space, or string columns that look like axes."""
-    space = meta.get("space")
-    declared = set(space.get("axes") or ()) if isinstance(space, dict) else set()
-    extra = sorted(c for c in trials.columns
-                   if c not in TRIAL_COLUMNS and (c in declared or _looks_like_axis(trials, c)))
-    return tuple(c for c in AXIS_COLUMNS if c in trials) + tuple(extra)
-
-
-def _looks_like_axis(trials: pd.DataFrame, column: str) -> bool:
-    """An undeclared axis is a string/bool column whose values repeat across candidates (ids and paths never do)."""
-    dtype = trials[column].dtype
-    if column.startswith("_") or not (dtype.kind in "OSUb" or isinstance(dtype, pd.StringDtype)):
-        return False
-    values = trials.loc[trials["kind"] == Kind.CANDIDATE, column].dropna()
-    return len(values) < 4 or values.nunique() < len(values)
 
 
 def _cost_metric(meta: dict) -> str:
@@ -304,5 +266,4 @@ def strip_urls(text: str) -> str:
 
 def varying_axes(run: Run) -> list[str]:
     """Axes with at least two choices among completed candidates; a single-valued axis says nothing."""
-    cands = run.candidates
-    return [a for a in run.axes if cands[a].nunique(dropna=True) >= 2]
+    return results_varying_axes(run.trials, run.axes)

@@ -25,7 +25,7 @@ from ablate.data.splits import SPLITS
 from ablate.models import BASELINE_BY_TIMM_NAME, BlockConfig
 from ablate.planning import plan_line, plan_run
 from ablate.protocols import cpu_fallback_line
-from ablate.results import load, load_curves, read_run_json, write_run_json
+from ablate.results import analysis_of, load, load_curves, read_run_json, write_run_json
 from ablate.space.loader import unnamed_axes_line
 from ablate.space.networks import space_networks
 from ablate.store import RunLink, import_cache, open_store
@@ -62,12 +62,11 @@ from ablate.tune.trainables import TrialLabel, make_trainable
 
 @dataclass
 class RunOutcome:
-    """What a finished run left: its folder, its results and per-image tables, and the Ray dashboard's address."""
+    """What a finished run left: its folder, its results table, and the Ray dashboard's address."""
 
     run_dir: Path
     table: pd.DataFrame
     dashboard_url: str | None
-    predictions: pd.DataFrame | None = None
 
 
 class DesignExemptASHA(ASHAScheduler):
@@ -348,4 +347,5 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
                                      wall_seconds=wall, aliases=aliases, plan=plan, workers=workers,
                                      store_context=link.context))
-    return RunOutcome(run_dir, table, dashboard_url, load(run_dir, predictions=True))
+    analysis_of(run_dir)  # the run's one analysis pass, saved beside its tables: the report and compare read it
+    return RunOutcome(run_dir, table, dashboard_url)

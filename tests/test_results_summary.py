@@ -11,7 +11,6 @@ from ablate.core.errors import UsageError
 from ablate.core.schema import PREDICTION_COLUMNS, TRIAL_COLUMNS
 from ablate.results import encode_hits, load, prediction_frame, write_tables
 
-
 SUMMARIZE = summarize
 
 

@@ -47,15 +47,13 @@ def rows(table: pd.DataFrame, columns: list[str] = NUMBERS) -> pd.DataFrame:
     return table.sort_values("trial_id")[columns].reset_index(drop=True)
 
 
-class DyingTimer:
+def die(configs, settings):
     """A timing worker killed as it starts timing (its process exits)."""
-
-    def time(self, configs, settings):
-        os._exit(1)
+    os._exit(1)
 
 
-def dying_timer(resources, *, at_start):
-    return ray.remote(DyingTimer).options(num_cpus=0).remote()
+def dying_timer(resources, models):
+    return ray.remote(die).options(num_cpus=0, max_retries=0)
 
 
 @pytest.mark.timeout(600)
@@ -73,7 +71,7 @@ def test_a_resume_rebuilds_a_deleted_record_repairs_a_torn_journal_and_keeps_tim
     (run_dir / "records" / f"{deleted}.json").unlink()  # the issue's deleted record
     journal = run_dir / "optuna.journal"
     os.truncate(journal, journal.stat().st_size - 40)  # the issue's `truncate -s -40`
-    monkeypatch.setattr(run_module, "start_timer", dying_timer)  # the timing worker dies on the resume
+    monkeypatch.setattr(run_module, "timing_task", dying_timer)  # the timing worker dies on the resume
     capsys.readouterr()
 
     resumed = run_ablation(settings, resume=True)

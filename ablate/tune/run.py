@@ -56,7 +56,7 @@ from ablate.tune.record import RunRecord, earlier_lives_seconds
 from ablate.tune.search import PHASE, make_searcher, reconcile_study, run_design
 from ablate.tune.settings import RunSettings
 from ablate.tune.storage import repair_storage
-from ablate.tune.timing import start_timer
+from ablate.tune.timing import timing_task
 from ablate.tune.trainables import TrialLabel, make_trainable
 
 
@@ -165,7 +165,6 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
     tune_dir = str(run_dir / "tune")
     meta = read_run_json(run_dir)
     eta = Eta.of(meta.get("plan"), meta.get("workers") or 1)  # the plan's per-model seconds here
-    timer = start_timer(resources, at_start=True)
     if settings.ablation:  # nothing to search or stop early: every training is a Ray task, the longest first
         _finish_jobs(jobs, record, "ablation trainings (configs and baselines × seeds)", eta,
                      len({str(job.block) for job in jobs.jobs}))
@@ -193,15 +192,12 @@ def _train_everything(settings: RunSettings, resume: bool, resources: dict[str, 
     configs = sorted({row["config"] for row in record.rows()})
     print(f"[ablate] timing {len(configs)} models side by side … (ETA {compact_duration(eta.left([], len(configs)))})",
           flush=True)
-    timer = timer or start_timer(resources, at_start=False)
     try:
-        timing = timer.time.options(name=f"time {len(configs)} models side by side")
-        timings = ray.get(timing.remote(configs, settings))
+        timings = ray.get(timing_task(resources, len(configs)).remote(configs, settings))
     except Exception as err:  # the trained rows matter more than their timings: write them without
         print(f"[ablate] timing failed, latency/throughput kept from an earlier session where it timed them, "
               f"else left empty: {error_summary(err)}", flush=True)
         timings = {}
-    ray.kill(timer)
     record.save_timings(timings)
     record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
 

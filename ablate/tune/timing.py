@@ -25,18 +25,13 @@ def time_models(configs: list[str], settings: RunSettings, batch_size: int = 64)
     return timings
 
 
-class ModelTimer:
-    """A Ray actor that runs ``time_models`` once every trial has ended."""
+def timing_task(resources: dict[str, float], models: int):
+    """``time_models`` as a Ray task holding one training's resources, taken once every training has ended.
 
-    def time(self, configs: list[str], settings: RunSettings) -> dict[str, dict[str, float]]:
-        return time_models(configs, settings)
-
-
-def start_timer(resources: dict[str, float], *, at_start: bool):
-    """On CPU the timer starts with the run and holds no CPU, so its worker has imported torch and timm by the time
-    the trials end (a cold worker costs seconds at the end of every run); on GPU it needs a GPU slot, which it
-    takes only after the trials have given theirs back."""
-    if at_start and resources["gpu"]:
-        return None
-    cpus, gpus = (0, 0) if at_start else (resources["cpu"], resources["gpu"])
-    return ray.remote(ModelTimer).options(num_cpus=cpus, num_gpus=gpus).remote()
+    A task, not an actor: it runs in a worker the run's jobs have already warmed (torch, timm and the data
+    imported), where an actor would start a process of its own and import them all again (seconds of CPU per run,
+    taken from the trainings on a small machine). Never retried: a timer that dies leaves the table's latency
+    columns as an earlier session timed them, or empty.
+    """
+    return ray.remote(time_models).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=0,
+                                           name=f"time {models} models side by side")

@@ -254,8 +254,9 @@ def test_the_closing_summary_counts_an_ablations_models_as_ablation_trainings():
     from ablate.cli.run import summary_lines
 
     trials, predictions = simulate_ablation(np.random.default_rng(0))
-    first = summary_lines(trials, summarize(trials, predictions))[0]
+    first, *configs = summary_lines(trials, summarize(trials, predictions))
     assert first.startswith(f"{(trials.kind == 'candidate').sum()} ablation and ") and "confirmation" not in first
+    assert configs and not [line for line in configs if "nan" in line or "selection" in line]  # it selects nothing
     trials, predictions = simulate_run(np.random.default_rng(0))
     first = summary_lines(trials, summarize(trials, predictions))[0]
     assert first.split(":")[0].endswith("candidates") and "confirmation and" in first and "ablation" not in first

@@ -129,9 +129,10 @@ def summary_lines(table, summary) -> list[str]:
             row.test_top1_ci_high else "   (—)"
         delta = f"{row.delta_mean:+5.1f}" if row.delta_mean == row.delta_mean else "    —"
         seeds = f"{row.n_confirm} fresh seeds" if row.evidence == EvidenceKind.CONFIRMED else "run seed only"
+        selected = row.selection_val_top1 == row.selection_val_top1  # NaN: an ablation selects nothing
+        selection = f"  selection val {row.selection_val_top1:5.1f}%" if selected else ""
         lines.append(f"  {row.name:24s} {row.kind:9s} test top-1 {row.test_top1_mean:5.1f}% {ci:6s} ({seeds:13s})"
-                     f"  selection val {row.selection_val_top1:5.1f}%  Δ vs ResNet50 {delta}"
-                     f"  MACs {row.macs / 1e6:7.1f} M")
+                     f"{selection}  Δ vs ResNet50 {delta}  MACs {row.macs / 1e6:7.1f} M")
     return lines
 
 

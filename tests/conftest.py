@@ -1,8 +1,11 @@
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -225,3 +228,44 @@ def stop_session(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     while session_alive(proc.pid) and time.time() < deadline:
         kill_session(proc.pid)
         time.sleep(0.2)
+
+
+def postgres_binary(name: str) -> str | None:
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of its own on 127.0.0.1 (trust auth, user and database ``ablate``); yields its URL."""
+    initdb, pg_ctl = postgres_binary("initdb"), postgres_binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl) in CI: .ci/run should have installed them")
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql to run this test")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    root = Path(tempfile.mkdtemp(prefix="ablate-pg-"))  # not under pytest's tmp_path: the server's user needs it
+    data, log = root / "data", root / "server.log"
+    if as_user:
+        shutil.chown(root, "postgres")
+    started = False
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "ablate", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        for attempt in range(3):  # a port taken between our check and the server's bind: try another
+            port = free_port()
+            proc = subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+                                   f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                                  capture_output=True, timeout=90)
+            if proc.returncode == 0:
+                started = True
+                break
+        assert started, log.read_text()[-2000:] if log.exists() else proc.stderr
+        subprocess.run([*as_user, postgres_binary("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
+                        "ablate", "ablate"], check=True, capture_output=True, timeout=60)
+        yield f"postgresql://ablate@127.0.0.1:{port}/ablate"
+    finally:
+        if started:
+            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)

@@ -61,10 +61,15 @@ def start_head(ray: str, env: dict, common: list[str], attempts: int = 3) -> tup
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, request):
-    """A head and a worker node, 1 CPU each, token-protected; yields (address, token, home without a token).
-    Module-scoped, so it starts its processes itself rather than through the function-scoped ``spawn``; its
-    processes are stopped and Ray's temporary folder removed, pass or fail."""
+    """A head and a worker node, 1 CPU each, token-protected; yields (address, token, home without a token, a
+    folder only the head's machine sees). The worker node runs in a mount namespace of its own (``unshare``) where
+    that folder is an empty tmpfs: what a driver writes there, the worker node cannot read, as on a cluster without
+    a shared file system (None when this machine has no user namespaces). Module-scoped, so it starts its processes
+    itself rather than through the function-scoped ``spawn``; its processes are stopped and Ray's temporary folder
+    removed, pass or fail."""
     root = tmp_path_factory.mktemp("cluster")
+    driver_only = tmp_path_factory.mktemp("driver-only")
+    namespaces = shutil.which("unshare") and subprocess.run(["unshare", "-rm", "true"]).returncode == 0
     token = secrets.token_hex(16)
     home = root / "home"
     home.mkdir()
@@ -75,12 +80,16 @@ def cluster(tmp_path_factory, request):
     try:
         head, port, temp_dir = start_head(ray, env, common)
         started.append(head)
-        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}",
-                                   "--dashboard-agent-listen-port", str(free_port()), *common], env=env,
-                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [ray, "start", "--address", f"127.0.0.1:{port}", "--dashboard-agent-listen-port",
+                   str(free_port()), *common]
+        if namespaces:  # the node's own view of the files: driver_only hidden under an empty tmpfs
+            command = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs tmpfs "$0" && exec "$@"', str(driver_only),
+                       *command]
+        worker = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         started.append(worker)
         wait_for(lambda: _nodes(port, env) >= 2, 60, "the second node")
-        yield f"127.0.0.1:{port}", token, home
+        yield f"127.0.0.1:{port}", token, home, driver_only if namespaces else None
     finally:
         for proc in started:
             stop_session(proc)
@@ -106,31 +115,64 @@ def _nodes(port: int, env: dict) -> int:
         return 0
 
 
+def _on_worker_node(address: str, token: str, home: Path, code: str) -> str:
+    """What ``code`` prints when run as a Ray task on the node without the head's resource."""
+    task = ("import contextlib, io, ray; from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy\n"
+            f"ray.init(address={address!r}, logging_level='ERROR')\n"
+            f"node = next(n['NodeID'] for n in ray.nodes() if n['Alive'] and {HEAD_RESOURCE!r} not in n['Resources'])\n"
+            "@ray.remote(num_cpus=0)\n"
+            "def run(code):\n"
+            "    out = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out):\n"
+            "        exec(code, {})\n"
+            "    return out.getvalue()\n"
+            "print(ray.get(run.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))"
+            f".remote({code!r})))")
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    done = subprocess.run([sys.executable, "-c", task], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _cli(args, results_dir, spawn, **env):
     """The CLI as a user runs it: no RAY_AUTH_MODE set, the token (if any) as given; a None value unsets."""
     return spawn(ablate_command(*args), cwd=REPO, env=cli_env(results_dir, RAY_AUTH_MODE=None, **env))
 
 
 @pytest.mark.timeout(420)
-def test_a_small_ablation_runs_on_both_nodes_of_a_token_cluster(cluster, tmp_path, spawn):
-    address, token, home = cluster
+def test_a_small_ablation_runs_on_both_nodes_of_a_token_cluster_filing_into_postgresql(cluster, tmp_path, spawn,
+                                                                                      postgres):
+    """The run folder lives where only the driver's machine sees it (the worker node has an empty folder there):
+    the models the worker node trains reach the table through Ray and PostgreSQL, not through files."""
+    from ablate.store import query
+
+    address, token, home, driver_only = cluster
     space = tmp_path / "cluster.yaml"
     space.write_text(SPACE)
-    results = tmp_path / "results"
+    results = (driver_only or tmp_path) / "results"
     driver = _cli(["--space", str(space), "--address", address, "--trials", "4", "--epochs", "1", "--design",
-                   "balanced", "--confirm", "1", "--seeds", "2", "--name", "two-nodes", "--no-report"],
-                  results, spawn, HOME=str(home), RAY_AUTH_TOKEN=token)
+                   "balanced", "--confirm", "1", "--seeds", "2", "--name", "two-nodes", "--no-report",
+                   "--store", postgres], results, spawn, HOME=str(home), RAY_AUTH_TOKEN=token)
     out, _ = driver.communicate(timeout=360)
     assert driver.returncode == 0, out[-3000:]
     table = pd.read_parquet(results / "two-nodes" / "trials.parquet")
     # design 4, the best under 2 fresh seeds, ResNet50 under the run seed and both fresh seeds
     assert (table["status"] == "completed").all() and len(table) == 4 + 2 + 3
     assert table["node"].nunique() == 2, table[["name", "seed", "node"]]  # trials ran on both nodes
+    filed = query(postgres, run="two-nodes")  # every model, the worker node's too, in the store
+    assert sorted(zip(filed["config"], filed["seed"])) == sorted(zip(table["config"], table["seed"]))
+    if driver_only is None:
+        pytest.skip("no user namespaces here: the worker node saw the run folder (the table and store are checked)")
+    driver_files = [results / "two-nodes" / name for name in ("run.json", "trials.parquet", "progress.json")]
+    assert all(path.exists() for path in driver_files)
+    probe = f"import os; print([os.path.exists(p) for p in {list(map(str, driver_files))!r}])"
+    seen = _on_worker_node(address, token, home, probe)
+    assert seen == "[False, False, False]", seen  # the worker node saw none of the driver's files (only its own)
 
 
 @pytest.mark.timeout(120)
 def test_without_the_token_the_error_says_so_in_one_line_and_leaves_no_run_folder(cluster, tmp_path, spawn):
-    address, _, home = cluster
+    address, _, home, _ = cluster
     results = tmp_path / "results"
     driver = _cli(["--space", "qlblock", "--address", address, "--name", "refused"], results, spawn,
                   HOME=str(home), RAY_AUTH_TOKEN=None)
@@ -210,7 +252,7 @@ def test_a_plugin_op_trains_on_the_second_node_from_the_copy_ray_ships(cluster, 
     """The plugin lives outside the package and is installed on no node: Ray's runtime_env ships it, and the
     workers import that copy (its marker line names a path that is not the original file). The head node's CPU is
     held for the run, so both trials train on the second node, started by its own raylet."""
-    address, token, home = cluster
+    address, token, home, _ = cluster
     marker = tmp_path / "imports.txt"
     plugin = tmp_path / "lab" / "plug_cluster.py"
     plugin.parent.mkdir()

@@ -5,14 +5,8 @@ and the table must agree. Outside CI the test skips in one line when no server b
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -25,53 +19,6 @@ from ablate.tune import make_storage
 
 pytestmark = pytest.mark.slow
 EPOCHS = 2
-
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def postgres():
-    """A PostgreSQL server of its own on 127.0.0.1 (trust auth, user and database ``ablate``); yields its URL."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    if not (initdb and pg_ctl):
-        if os.environ.get("CI"):
-            pytest.fail("no PostgreSQL server binaries (initdb, pg_ctl) in CI: .ci/run should have installed them")
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql to run this test")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
-    root = Path(tempfile.mkdtemp(prefix="ablate-pg-"))  # not under pytest's tmp_path: the server's user needs it
-    data, log = root / "data", root / "server.log"
-    if as_user:
-        shutil.chown(root, "postgres")
-    started = False
-    try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "ablate", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
-        for attempt in range(3):  # a port taken between our check and the server's bind: try another
-            port = _free_port()
-            proc = subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-                                   f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
-                                  capture_output=True, timeout=90)
-            if proc.returncode == 0:
-                started = True
-                break
-        assert started, log.read_text()[-2000:] if log.exists() else proc.stderr
-        subprocess.run([*as_user, _binary("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
-                        "ablate", "ablate"], check=True, capture_output=True, timeout=60)
-        yield f"postgresql://ablate@127.0.0.1:{port}/ablate"
-    finally:
-        if started:
-            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.timeout(480)
@@ -105,7 +52,6 @@ def test_a_killed_run_on_postgresql_resumes_with_study_and_table_in_agreement(po
 
 
 def test_the_store_on_postgresql_files_a_key_once_from_many_processes_and_refuses_a_newer_schema(postgres):
-    import subprocess
     import sys
 
     import sqlalchemy as sa

@@ -117,7 +117,6 @@ def verdict_family(summary: pd.DataFrame, effects_table: pd.DataFrame, evidence:
         row["better"] = (row["a"] if row["estimate"] > 0 else row["b"]) if significant else None
         row["detectable"] = detectable_difference(row["se"], row["df"], alpha / m) if m else math.nan
     table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
-    table["better"] = pd.Series([row["better"] for row in rows], index=table.index, dtype=object)  # None, not NaN
     table.attrs.update(family_size=m, alpha=alpha, method=METHOD)
     return table
 

@@ -187,3 +187,21 @@ def test_a_rendered_default_report_has_no_interval_outside_0_100_and_no_nan(tmp_
     confirmed = re.findall(r"reaches \d+\.\d+ % test top-1 over \d fresh seeds "
                            r"\(95 % CI \[(\d+\.\d+), (\d+\.\d+)\]\)", md)
     assert confirmed and all(0 <= float(a) < float(b) <= 100 for a, b in confirmed)
+
+
+def test_the_report_saves_its_analysis_and_a_second_read_takes_it_as_saved(designed, monkeypatch):
+    """One analysis pass per change: the report saved summary, effects and verdicts beside the tables; reading the
+    run again takes them as saved (equal to a fresh computation, attrs included) without computing anything."""
+    import ablate.analysis.pipeline as pipeline
+    from ablate.analysis import analyze
+    from ablate.report import load_run
+
+    folder = designed[0].markdown.parent
+    run = load_run(folder)
+    fresh = analyze(run.trials, run.evidence, run.analysis_inputs)
+    monkeypatch.setattr(pipeline, "summarize", lambda *a, **k: pytest.fail("analysed again"))
+    saved = load_run(folder).analysis
+    assert len(saved.effects) and len(saved.verdicts)  # a grid: effects, and verdicts on them
+    for name in ("summary", "effects", "verdicts"):
+        assert getattr(saved, name).equals(getattr(fresh, name)), name
+        assert getattr(saved, name).attrs == getattr(fresh, name).attrs, name

@@ -103,8 +103,8 @@ macro: cifar-tiny
 @pytest.mark.ray
 @pytest.mark.timeout(900)
 def test_a_plan_holds_to_the_run_it_planned(tmp_path):
-    """A small ablation from the command line (4 variants and 3 baselines × 5 seeds, cifar-tiny on digits): the
-    plan's pilot measures the protocol's noise and its models' times; the run that follows prints its plan first,
+    """A small ablation from the command line (4 variants and 3 baselines × 5 seeds, cifar-tiny on digits, one
+    epoch): the plan's pilot measures the protocol's noise and its models' times; the run that follows prints its plan first,
     trains the trainings it planned, its plan's minutes are the schedule of the pilot's and the timed models'
     seconds on the run's workers (no wall clock is compared: a loaded machine stretches every training), and its
     report's detectable differences are within ±25 % of the planned ones."""
@@ -118,7 +118,7 @@ def test_a_plan_holds_to_the_run_it_planned(tmp_path):
     space_path = tmp_path / "planned.yaml"
     space_path.write_text(PLANNED_SPACE)
     space = load_space(space_path)
-    protocol = load_protocol("digits")
+    protocol = load_protocol("digits").with_epochs(1)  # what --epochs 1 runs: the plan holds at any recipe
     results = tmp_path / "results"
     settings = RunSettings(space, protocol, results / "run", dashboard=False)
     assert plan_run(settings, results) is None  # nothing known of digits on cifar-tiny: a pilot first
@@ -126,8 +126,8 @@ def test_a_plan_holds_to_the_run_it_planned(tmp_path):
                                                           "relu-conv3x3-w0.25"]  # the reference, a variant, ResNet50
     run_pilot(pilot_configs(settings), protocol, "cifar-tiny", DIGITS_SPLITS, results, workers=2, seeds=5)
     pilot = earlier_runs(results, protocol, "cifar-tiny", DIGITS_SPLITS)
-    out = subprocess.run(ablate_command("--space", space_path, "--seeds", "5", "--name", "run", "--no-dashboard",
-                                        "--no-report"),
+    out = subprocess.run(ablate_command("--space", space_path, "--seeds", "5", "--epochs", "1", "--name", "run",
+                                        "--no-dashboard", "--no-report"),
                          capture_output=True, text=True, cwd=tmp_path, env=cli_env(results), timeout=750,
                          start_new_session=True)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -104,10 +104,10 @@ macro: cifar-tiny
 @pytest.mark.timeout(900)
 def test_a_plan_holds_to_the_run_it_planned(tmp_path):
     """A small ablation from the command line (4 variants and 3 baselines × 5 seeds, cifar-tiny on digits, one
-    epoch): the plan's pilot measures the protocol's noise and its models' times; the run that follows prints its plan first,
-    trains the trainings it planned, its plan's minutes are the schedule of the pilot's and the timed models'
-    seconds on the run's workers (no wall clock is compared: a loaded machine stretches every training), and its
-    report's detectable differences are within ±25 % of the planned ones."""
+    epoch): the plan's pilot measures the protocol's noise and its models' times; the run that follows prints its
+    plan first, trains the trainings it planned, its plan's minutes are the schedule of the pilot's and the timed
+    models' seconds on the run's workers (no wall clock is compared: a loaded machine stretches every training), and
+    its report's detectable differences are within ±25 % of the planned ones."""
     from ablate.core.files import read_table
     from ablate.planning.command import pilot_configs
     from ablate.planning.history import earlier_runs, median_fixed

@@ -34,15 +34,36 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()[:12]
 
 
+# Temporary folders W&B makes when it is imported (timm imports it wherever it is installed), as module, attribute
+WANDB_TEMP_DIRS = (("wandb.sdk.data_types._private", "MEDIA_TMP"),
+                   ("wandb.sdk.artifacts.artifact", "Artifact._TMP_DIR"))
+
+
 def prepare(settings: RunSettings) -> tuple[Protocol, DatasetSplits, torch.device]:
     """This worker's protocol (on the run's macro), data splits (loaded once per process) and device; the run's
     plugins imported first, so their ops can be built."""
+    forget_wandb_temp_dirs()
     ensure_plugins(settings.every_plugin)
     device = default_device()
     torch.set_num_threads(max(1, int(settings.cpus_per_trial)))
     protocol = settings.protocol.with_overrides(macro=settings.macro)
     data = load_protocol_data(protocol, data_dir=settings.data_dir, device=device, seed=settings.seed)
     return protocol, data, device
+
+
+def forget_wandb_temp_dirs() -> None:
+    """Remove the temporary folders W&B made at import in this worker (timm imports W&B when it is installed).
+
+    W&B removes them at interpreter exit, which a Ray worker never reaches: Ray ends its workers with a signal, so
+    each worker left two folders in the system's temporary directory per run. Nothing on a worker logs to W&B (the
+    trackers run on the driver), so they go now.
+    """
+    for module_name, path in WANDB_TEMP_DIRS:
+        found: Any = sys.modules.get(module_name)
+        for name in path.split("."):
+            found = getattr(found, name, None)
+        if hasattr(found, "cleanup"):
+            found.cleanup()
 
 
 def cost_columns(block: BlockConfig, settings: RunSettings, data: DatasetSplits, device: torch.device, *,

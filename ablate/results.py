@@ -166,17 +166,17 @@ def analysis_of(run_dir: str | os.PathLike, *, save: bool = True):
         raise UsageError(f"no results table at {path}: run an ablation first, or pass its results/<run> folder")
     trials = normalise_trials(read_table(path))
     inputs = analysis_inputs(trials, read_run_json(folder))
-    stamp = analysis_stamp(folder, inputs)
+    predictions = read_table(folder / "predictions.parquet") if (folder / "predictions.parquet").is_file() else None
+    predictions = predictions if predictions is not None and len(predictions) else None
+    stamp = analysis_stamp(trials, predictions, inputs)
     found = saved_analysis(folder, stamp)
     if found is not None:
         return found
-    predictions = folder / "predictions.parquet"
-    result = analyze(trials, Evidence(read_table(predictions) if predictions.is_file() else None, EVIDENCE_SPLIT),
-                     inputs)
-    if save and stamp is not None:
+    result = analyze(trials, Evidence(predictions, EVIDENCE_SPLIT), inputs)
+    if save:
         try:
             save_analysis(folder, result, stamp)
-        except PermissionError:
+        except OSError:  # a folder this user may read but not write: analysed, not saved
             pass
     return result
 

@@ -79,3 +79,17 @@ def test_per_image_evidence_is_written_with_its_rows_and_loaded_back(tmp_path):
     assert (one["seed"].iloc[0], one["phase"].iloc[0], one["name"].iloc[0]) == (1, "confirm", "relu-dwconv-w1")
     with pytest.raises(UsageError, match="not both"):
         load(tmp_path, summary=True, predictions=True)
+
+
+def test_an_analysis_saved_after_the_tables_changed_is_not_taken_for_theirs(tmp_path):
+    """A report read the tables, a filing rewrote them, then the report saved its analysis: that analysis is
+    stamped with what the report read, so the next reader analyses the new tables instead of taking it."""
+    from ablate.report import load_run
+
+    rows = _rows()
+    write_tables(tmp_path, rows[:2], pd.DataFrame())  # seed 0's candidate and ResNet50
+    run = load_run(tmp_path)
+    write_tables(tmp_path, rows, pd.DataFrame())  # the rest filed meanwhile
+    run.save_analysis()
+    assert run.summary["n"].tolist() == [1, 1]
+    assert load(tmp_path, summary=True)["n"].tolist() == [2, 2]

@@ -29,7 +29,6 @@ from ablate.core.schema import EVIDENCE_SPLIT
 
 ANALYSIS_FILES = {"summary": "summary.parquet", "effects": "effects.parquet", "verdicts": "verdicts.parquet"}
 STAMP_FILE = "analysis.json"  # written last: the tables above are the analysis of what its stamp names
-STAMPED_TABLES = ("trials.parquet", "predictions.parquet")  # what the analysis reads from the run folder
 
 
 @dataclass(frozen=True)
@@ -82,16 +81,15 @@ def analyze(trials: pd.DataFrame, evidence: Evidence | pd.DataFrame | None, inpu
     return Analysis(summary, effect_table, verdict_family(summary, effect_table, evidence, reference=inputs.reference))
 
 
-def analysis_stamp(run_dir: Path, inputs: AnalysisInputs) -> str | None:
-    """What the analysis of ``run_dir`` depends on, hashed: its trials and predictions files, the inputs and the
-    analysis code. None for a folder without a trials table (a run held in memory only)."""
-    if not (run_dir / STAMPED_TABLES[0]).is_file():
-        return None
+def analysis_stamp(trials: pd.DataFrame, predictions: pd.DataFrame | None, inputs: AnalysisInputs) -> str:
+    """What an analysis depends on, hashed: the trials and predictions it reads (their contents, as read: a table
+    rewritten after they were read is a new stamp), the inputs and the analysis code."""
     digest = hashlib.sha256(_code_version().encode())
     digest.update(json.dumps(asdict(inputs), sort_keys=True, default=str).encode())
-    for name in STAMPED_TABLES:
-        path = run_dir / name
-        digest.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
+    for frame in (trials, predictions):
+        empty = frame is None or frame.empty
+        digest.update(b"-" if empty else pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        digest.update(b"|" if empty else ",".join(map(str, frame.columns)).encode())
     return digest.hexdigest()
 
 
@@ -104,9 +102,9 @@ def save_analysis(run_dir: Path, analysis: Analysis, stamp: str) -> None:
     write_json(run_dir / STAMP_FILE, {"stamp": stamp, "files": list(ANALYSIS_FILES.values())}, indent=2)
 
 
-def saved_analysis(run_dir: Path, stamp: str | None) -> Analysis | None:
+def saved_analysis(run_dir: Path, stamp: str) -> Analysis | None:
     """The analysis saved in ``run_dir`` if it is the analysis of what ``stamp`` names; None otherwise."""
-    if stamp is None or not (run_dir / STAMP_FILE).is_file():
+    if not (run_dir / STAMP_FILE).is_file():
         return None
     try:
         if read_json(run_dir / STAMP_FILE).get("stamp") != stamp:

@@ -2,10 +2,10 @@
 verdicts, computed together from the same rows and saved beside the tables (``summary.parquet`` / ``.csv``,
 ``effects.parquet``, ``verdicts.parquet``, stamped in ``analysis.json``).
 
-Every reader (the report, ``compare``, the run's closing lines, ``ablate.results.load(run, summary=True)``) reads
-that one result; it is computed again only when the tables it was computed from have changed (a run that filed more
-models, a pooled folder), or the analysis code has. A run saves it once, when its last model is filed; filing a
-model writes the tables only, so filing costs the same at the thousandth model as at the first.
+Every reader (the report, the run's closing lines, ``ablate.results.load(run, summary=True)``, a pooled report)
+reads that one result; it is computed again only when the tables it was computed from have changed (a run that
+filed more models, a pooled folder), or the analysis code has. A run saves it once, when its last model is filed;
+filing a model writes the tables only, so filing costs the same at the thousandth model as at the first.
 """
 
 from __future__ import annotations

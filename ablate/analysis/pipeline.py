@@ -5,7 +5,7 @@ verdicts, computed together from the same rows and saved beside the tables (``su
 Every reader (the report, the run's closing lines, ``ablate.results.load(run, summary=True)``, a pooled report)
 reads that one result; it is computed again only when the tables it was computed from have changed (a run that
 filed more models, a pooled folder), or the analysis code has. A run saves it once, when its last model is filed;
-filing a model writes the tables only, so filing costs the same at the thousandth model as at the first.
+filing a model rewrites the tables but no longer analyses them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ run folder (``results/pilot-<protocol>-<macro>``) so that every later plan and r
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -49,7 +50,9 @@ def run_pilot(configs: list[BlockConfig], protocol: Protocol, macro: str, splits
     print(f"[ablate] pilot: {len(configs)} configs × {seeds} seeds on {protocol.name} ({len(jobs)} trainings, "
           f"{workers} at once) to measure this protocol's noise …", flush=True)
     started = time.time()
-    with ProcessPoolExecutor(max(1, workers)) as pool:
+    # spawned, not forked: a fork of a process that has run autograd (a notebook that trained a model, a test
+    # session) fails in its first backward pass ("Unable to handle autograd's threading … fork")
+    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         outcomes = list(pool.map(_train, *zip(*jobs)))
     rows = [{"kind": Kind.CANDIDATE, "trial_id": f"pilot-{o['config']}-s{o['seed']}", "name": o["config"],
              "config": o["config"], "status": o["status"], "train_seconds": o["train_seconds"],

@@ -126,6 +126,44 @@ def test_the_live_record_feeds_status(tmp_path):
     assert progress["best"] == {"val_top1": 91.25, "name": "relu-dwconv-w0.5"} and progress["trials"] == {"running": 1}
 
 
+def test_while_models_are_filed_the_tables_are_rewritten_only_when_it_is_their_turn(tmp_path, monkeypatch):
+    """A rewrite that took 1 s is not repeated for 10 s of filings (TABLES_REWRITE_RATIO): filing N models costs
+    the driver a bounded share of its time, not N rewrites of N records; progress.json follows every filing, and
+    a phase's end (``now=True``) or ``write_due`` brings the tables up to date."""
+    import ablate.tune.record as record_module
+
+    clock, rewrites = [0.0], []
+
+    def rewrite(run_dir, rows, curves, predictions=None):  # a rewrite that takes 1 s of the fake clock
+        rewrites.append(len(list(rows)))
+        clock[0] += 1.0
+
+    monkeypatch.setattr(record_module, "write_tables", rewrite)
+    monkeypatch.setattr(record_module, "monotonic", lambda: clock[0])
+    record = RunRecord(tmp_path / "run")
+
+    def file(i):
+        row = {"kind": "candidate", "trial_id": f"t{i}", "name": f"c{i}", "config": f"c{i}", "status": "completed",
+               "val_top1": float(i), "seed": 0, "phase": "design"}
+        record.file({"row": row, "curves": [], "predictions": {}})
+        return record.write(now=False)
+
+    file(0)
+    assert rewrites == [1]  # the first is due at once
+    for i in range(1, 5):
+        clock[0] += 1.0
+        assert file(i) == (float(i), f"c{i}")  # the best so far follows every filing …
+    assert rewrites == [1] and json.loads((tmp_path / "run" / "progress.json").read_text())["best"]["name"] == "c4"
+    record.write_due()
+    assert rewrites == [1]  # … the tables wait: 5 s since a 1 s rewrite
+    clock[0] += 6.0
+    record.write_due()
+    assert rewrites == [1, 5]  # 11 s since: their turn
+    file(5)
+    record.write()  # a phase's end: now
+    assert rewrites == [1, 5, 6]
+
+
 def test_the_callback_ray_restores_files_into_the_same_record(tmp_path):
     """Ray restores the callback pickled in tuner.pkl on --resume: that copy, with no driver state to reach, files
     a trial Tune ends into the run's record, from the trial's last result and what its trainer left on disk."""

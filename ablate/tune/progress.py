@@ -167,7 +167,8 @@ class RunProgress(tune.Callback):
             done = sum(job_id in filed for job_id in self.job_ids)
             if done != self.jobs_done:
                 self.jobs_done = done
-                self.record.write(self.counts(trials), (done, len(self.job_ids)))
+                self.record.write(self.counts(trials), (done, len(self.job_ids)), now=False)
+        self.record.write_due(self.counts(trials), (self.jobs_done, len(self.job_ids)))
         self.show(trials)
 
     def _ended(self, trials, trial, status: str, error: str | None) -> None:
@@ -179,7 +180,7 @@ class RunProgress(tune.Callback):
                 self.record.file(outcome)
                 self.eta.ended(trial.trial_id, outcome["row"].get("config"), outcome["row"])
                 self._say_uncounted(outcome["row"])
-                self.best = self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)))
+                self.best = self.record.write(self.counts(trials), (self.jobs_done, len(self.job_ids)), now=False)
             except AblateError as err:  # raised in Tune's hook, it would come with Tune's traceback: stop at the
                 self.stopping = self.stopping or err  # step's end instead, in its one line (a full disk, a store)
         self.show(trials)

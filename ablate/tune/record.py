@@ -23,6 +23,7 @@ import math
 import os
 import time
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 import pandas as pd
@@ -41,6 +42,10 @@ RECORDS_FOLDER = "records"
 TIMINGS_FILE = "timings.json"
 PROGRESS_FILE = "progress.json"
 REUSED_FROM = "reused_from"  # as ablate.store names it (imported here, it would bring SQLAlchemy to status)
+# While models are being filed, the tables are rewritten only once the time since the last rewrite is this many
+# times what that rewrite took: a rewrite reads every record, so rewriting after each filing made a run's cost grow
+# as the square of its models; this way rewrites take at most ~1/10 of the driver's time at any size
+TABLES_REWRITE_RATIO = 10.0
 
 
 class _Filed(NamedTuple):
@@ -64,6 +69,7 @@ class RunRecord:
         self.run_dir = Path(run_dir)
         self._read: dict[str, _Filed] = {}
         self._link, self._linked = link, link is not None
+        self._tables_at, self._tables_took, self._tables_behind = -math.inf, 0.0, False
 
     def __getstate__(self) -> dict[str, Any]:
         return {"run_dir": self.run_dir, "link": self._link}
@@ -179,24 +185,34 @@ class RunRecord:
         """The best completed candidate so far (val top-1, name), an interrupted session's included."""
         return best_so_far(self.rows())
 
-    def write(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None
-              ) -> tuple[float, str] | None:
+    def write(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None, *,
+              now: bool = True) -> tuple[float, str] | None:
         """Rewrite the tables (atomically) from the filed outcomes, and progress.json.
 
         Args:
             counts: Tune's trials by status now; without it, the filed search trials by status (all of them have
                 ended once Tune is done).
             jobs: Baselines and confirmations (done, total).
+            now: Rewrite the tables now (a phase's end); False, after a filing: only when it is their turn
+                (``TABLES_REWRITE_RATIO``), else they are left behind until :meth:`write_due` or the next write.
+                Every filed model is in ``records/`` either way.
 
         Returns:
             The best completed candidate so far (see :meth:`best`).
         """
         filed = list(self._entries().values())
-        timings = read_json(self.run_dir / TIMINGS_FILE)
-        rows = [{**table_row(f.outcome), **timings.get(f.outcome["row"].get("config"), {})} for f in filed]
-        if rows:
-            write_tables(self.run_dir, rows, _stacked([f.curve for f in filed], CURVE_COLUMNS),
+        rows = [f.outcome["row"] for f in filed]
+        if rows and (now or self._tables_due()):
+            started = monotonic()
+            timings = read_json(self.run_dir / TIMINGS_FILE)
+            write_tables(self.run_dir, [{**table_row(f.outcome), **timings.get(f.outcome["row"].get("config"), {})}
+                                        for f in filed],
+                         _stacked([f.curve for f in filed], CURVE_COLUMNS),
                          _stacked([f.predictions for f in filed], PREDICTION_COLUMNS))
+            self._tables_at = monotonic()
+            self._tables_took, self._tables_behind = self._tables_at - started, False
+        else:
+            self._tables_behind = bool(rows)
         if counts is None:
             counts = search_trials(pd.DataFrame(rows, columns=["kind", "phase", "status"]))["status"] \
                 .value_counts().to_dict()
@@ -206,6 +222,14 @@ class RunRecord:
                     "best": {"val_top1": best[0], "name": best[1]} if best else None}
         write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
         return best
+
+    def write_due(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None) -> None:
+        """Rewrite the tables if a filing left them behind and it is their turn now (called while a run waits)."""
+        if self._tables_behind and self._tables_due():
+            self.write(counts, jobs)
+
+    def _tables_due(self) -> bool:
+        return monotonic() - self._tables_at >= TABLES_REWRITE_RATIO * self._tables_took
 
 
 STORE_CONTEXT = "store_context"  # run.json's key holding the run-level parts of its models' store keys

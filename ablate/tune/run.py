@@ -132,23 +132,21 @@ def _with_data(settings: RunSettings) -> tuple[RunSettings, dict[str, int]]:
     return replace(settings, space=space), {split: data.size(split) for split in SPLITS}
 
 
-TABLES_EVERY_S = 15.0  # the driver rewrites the tables at most this often while Ray tasks train beside it
-
-
 def _finish_jobs(jobs: JobRunner, record: RunRecord, what: str = "baselines and confirmations",
                  eta: Eta | None = None, models: int = 0) -> None:
-    """Wait for the Ray-task trainings still running, rewriting the tables as they end — at most every
-    ``TABLES_EVERY_S`` (each rewrite reads every record: on a 2-core machine the driver's CPU is the workers'), and
-    once more when the last one has ended. Each model is in ``records/`` the moment it ends either way. Each
-    line says the phase's ETA (``eta``), and the run's: the side-by-side timing of ``models`` models follows."""
-    announced, written, changed = -1, time.monotonic(), False
+    """Wait for the Ray-task trainings still running, rewriting the tables as they end when it is their turn
+    (``RunRecord.write(now=False)``: a rewrite reads every record, and on a 2-core machine the driver's CPU is the
+    workers'), and once more when the last one has ended. Each model is in ``records/`` the moment it ends either
+    way. Each line says the phase's ETA (``eta``), and the run's: the side-by-side timing of ``models`` models
+    follows."""
+    announced = -1
     eta = eta or Eta({}, 1)
     while jobs.pending:
         ray.wait(list(jobs.pending.values()), num_returns=1, timeout=5.0)
-        changed |= bool(jobs.collect(wait=False))
-        if changed and (time.monotonic() - written >= TABLES_EVERY_S or not jobs.pending):
-            record.write(jobs=(jobs.done_count(), len(jobs.jobs)))
-            written, changed = time.monotonic(), False
+        if jobs.collect(wait=False):
+            record.write(jobs=(jobs.done_count(), len(jobs.jobs)), now=not jobs.pending)
+        else:
+            record.write_due(jobs=(jobs.done_count(), len(jobs.jobs)))
         done = jobs.done_count()
         if done != announced:
             for job, outcome in jobs.results.items():

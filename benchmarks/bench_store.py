@@ -8,7 +8,10 @@ a full table row. Three costs, each per model, in a fresh SQLite store (``ablate
 - ``store export``: the run's four tables written from the store (``export_run``), divided by N;
 - ``record filing`` (before the store): one model filed as the run's record did it alone, ``records/<id>.json``
   then every table rewritten (``RunRecord.write``) — at N models; the mean over a few filings (never at 1,000
-  unless ``--record-at-1000``: that one rewrite reads a thousand records).
+  unless ``--record-at-1000``: that one rewrite reads a thousand records);
+- ``record, as a run files``: the same filings as a run makes them now (``RunRecord.write(now=False)``: the tables
+  are rewritten only once 10× the last rewrite's time has passed), ``--stream`` models back to back into a record
+  holding N, then the phase's closing rewrite; the whole, divided by the models filed.
 
 Usage:
     python benchmarks/bench_store.py [--sizes 10 100 1000] [--record-at-1000]
@@ -90,17 +93,38 @@ def record_cost(n: int, folder: Path, repeats: int = 3) -> float:
     return statistics.mean(seconds)
 
 
+def streamed_record_cost(n: int, folder: Path, filings: int) -> float:
+    """Seconds per model of ``filings`` models filed back to back, as a run files them, into a record holding
+    ``n``, the closing rewrite included."""
+    rng = np.random.default_rng(n + 1)
+    record = RunRecord(folder / f"stream-{n}")
+    for i in range(n):
+        record.file(model(i, rng))
+    record.write()
+    outcomes = [model(n + i, rng) for i in range(filings)]
+    start = time.perf_counter()
+    for outcome in outcomes:
+        record.file(outcome)
+        record.write(now=False)
+    record.write()
+    return (time.perf_counter() - start) / filings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--record-at-1000", action="store_true", help="also time the record's filing at 1,000")
+    parser.add_argument("--stream", type=int, default=50, help="models filed back to back for the last column")
     args = parser.parse_args(argv)
-    print(f"{'models':>7} {'store filing':>14} {'store export':>14} {'record filing':>15}   (seconds per model)")
+    print(f"{'models':>7} {'store filing':>14} {'store export':>14} {'record filing':>15} "
+          f"{'record, as a run files':>24}   (seconds per model)")
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         for n in args.sizes:
             filing, export = store_costs(n, Path(tmp))
-            record = record_cost(n, Path(tmp)) if n < 1000 or args.record_at_1000 else float("nan")
-            print(f"{n:7d} {filing:14.4f} {export:14.4f} {record:15.4f}", flush=True)
+            at_scale = n < 1000 or args.record_at_1000
+            record = record_cost(n, Path(tmp)) if at_scale else float("nan")
+            streamed = streamed_record_cost(n, Path(tmp), args.stream) if at_scale else float("nan")
+            print(f"{n:7d} {filing:14.4f} {export:14.4f} {record:15.4f} {streamed:24.4f}", flush=True)
     return 0
 
 

@@ -6,7 +6,8 @@ format a cached baseline is kept in. A baseline or confirmation is filed by the 
 trial by the driver's callback as Tune ends it (a pruned or crashed trial cannot file itself). Every file is
 written atomically, so whatever kills the driver, a model that ended is on disk, and a resumed run starts from the
 folder as it is. ``trials.parquet`` and the other tables are a view of the folder (plus ``timings.json``, the
-side-by-side timing), rewritten whole after each filing, and ``progress.json`` says how far the run has got.
+side-by-side timing), rewritten whole as models are filed (once 10× the last rewrite's time has passed, and at each
+phase's end), and ``progress.json``, written after each filing, says how far the run has got.
 
 Nothing here lives only in memory: the Tune callback, which Ray pickles into its experiment state, and the driver
 each open the record by its folder and see the same run.

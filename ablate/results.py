@@ -9,6 +9,7 @@ the summary has one row per config (:func:`ablate.analysis.summarize`). ``load(r
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import platform
@@ -176,8 +177,9 @@ def analysis_of(run_dir: str | os.PathLike, *, save: bool = True):
     if save:
         try:
             save_analysis(folder, result, stamp)
-        except OSError:  # a folder this user may read but not write: analysed, not saved
-            pass
+        except OSError as err:  # a folder this user may read but not write: analysed, not saved
+            if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
     return result
 
 

@@ -93,3 +93,20 @@ def test_an_analysis_saved_after_the_tables_changed_is_not_taken_for_theirs(tmp_
     run.save_analysis()
     assert run.summary["n"].tolist() == [1, 1]
     assert load(tmp_path, summary=True)["n"].tolist() == [2, 2]
+
+
+def test_a_summary_of_a_folder_this_user_cannot_write_is_analysed_not_saved(tmp_path, monkeypatch):
+    import errno
+
+    import ablate.analysis.pipeline as pipeline
+
+    write_tables(tmp_path, _rows(), pd.DataFrame())
+
+    def refuse(run_dir, analysis, stamp, code=errno.EROFS):
+        raise OSError(code, "Read-only file system")
+
+    monkeypatch.setattr(pipeline, "save_analysis", refuse)
+    assert load(tmp_path, summary=True)["n"].tolist() == [2, 2]
+    monkeypatch.setattr(pipeline, "save_analysis", lambda *a: refuse(*a, code=errno.ENOSPC))
+    with pytest.raises(OSError, match="Read-only"):  # a full disk is not taken for a read-only folder
+        load(tmp_path, summary=True)

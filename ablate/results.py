@@ -9,7 +9,6 @@ the summary has one row per config (:func:`ablate.analysis.summarize`). ``load(r
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import platform
@@ -25,7 +24,6 @@ from ablate.core.files import read_json, read_table, write_atomic, write_json
 from ablate.core.schema import (
     AXIS_COLUMNS,
     CURVE_COLUMNS,
-    EVIDENCE_SPLIT,
     NUMERIC_COLUMNS,
     PREDICTION_COLUMNS,
     REFERENCE_BASELINE,
@@ -151,36 +149,23 @@ def load(run: str | os.PathLike, summary: bool = False, predictions: bool = Fals
     return analysis_of(path.parent).summary if summary else read_table(path)
 
 
-def analysis_of(run_dir: str | os.PathLike, *, save: bool = True):
+def analysis_of(run_dir: str | os.PathLike):
     """A run folder's analysis (:class:`ablate.analysis.Analysis`): the one saved beside its tables when they have
-    not changed since, else computed now and, with ``save``, saved (a read-only folder is analysed, not written).
+    not changed since, else computed now and saved (a read-only folder is analysed, not written).
 
     Raises:
         UsageError: The folder has no trials table, or a table is damaged (one line naming the file).
     """
-    from ablate.analysis import Evidence, analyze
-    from ablate.analysis.pipeline import analysis_stamp, save_analysis, saved_analysis
+    from ablate.analysis.pipeline import analysis_of_tables
 
     folder = Path(run_dir)
     path = folder / "trials.parquet"
     if not path.is_file():
         raise UsageError(f"no results table at {path}: run an ablation first, or pass its results/<run> folder")
     trials = normalise_trials(read_table(path))
-    inputs = analysis_inputs(trials, read_run_json(folder))
     predictions = read_table(folder / "predictions.parquet") if (folder / "predictions.parquet").is_file() else None
-    predictions = predictions if predictions is not None and len(predictions) else None
-    stamp = analysis_stamp(trials, predictions, inputs)
-    found = saved_analysis(folder, stamp)
-    if found is not None:
-        return found
-    result = analyze(trials, Evidence(predictions, EVIDENCE_SPLIT), inputs)
-    if save:
-        try:
-            save_analysis(folder, result, stamp)
-        except OSError as err:  # a folder this user may read but not write: analysed, not saved
-            if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
-    return result
+    return analysis_of_tables(folder, trials, predictions if predictions is not None and len(predictions) else None,
+                              analysis_inputs(trials, read_run_json(folder)))
 
 
 def normalise_trials(trials: pd.DataFrame) -> pd.DataFrame:

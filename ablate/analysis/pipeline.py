@@ -10,6 +10,7 @@ filing a model rewrites the tables but no longer analyses them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,33 @@ def analyze(trials: pd.DataFrame, evidence: Evidence | pd.DataFrame | None, inpu
         effect_table = effects(trials, list(inputs.design_axes), metric=f"{EVIDENCE_SPLIT}_top1",
                                reference=inputs.choice_orders, stand_ins=list(inputs.stand_ins), evidence=evidence)
     return Analysis(summary, effect_table, verdict_family(summary, effect_table, evidence, reference=inputs.reference))
+
+
+def analysis_of_tables(run_dir: Path, trials: pd.DataFrame, predictions: pd.DataFrame | None,
+                       inputs: AnalysisInputs, evidence: Evidence | None = None) -> Analysis:
+    """The analysis of a run folder's tables as read: the one saved in ``run_dir`` when it is theirs, else computed
+    now and saved there (a folder this user may read but not write is analysed, not saved).
+
+    Args:
+        run_dir: The run folder; one that does not exist (a run held in memory) is analysed, nothing is read or saved.
+        trials: Its trials table, normalised.
+        predictions: Its predictions table, None when it has none.
+        inputs: What run.json says of the analysis (:class:`AnalysisInputs`).
+        evidence: The test split's evidence when the caller has built it from ``predictions`` already.
+    """
+    if not run_dir.is_dir():
+        return analyze(trials, evidence if evidence is not None else predictions, inputs)
+    stamp = analysis_stamp(trials, predictions, inputs)
+    found = saved_analysis(run_dir, stamp)
+    if found is not None:
+        return found
+    result = analyze(trials, evidence if evidence is not None else predictions, inputs)
+    try:
+        save_analysis(run_dir, result, stamp)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    return result
 
 
 def analysis_stamp(trials: pd.DataFrame, predictions: pd.DataFrame | None, inputs: AnalysisInputs) -> str:

@@ -47,7 +47,6 @@ def build_report(run_dir: str | Path) -> ReportOutputs:
         >>> build_report("results/qlblock-digits-20261126-120000").html  # doctest: +SKIP
     """
     run = load_run(run_dir)
-    run.save_analysis()  # what the report states, beside the tables (ablate.results.load reads it from there)
     figures = make_figures(run, run.directory / "figures")
     doc = build_document(run, figures)
     md_path, html_path = run.directory / "report.md", run.directory / "report.html"

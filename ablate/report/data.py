@@ -74,25 +74,11 @@ class Run:
     @cached_property
     def analysis(self):
         """The run's summary, effects and verdicts (:func:`ablate.analysis.analyze`): as saved beside the tables when
-        it is the analysis of these tables, else computed now (:meth:`save_analysis` saves it)."""
-        from ablate.analysis import analyze
-        from ablate.analysis.pipeline import STAMP_FILE, saved_analysis
+        it is the analysis of these tables, else computed now and saved there
+        (:func:`ablate.analysis.pipeline.analysis_of_tables`)."""
+        from ablate.analysis.pipeline import analysis_of_tables
 
-        found = saved_analysis(self.directory, self._stamp) if (self.directory / STAMP_FILE).is_file() else None
-        return found or analyze(self.trials, self.evidence, self.analysis_inputs)
-
-    def save_analysis(self) -> None:
-        """Save :attr:`analysis` beside the tables, unless what is saved there is already it."""
-        from ablate.analysis.pipeline import save_analysis, saved_analysis
-
-        if self.directory.is_dir() and saved_analysis(self.directory, self._stamp) is None:
-            save_analysis(self.directory, self.analysis, self._stamp)
-
-    @cached_property
-    def _stamp(self) -> str:
-        from ablate.analysis.pipeline import analysis_stamp
-
-        return analysis_stamp(self.trials, self.predictions, self.analysis_inputs)
+        return analysis_of_tables(self.directory, self.trials, self.predictions, self.analysis_inputs, self.evidence)
 
     @property
     def summary(self) -> pd.DataFrame:

@@ -341,5 +341,5 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     write_run_json(run_dir, run_meta(settings, started=first_start, finished=_iso(time.time()), data=split_sizes,
                                      wall_seconds=wall, aliases=aliases, plan=plan, workers=workers,
                                      store_context=link.context))
-    analysis_of(run_dir)  # the run's one analysis pass, saved beside its tables: the report and compare read it
+    analysis_of(run_dir)  # the run's one analysis pass, saved beside its tables: the report and load() read it
     return RunOutcome(run_dir, table, dashboard_url)

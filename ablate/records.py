@@ -53,3 +53,8 @@ def read_predictions(directory: str | os.PathLike) -> dict[str, np.ndarray]:
             return {split: stored[split].astype(bool) for split in stored.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise damaged(path, "not a readable .npz of per-image hits") from exc
+
+
+def encode_hits(hits) -> str:
+    """Per-image hits as a compact string of 0s and 1s (how a model's evidence sits in its record's JSON)."""
+    return "".join("1" if h else "0" for h in hits)

@@ -48,14 +48,9 @@ def run_path(run: str | os.PathLike) -> Path:
     return path if path.is_dir() or path.parent != Path(".") else results_dir() / path
 
 
-def encode_hits(hits) -> str:
-    """Per-image hits as a compact string of 0s and 1s (how a baseline's evidence sits in its JSON cache entry)."""
-    return "".join("1" if h else "0" for h in hits)
-
-
 def prediction_frame(correct: dict[str, Any], row: dict[str, Any]) -> pd.DataFrame:
-    """One trained model's per-image evidence (split → hits, as an array or :func:`encode_hits` text) as rows of
-    ``predictions.parquet``, labelled with the model's row (trial id, name, config, seed, phase)."""
+    """One trained model's per-image evidence (split → hits, as an array or :func:`~ablate.records.encode_hits`
+    text) as rows of ``predictions.parquet``, labelled with the model's row (trial id, name, config, seed, phase)."""
     parts = []
     for split, hits in correct.items():
         values = np.frombuffer(hits.encode(), dtype=np.uint8) == ord("1") if isinstance(hits, str) \

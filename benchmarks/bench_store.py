@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ablate.results import encode_hits  # noqa: E402
+from ablate.records import encode_hits  # noqa: E402
 from ablate.store import RunLink, SQLStore, export_run  # noqa: E402
 from ablate.tune.record import RunRecord  # noqa: E402
 

@@ -26,7 +26,7 @@ def _train(config: str, protocol: str, seed: int) -> tuple[str, int, dict[str, s
     import torch
 
     from ablate.data import load_protocol_data
-    from ablate.results import encode_hits
+    from ablate.records import encode_hits
     from ablate.training import train
 
     torch.set_num_threads(1)

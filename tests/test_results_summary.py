@@ -9,7 +9,8 @@ import pytest
 from ablate.analysis import SUMMARY_COLUMNS, summarize
 from ablate.core.errors import UsageError
 from ablate.core.schema import PREDICTION_COLUMNS, TRIAL_COLUMNS
-from ablate.results import encode_hits, load, prediction_frame, write_tables
+from ablate.records import encode_hits
+from ablate.results import load, prediction_frame, write_tables
 
 SUMMARIZE = summarize
 

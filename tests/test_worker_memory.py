@@ -2,6 +2,7 @@
 not (``benchmarks/worker_memory.py`` measures how much). Each check runs in a fresh interpreter and reads
 ``sys.modules``; none asserts a number of megabytes, which the machine and its load would move."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-# Never needed while a model trains: the searcher, plotting, scikit-learn (the digits are read from its csv)
-NEVER = ("optuna", "sklearn", "matplotlib", "seaborn")
+# Never needed while a model trains: the searcher, plotting, scikit-learn (the digits are read from its csv), and
+# pandas (a worker files its model as JSON; tables are the driver's) — unless W&B is installed, which timm imports
+# and which imports pandas itself
+NEVER = ("optuna", "sklearn", "matplotlib", "seaborn", *(() if importlib.util.find_spec("wandb") else ("pandas",)))
 
 WORKER_IMPORTS = {
     # a Ray task (baseline, confirmation, ablation model) unpickles ablate.tune.jobs.train_job: no Tune, and no

@@ -21,11 +21,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable
 
 from ablate.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 MIN_FREE = 1 << 20  # a write that fails with less than this free beside it failed for want of space
@@ -223,6 +224,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     Raises:
         UsageError: The file is missing or cannot be read as parquet.
     """
+    import pandas as pd  # here, not at the top: a Ray worker imports this module and never reads a table
+
     path = Path(path)
     try:
         return pd.read_parquet(path)

@@ -22,7 +22,7 @@ def _train(config: str, protocol: Protocol, data_dir: str | None, seed: int) -> 
     import torch
 
     from ablate.data import load_protocol_data
-    from ablate.results import encode_hits
+    from ablate.records import encode_hits
     from ablate.training import train
 
     torch.set_num_threads(1)

@@ -15,14 +15,13 @@ Example:
     >>> lookup("relu-dwconv-w1", protocol="digits").interval  # doctest: +SKIP
 """
 
-from ablate.store._base import LEASE_S, BaseStore, Filing, Owner, Use
-from ablate.store._export import export_run
-from ablate.store._keys import DEFAULT_NAME, model_key, store_url
-from ablate.store._legacy import import_cache
-from ablate.store._link import REUSED_FROM, RunLink
-from ablate.store._query import Lookup, lookup, open_store, query
-from ablate.store._sql import SCHEMA_VERSION, SQLStore
+from ablate.core.lazy import lazy_exports
 
-__all__ = ["DEFAULT_NAME", "LEASE_S", "REUSED_FROM", "SCHEMA_VERSION", "BaseStore", "Filing", "Lookup", "Owner",
-           "RunLink", "SQLStore", "Use", "export_run", "import_cache", "lookup", "model_key", "open_store", "query",
-           "store_url"]
+# Loaded on first use: a Ray worker files through RunLink and SQLStore and never builds a query's table (pandas)
+_EXPORTS = {"LEASE_S": "_base", "BaseStore": "_base", "Filing": "_base", "Owner": "_base", "Use": "_base",
+            "export_run": "_export", "DEFAULT_NAME": "_keys", "model_key": "_keys", "store_url": "_keys",
+            "import_cache": "_legacy", "REUSED_FROM": "_link", "RunLink": "_link", "Lookup": "_query",
+            "lookup": "_query", "open_store": "_query", "query": "_query", "SCHEMA_VERSION": "_sql",
+            "SQLStore": "_sql"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)  # the names __getattr__ serves

@@ -9,7 +9,7 @@ from ablate.core.errors import error_summary
 from ablate.core.schema import CANDIDATE, COMPLETED, COUNT_COLUMNS, SYMMETRY_COLUMNS
 from ablate.models import BlockConfig
 from ablate.models.fingerprint import network_fingerprint
-from ablate.records import read_epoch_log, read_predictions
+from ablate.records import encode_hits, read_epoch_log, read_predictions
 from ablate.space import config_hash
 from ablate.tune.status import classify
 from ablate.tune.trainables import TRIAL_LATENCY
@@ -47,13 +47,11 @@ def training_row(*, kind: str, trial_id: str, name: str, block: BlockConfig, set
 
 Outcome = dict[str, Any]
 """One trained model's outcome: its table ``row``, its learning curve (``curves``: the epoch log's dicts) and its
-per-image evidence (``predictions``: split → :func:`~ablate.results.encode_hits` text; empty unless completed)."""
+per-image evidence (``predictions``: split → :func:`~ablate.records.encode_hits` text; empty unless completed)."""
 
 
 def outcome_of(row: dict[str, Any], history: list[dict[str, Any]], correct: dict[str, Any]) -> Outcome:
     """An :data:`Outcome` from a row, the epoch log it was read off and the per-image hits (split → bool array)."""
-    from ablate.results import encode_hits  # with pandas, which a worker imports only here, once it has trained
-
     return {"row": row, "curves": list(history),
             "predictions": {split: encode_hits(hits) for split, hits in correct.items()}}
 

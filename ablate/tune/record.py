@@ -27,14 +27,15 @@ from pathlib import Path
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
-import pandas as pd
-
 from ablate.core.errors import UsageError
 from ablate.core.files import damaged, read_json, write_json
 from ablate.core.schema import CANDIDATE, COMPLETED, CURVE_COLUMNS, PREDICTION_COLUMNS, TRIAL_COLUMNS, search_trials
-from ablate.results import prediction_frame, write_tables
 
+# pandas and ablate.results are imported where a table is built, not here: a Ray worker opens the record only to file
+# its model (json), and importing pandas cost each worker ~0.4 s and ~60 MB
 if TYPE_CHECKING:  # collect needs torch; reading a run folder (status, report) must not
+    import pandas as pd
+
     from ablate.store import RunLink
     from ablate.tune.collect import Outcome
     from ablate.tune.settings import RunSettings
@@ -111,6 +112,8 @@ class RunRecord:
         return [outcome["row"] for outcome in self.outcomes().values()]
 
     def _entries(self) -> dict[str, _Filed]:
+        from ablate.results import prediction_frame
+
         current = {}
         for path in sorted(self.folder.glob("[!.]*.json")) if self.folder.is_dir() else []:  # not a write under way
             stat = path.stat()
@@ -177,6 +180,8 @@ class RunRecord:
         Raises:
             UsageError: The record holds search trials and ``tune_dir`` cannot be restored.
         """
+        import pandas as pd
+
         held = search_trials(pd.DataFrame(self.rows(), columns=["kind", "phase", "status"]))
         if len(held):
             raise UsageError(f"{tune_dir} holds no Tune state to restore, but {self.folder} holds {len(held)} of "
@@ -201,6 +206,10 @@ class RunRecord:
         Returns:
             The best completed candidate so far (see :meth:`best`).
         """
+        import pandas as pd
+
+        from ablate.results import write_tables
+
         filed = list(self._entries().values())
         rows = [f.outcome["row"] for f in filed]
         if rows and (now or self._tables_due()):
@@ -238,11 +247,11 @@ STORE_CONTEXT = "store_context"  # run.json's key holding the run-level parts of
 
 def store_link(run_dir: Path) -> RunLink | None:
     """The run's link to the store as its run.json names it (None: a run started before the store)."""
-    from ablate.store import RunLink, open_store, store_url
-
     meta = read_json(run_dir / "run.json")
     if not meta.get(STORE_CONTEXT):
         return None
+    from ablate.store import RunLink, open_store, store_url
+
     return RunLink(open_store(store_url(meta.get("store"), run_dir.parent)), str(run_dir), meta[STORE_CONTEXT])
 
 
@@ -328,11 +337,15 @@ def best_so_far(rows: list[dict[str, Any]]) -> tuple[float, str] | None:
 
 def curve_frame(history: list[dict[str, Any]], row: dict[str, Any]) -> pd.DataFrame:
     """One learning curve in the curves table's columns."""
+    import pandas as pd
+
     return pd.DataFrame(list(history)).assign(trial_id=row["trial_id"], name=row["name"], kind=row["kind"]) \
         .reindex(columns=CURVE_COLUMNS)
 
 
 def _stacked(frames: list[pd.DataFrame | None], columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
     parts = [f for f in frames if f is not None and len(f)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 

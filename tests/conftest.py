@@ -66,20 +66,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ray (or a driver that starts its own)
-
-
 def pytest_collection_modifyitems(config, items):
-    """Every test that starts Ray (marked ``ray``, or using the ``local_ray`` or ``spawn`` fixture) joins one xdist
-    group: under ``-n 2 --dist loadgroup`` (pyproject's addopts) they run one at a time on one worker, sharing its
-    local Ray, while the other worker takes the CPU-only tests; two Rays never fight over the 2 cores. The other
-    fast tests are grouped by module, so a module's fixtures (a report built once for its tests) are built on one
-    worker only; the other slow ones (simulations, minutes each) go one by one to whichever worker is free."""
+    """xdist groups (``-n 2 --dist loadgroup``, pyproject's addopts): every test that uses the session's local Ray
+    (the ``local_ray`` fixture) joins one group, so they run one after another on one worker, on one Ray whose warm
+    workers each test reuses (:func:`local_ray`). The tests of a module that start Ray in processes of their own
+    (marked ``ray``, or drivers started with the ``spawn`` fixture) are a group, run by whichever worker is free,
+    beside the other worker's tests: their Ray is their own, the kernel shares the 2 cores, and a module's fixture
+    (test_cluster.py's two-node cluster) starts once. The other fast tests are grouped by module, so that a module's
+    fixtures (a report built once for its tests) are built on one worker only; the other slow ones (simulations,
+    minutes each) go one by one to whichever worker is free."""
     for item in items:
-        if item.get_closest_marker("ray") or RAY_FIXTURES & set(item.fixturenames):
-            group = "ray"
+        if "local_ray" in item.fixturenames:
+            group = "local-ray"
+        elif item.get_closest_marker("ray") or "spawn" in item.fixturenames:
+            group = "own-ray:" + item.nodeid.split("::")[0]
+        elif item.get_closest_marker("slow"):
+            group = item.nodeid
         else:
-            group = item.nodeid if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
+            group = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
 
 
@@ -104,12 +108,22 @@ def parallel():
         yield run
 
 
+# Ray's worker pool as the suite's local Ray keeps it: by default Ray ends a worker idle for a second once more than
+# num_cpus workers are alive (a Tune trial's actor counts), so nearly every test started fresh workers, each paying
+# ~6 s of CPU to import torch, timm and ablate. Kept warm, a test's baselines, memory probe and timer run in workers
+# an earlier test started (18 → 15 processes and -27 % time over three tests of test_tune.py, measured); only
+# Tune's trial actors, which Tune ends with each run, start afresh.
+WARM_WORKERS = {"num_workers_soft_limit": 4, "idle_worker_killing_time_threshold_ms": 3_600_000}
+
+
 @pytest.fixture(scope="session")
 def local_ray():
-    """One local Ray (2 CPUs) for every test that needs one, stopped at the end of the session, pass or fail."""
+    """One local Ray (2 CPUs) for every test that needs one, its idle workers kept warm between tests
+    (:data:`WARM_WORKERS`), stopped at the end of the session, pass or fail."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             _system_config=WARM_WORKERS)
     try:
         yield
     finally:

@@ -66,24 +66,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ray (or a driver that starts its own)
+
+
 def pytest_collection_modifyitems(config, items):
-    """xdist groups (``-n 2 --dist loadgroup``, pyproject's addopts): every test that uses the session's local Ray
-    (the ``local_ray`` fixture) joins one group, so they run one after another on one worker, on one Ray whose warm
-    workers each test reuses (:func:`local_ray`). The tests of a module that start Ray in processes of their own
-    (marked ``ray``, or drivers started with the ``spawn`` fixture) are a group, run by whichever worker is free,
-    beside the other worker's tests: their Ray is their own, the kernel shares the 2 cores, and a module's fixture
-    (test_cluster.py's two-node cluster) starts once. The other fast tests are grouped by module, so that a module's
-    fixtures (a report built once for its tests) are built on one worker only; the other slow ones (simulations,
-    minutes each) go one by one to whichever worker is free."""
+    """Every test that starts Ray (marked ``ray``, or using the ``local_ray`` or ``spawn`` fixture) joins one xdist
+    group: under ``-n 2 --dist loadgroup`` (pyproject's addopts) they run one at a time on one worker, sharing its
+    local Ray and the warm workers it keeps (:func:`local_ray`), while the other worker takes the CPU-only tests; two
+    Rays never fight over the 2 cores (measured: a group per module of the tests that start their own Ray, run
+    beside the local Ray's, made the suite slower, 1,218 → 1,354 s, its 2 cores busy 94 % of the time). The other
+    fast tests are grouped by module, so a module's fixtures (a report built once for its tests) are built on one
+    worker only; the other slow ones (simulations, minutes each) go one by one to whichever worker is free."""
     for item in items:
-        if "local_ray" in item.fixturenames:
-            group = "local-ray"
-        elif item.get_closest_marker("ray") or "spawn" in item.fixturenames:
-            group = "own-ray:" + item.nodeid.split("::")[0]
-        elif item.get_closest_marker("slow"):
-            group = item.nodeid
+        if item.get_closest_marker("ray") or RAY_FIXTURES & set(item.fixturenames):
+            group = "ray"
         else:
-            group = item.nodeid.split("::")[0]
+            group = item.nodeid if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
 
 

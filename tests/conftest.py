@@ -73,8 +73,9 @@ def pytest_collection_modifyitems(config, items):
     """Every test that starts Ray (marked ``ray``, or using the ``local_ray`` or ``spawn`` fixture) joins one xdist
     group: under ``-n 2 --dist loadgroup`` (pyproject's addopts) they run one at a time on one worker, sharing its
     local Ray and the warm workers it keeps (:func:`local_ray`), while the other worker takes the CPU-only tests; two
-    Rays never fight over the 2 cores (measured: a group per module of the tests that start their own Ray, run
-    beside the local Ray's, made the suite slower, 1,218 → 1,354 s, its 2 cores busy 94 % of the time). The other
+    Rays never fight over the 2 cores (a group per module of the tests that start their own Ray, run beside the local
+    Ray's, was tried: the suite took 1,354 s, its 2 cores busy 94 % of the time, against 1,218 s before it and the
+    warm workers; the suite is bound by CPU, not by waiting). The other
     fast tests are grouped by module, so a module's fixtures (a report built once for its tests) are built on one
     worker only; the other slow ones (simulations, minutes each) go one by one to whichever worker is free."""
     for item in items:

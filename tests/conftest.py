@@ -75,9 +75,9 @@ def pytest_collection_modifyitems(config, items):
     local Ray and the warm workers it keeps (:func:`local_ray`), while the other worker takes the CPU-only tests; two
     Rays never fight over the 2 cores (a group per module of the tests that start their own Ray, run beside the local
     Ray's, was tried: the suite took 1,354 s, its 2 cores busy 94 % of the time, against 1,218 s before it and the
-    warm workers; the suite is bound by CPU, not by waiting). The other
-    fast tests are grouped by module, so a module's fixtures (a report built once for its tests) are built on one
-    worker only; the other slow ones (simulations, minutes each) go one by one to whichever worker is free."""
+    warm workers; the suite is bound by CPU, not by waiting). The other fast tests are grouped by module, so a
+    module's fixtures (a report built once for its tests) are built on one worker only; the other slow ones
+    (simulations, minutes each) go one by one to whichever worker is free."""
     for item in items:
         if item.get_closest_marker("ray") or RAY_FIXTURES & set(item.fixturenames):
             group = "ray"
@@ -110,8 +110,9 @@ def parallel():
 # Ray's worker pool as the suite's local Ray keeps it: by default Ray ends a worker idle for a second once more than
 # num_cpus workers are alive (a Tune trial's actor counts), so nearly every test started fresh workers, each paying
 # ~6 s of CPU to import torch, timm and ablate. Kept warm, a test's baselines, memory probe and timer run in workers
-# an earlier test started (18 → 15 processes and -27 % time over three tests of test_tune.py, measured); only
-# Tune's trial actors, which Tune ends with each run, start afresh.
+# an earlier test started (measured with -n 0: 18 → 15 processes and -27 % time over three tests of test_tune.py;
+# test_tune.py and test_store_runs.py but the kill test, 231 → 204 s); only Tune's trial actors, which Tune ends
+# with each run, start afresh.
 WARM_WORKERS = {"num_workers_soft_limit": 4, "idle_worker_killing_time_threshold_ms": 3_600_000}
 
 

@@ -168,7 +168,7 @@ class RunProgress(tune.Callback):
             if done != self.jobs_done:
                 self.jobs_done = done
                 self.record.write(self.counts(trials), (done, len(self.job_ids)), now=False)
-        self.record.write_due(self.counts(trials), (self.jobs_done, len(self.job_ids)))
+        self.record.write_due(lambda: (self.counts(trials), (self.jobs_done, len(self.job_ids))))
         self.show(trials)
 
     def _ended(self, trials, trial, status: str, error: str | None) -> None:

@@ -25,7 +25,7 @@ import os
 import time
 from pathlib import Path
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from ablate.core.errors import UsageError
 from ablate.core.files import damaged, read_json, write_json
@@ -233,10 +233,13 @@ class RunRecord:
         write_json(self.run_dir / PROGRESS_FILE, progress, indent=2)
         return best
 
-    def write_due(self, counts: dict[str, int] | None = None, jobs: tuple[int, int] | None = None) -> None:
-        """Rewrite the tables if a filing left them behind and it is their turn now (called while a run waits)."""
+    def write_due(self, progress: Callable[[], tuple[dict[str, int] | None, tuple[int, int] | None]] | None = None
+                  ) -> None:
+        """Rewrite the tables if a filing left them behind and it is their turn now (called while a run waits, at
+        every step of Tune's loop: ``progress`` gives :meth:`write`'s ``counts`` and ``jobs``, asked for only when
+        the tables are written)."""
         if self._tables_behind and self._tables_due():
-            self.write(counts, jobs)
+            self.write(*(progress() if progress else (None, None)))
 
     def _tables_due(self) -> bool:
         return monotonic() - self._tables_at >= TABLES_REWRITE_RATIO * self._tables_took

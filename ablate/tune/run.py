@@ -146,7 +146,7 @@ def _finish_jobs(jobs: JobRunner, record: RunRecord, what: str = "baselines and 
         if jobs.collect(wait=False):
             record.write(jobs=(jobs.done_count(), len(jobs.jobs)), now=not jobs.pending)
         else:
-            record.write_due(jobs=(jobs.done_count(), len(jobs.jobs)))
+            record.write_due(lambda: (None, (jobs.done_count(), len(jobs.jobs))))
         done = jobs.done_count()
         if done != announced:
             for job, outcome in jobs.results.items():

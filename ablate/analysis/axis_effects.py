@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ablate.analysis.evidence import t_p_value, t_quantile
 from ablate.analysis.summary import search_rows
 from ablate.core.schema import EvidenceKind, Kind
 
@@ -129,9 +130,9 @@ def _effect(rows, axis, choice, ref, pairs, n_ref, metric, min_pairs, confidence
     if not se > 0:
         row["reason"] = "every matched pair gives the same Δ: no spread to build an interval on"
         return row
-    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    half = t_quantile(0.5 + confidence / 2, df) * se
     row.update(estimate=mean, se=se, ci_low=mean - half, ci_high=mean + half, estimable=True,
-               p_value=float(2 * stats.t.sf(abs(mean) / se, df)))
+               p_value=t_p_value(mean / se, df))
     if evidence is not None:
         row.update(_heterogeneity(rows, pairs, deltas, evidence))
     return row

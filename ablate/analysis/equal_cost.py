@@ -46,5 +46,5 @@ def cost_matched_baseline(cost: float, front: pd.DataFrame, cost_column: str = "
     when every baseline costs more (or the cost is unknown)."""
     if not (isinstance(cost, (int, float, np.floating)) and math.isfinite(cost)) or front.empty:
         return None
-    affordable = front[front[cost_column] <= cost * (1 + 1e-9)]
-    return None if affordable.empty else str(affordable["name"].iloc[-1])
+    affordable = np.flatnonzero(front[cost_column].to_numpy(dtype=float) <= cost * (1 + 1e-9))
+    return str(front["name"].iloc[affordable[-1]]) if len(affordable) else None

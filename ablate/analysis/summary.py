@@ -90,8 +90,7 @@ def summarize(trials: pd.DataFrame, predictions: pd.DataFrame | Evidence | None 
     if done.empty:
         return pd.DataFrame(columns=columns)
     evidence = predictions if isinstance(predictions, Evidence) else Evidence(predictions, split)
-    rows = [_summary_row(kind, name, group, axes, evidence, split)
-            for (kind, name), group in done.groupby(["kind", "name"], sort=False)]
+    rows = _config_rows(done, axes, evidence, split)
     ranks = _selection_ranks(rows, done)
     front = baseline_front(pd.DataFrame(rows))
     means = {r["name"]: (r["test_top1_mean"], r["evidence"]) for r in rows if r["kind"] == Kind.BASELINE}
@@ -114,33 +113,56 @@ def _selection_ranks(rows: list[dict], done: pd.DataFrame) -> dict[str, int]:
     return {r["name"]: rank for rank, r in enumerate(ranked, 1)}
 
 
-def _summary_row(kind: str, name: str, group: pd.DataFrame, axes: list[str], evidence: Evidence,
-                 split: str) -> dict:
-    first = group.iloc[0]
-    phases = set(group["phase"].astype(str))
-    seeds = sorted(s for s in group["seed"].unique() if s != NO_SEED)
-    own = group[group["phase"].isin(SEARCH_PHASES)]
-    confirm = group[group["phase"].isin(EVIDENCE_PHASES)]
-    where = EvidenceKind.CONFIRMED if len(confirm) else EvidenceKind.RUN_SEED
-    accuracy = evidence.accuracy(name, where)
-    if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
-        accuracy = Estimate(float((confirm if len(confirm) else own if len(own) else group)[f"{split}_top1"].mean()),
-                            math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
-    row = {"kind": kind, "name": name, "config": first.get("config", name), ALIASES: first.get(ALIASES, ""),
-           **{a: first[a] for a in axes},
-           "phases": "+".join(p for p in PHASES if p in phases), "n": len(group["seed"].unique()),
-           "seeds": ",".join(str(s) for s in seeds),
-           "selection_val_top1": float(own["val_top1"].mean()) if len(own) else math.nan,
-           "n_confirm": int(confirm["seed"].nunique()), "evidence": where,
-           "test_top1_mean": accuracy.estimate, "test_top1_se": accuracy.se, "test_top1_ci_low": accuracy.low,
-           "test_top1_ci_high": accuracy.high, "val_top1_mean": float(group["val_top1"].mean()),
-           "epochs": pd.to_numeric(group["epochs"], errors="coerce").max() if "epochs" in group else math.nan}
-    for cost in COST_COLUMNS:
-        row[cost] = pd.to_numeric(group[cost], errors="coerce").mean() if cost in group else math.nan
-    uncounted = group["uncounted_ops"].dropna().astype(str) if "uncounted_ops" in group else pd.Series(dtype=str)
-    row["uncounted_ops"] = next((u for u in uncounted if u), "")  # one model, so every seed counts the same ops
-    row.update(_symmetry(group))
-    return row
+def _config_rows(done: pd.DataFrame, axes: list[str], evidence: Evidence, split: str) -> list[dict]:
+    """One dict per config (``kind``, ``name``, in table order): every column aggregated over one grouping of the
+    whole table, not by slicing each config's rows out of it (a 36-config report spent half its analysis there)."""
+    phase = done["phase"].astype(str)
+    own, confirm = phase.isin(SEARCH_PHASES), phase.isin(EVIDENCE_PHASES)
+    top1, seed = done[f"{split}_top1"], done["seed"]
+    values = {  # column → (values, aggregation)
+        **{p: (phase == p, "any") for p in PHASES},
+        "n": (seed, "nunique"), "n_confirm": (seed.where(confirm), "nunique"),
+        "selection_val_top1": (done["val_top1"].where(own), "mean"), "val_top1_mean": (done["val_top1"], "mean"),
+        "confirmed": (confirm, "any"), "own": (own, "any"),
+        # the rows' plain top-1 means, for a config without a per-image record
+        "plain_confirm": (top1.where(confirm), "mean"), "plain_own": (top1.where(own), "mean"),
+        "plain_all": (top1, "mean"),
+        **{c: (pd.to_numeric(done[c], errors="coerce"), "max" if c == "epochs" else "mean")
+           for c in (*COST_COLUMNS, "epochs") if c in done},
+    }
+    if "uncounted_ops" in done:  # one model, so every seed counts the same ops: the first non-empty list
+        named = done["uncounted_ops"].map(lambda u: str(u) if pd.notna(u) else "")
+        values["uncounted_ops"] = (named.where(named != ""), "first")
+    if "symmetry_gap" in done and "symmetric" in done:  # the largest gap, and whether every model kept its logits
+        known = done["symmetric"].notna()
+        values.update(checked=(known, "any"), symmetric=(done["symmetric"].where(known, True).astype(bool), "all"),
+                      symmetry_gap=(pd.to_numeric(done["symmetry_gap"], errors="coerce"), "max"))
+    frame = pd.DataFrame({c: v for c, (v, _) in values.items()}).assign(_seed=seed.where(seed != NO_SEED))
+    grouped = frame.groupby([done["kind"], done["name"]], sort=False)
+    table = grouped.agg({c: how for c, (_, how) in values.items()})
+    seeds = grouped["_seed"].agg(lambda s: ",".join(str(int(v)) for v in sorted(s.dropna().unique())))
+    origins = {(r["kind"], r["name"]): r for r in done.drop_duplicates(["kind", "name"]).to_dict("records")}
+    rows = []
+    for (kind, name), c, seed_list in zip(table.index, table.to_dict("records"), seeds):
+        where = EvidenceKind.CONFIRMED if c["confirmed"] else EvidenceKind.RUN_SEED
+        accuracy = evidence.accuracy(name, where)
+        if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
+            plain = c["plain_confirm"] if c["confirmed"] else c["plain_own"] if c["own"] else c["plain_all"]
+            accuracy = Estimate(float(plain), math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
+        origin, checked = origins[(kind, name)], c.get("checked", False)
+        rows.append({
+            "kind": kind, "name": name, "config": origin.get("config", name), ALIASES: origin.get(ALIASES, ""),
+            **{a: origin[a] for a in axes},
+            "phases": "+".join(p for p in PHASES if c[p]), "n": int(c["n"]), "seeds": seed_list,
+            "selection_val_top1": float(c["selection_val_top1"]), "n_confirm": int(c["n_confirm"]), "evidence": where,
+            "test_top1_mean": accuracy.estimate, "test_top1_se": accuracy.se, "test_top1_ci_low": accuracy.low,
+            "test_top1_ci_high": accuracy.high, "val_top1_mean": float(c["val_top1_mean"]),
+            "epochs": c.get("epochs", math.nan), **{cost: c.get(cost, math.nan) for cost in COST_COLUMNS},
+            "uncounted_ops": c["uncounted_ops"] if isinstance(c.get("uncounted_ops"), str) else "",
+            "symmetry_gap": c["symmetry_gap"] if checked else math.nan,
+            "symmetric": bool(c["symmetric"]) if checked else None,
+        })
+    return rows
 
 
 def _comparisons(row: dict, means: dict, evidence: Evidence, reference: str, front: pd.DataFrame) -> dict:
@@ -170,13 +192,3 @@ def _columns(prefix: str, estimate: Estimate) -> dict[str, float]:
     mean = prefix if prefix == "delta_equal_macs" else f"{prefix}_mean"
     return {mean: estimate.estimate, f"{prefix}_ci_low": estimate.low, f"{prefix}_ci_high": estimate.high,
             f"{prefix}_p": estimate.p_value}
-
-
-def _symmetry(group: pd.DataFrame) -> dict:
-    """The largest symmetry gap over a config's seeds, and whether every seed's model kept its logits."""
-    if "symmetry_gap" not in group or "symmetric" not in group or group["symmetric"].isna().all():
-        return {"symmetry_gap": math.nan, "symmetric": None}
-    known = group["symmetric"].dropna()
-    return {"symmetry_gap": pd.to_numeric(group["symmetry_gap"], errors="coerce").max(),
-            "symmetric": bool(known.astype(bool).all())}
-

@@ -1,5 +1,14 @@
-import glob
 import os
+
+# One thread per process for torch (OpenMP) and numpy (OpenBLAS), here and in every process the tests start (CLI
+# drivers, Ray's workers): the suite's two xdist workers and Ray's workers share the 2 cores, where a second thread
+# spins waiting for a core instead of working. Measured (tests/test_models.py + test_isomacs.py, -n 0) with the other
+# core kept busy: 2 threads 44 CPU-s in 38.9 s, 1 thread 22 CPU-s in 22.4 s; on two idle cores 18.3 s against 20.9 s.
+# Set before numpy and torch are first imported (they read it once); a Tune trial still sets its own torch threads.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import glob
 import shutil
 import signal
 import socket
@@ -158,15 +167,6 @@ def load_bench_gpu():
     sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread for the module: small CPU models on 2 shared cores only oversubscribe them with more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -24,9 +24,6 @@ SYNC_OPS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "unique
                       "unique_consecutive", "equal", "is_nonzero"})  # aten ops that copy a device value to the host
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def bench():
     """The bench's training paths (``benchmarks/gpu_paths.py``, importable once bench_gpu is loaded)."""

@@ -17,8 +17,6 @@ from timm.models import FeatureInfo
 import ablate  # noqa: F401  (registers the models)
 from ablate.models.layers import Hardball
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # batch-1 forwards: two threads on 2 busy cores are ~50× slower
-
 MODELS = ["qlnet", "qlnet22", "qlnet26", "resnet50_hybrid", "resnet50_max"]
 FEATURE_CLASSES = ["list", "dict", "hook", "getter", "fx"]
 SIZE = 64

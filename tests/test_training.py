@@ -19,11 +19,8 @@ from ablate.training import (
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds", "images_per_second"}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # the digits protocol is sized for one thread
-
-
 @pytest.fixture(scope="module")
-def tiny(one_thread):
+def tiny():
     """8×8 digits and 3 short epochs: enough to exercise every code path in a few seconds."""
     protocol = load_protocol("digits").with_overrides(image_size=8, epochs=3, batch_size=64, warmup_epochs=0.5)
     return protocol, load_protocol_data(protocol, device="cpu")

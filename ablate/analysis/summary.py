@@ -123,7 +123,6 @@ def _config_rows(done: pd.DataFrame, axes: list[str], evidence: Evidence, split:
         **{p: (phase == p, "any") for p in PHASES},
         "n": (seed, "nunique"), "n_confirm": (seed.where(confirm), "nunique"),
         "selection_val_top1": (done["val_top1"].where(own), "mean"), "val_top1_mean": (done["val_top1"], "mean"),
-        "confirmed": (confirm, "any"), "own": (own, "any"),
         # the rows' plain top-1 means, for a config without a per-image record
         "plain_confirm": (top1.where(confirm), "mean"), "plain_own": (top1.where(own), "mean"),
         "plain_all": (top1, "mean"),
@@ -144,10 +143,11 @@ def _config_rows(done: pd.DataFrame, axes: list[str], evidence: Evidence, split:
     origins = {(r["kind"], r["name"]): r for r in done.drop_duplicates(["kind", "name"]).to_dict("records")}
     rows = []
     for (kind, name), c, seed_list in zip(table.index, table.to_dict("records"), seeds):
-        where = EvidenceKind.CONFIRMED if c["confirmed"] else EvidenceKind.RUN_SEED
+        confirmed, own_seed = any(c[p] for p in EVIDENCE_PHASES), any(c[p] for p in SEARCH_PHASES)
+        where = EvidenceKind.CONFIRMED if confirmed else EvidenceKind.RUN_SEED
         accuracy = evidence.accuracy(name, where)
         if not math.isfinite(accuracy.estimate):  # no per-image record: the rows' plain mean, without an interval
-            plain = c["plain_confirm"] if c["confirmed"] else c["plain_own"] if c["own"] else c["plain_all"]
+            plain = c["plain_confirm"] if confirmed else c["plain_own"] if own_seed else c["plain_all"]
             accuracy = Estimate(float(plain), math.nan, math.nan, math.nan, math.nan, math.nan, (), 0)
         origin, checked = origins[(kind, name)], c.get("checked", False)
         rows.append({

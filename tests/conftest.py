@@ -79,20 +79,23 @@ RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ra
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test that starts Ray (marked ``ray``, or using the ``local_ray`` or ``spawn`` fixture) joins one xdist
-    group: under ``-n 2 --dist loadgroup`` (pyproject's addopts) they run one at a time on one worker, sharing its
-    local Ray and the warm workers it keeps (:func:`local_ray`), while the other worker takes the CPU-only tests; two
-    Rays never fight over the 2 cores (a group per module of the tests that start their own Ray, run beside the local
-    Ray's, was tried: the suite took 1,354 s, its 2 cores busy 94 % of the time, against 1,218 s before it and the
-    warm workers; the suite is bound by CPU, not by waiting). The other fast tests are grouped by module, so a
-    module's fixtures (a report built once for its tests) are built on one worker only; the other slow ones
-    (simulations, minutes each) go one by one to whichever worker is free."""
-    for item in items:
-        if item.get_closest_marker("ray") or RAY_FIXTURES & set(item.fixturenames):
-            group = "ray"
-        else:
-            group = item.nodeid if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    """Order the tests for ``-n 2 --dist worksteal`` (pyproject's addopts), which gives each worker one half of the
+    list, and a worker that runs out the back half of what the other has left: each half starts with every other
+    slow test (end-to-end runs through Ray, simulations: tens of seconds to two minutes each) and ends with fast
+    ones, in their modules' order. The long tests then run from the start on both workers and the short ones fill
+    the end, so that neither worker ends minutes after the other, and a module's fixtures (a report built once for
+    its tests) are built on one worker or two, not once per test.
+
+    Two workers may each run a test that starts Ray, each in its own local Ray (:func:`local_ray`). Putting those
+    in one xdist group, one at a time on one worker, was the earlier plan: ``--dist loadgroup`` reads the groups
+    from test ids that pytest 9.2 no longer lets it rewrite, so it ran as ``--dist load`` all along, and the Ray
+    tests, two thirds of the suite's CPU, would have kept one worker busy minutes after the other anyway."""
+    def is_slow(item) -> bool:
+        return bool(item.get_closest_marker("slow") or item.get_closest_marker("ray") or RAY_FIXTURES
+                    & set(item.fixturenames))
+
+    slow, fast = [item for item in items if is_slow(item)], [item for item in items if not is_slow(item)]
+    items[:] = slow[0::2] + fast[:len(fast) // 2] + slow[1::2] + fast[len(fast) // 2:]
 
 
 @pytest.fixture(scope="module")

@@ -209,7 +209,7 @@ def test_every_training_of_a_run_is_in_tensorboard_mlflow_and_the_models_study(l
     run_dir = tmp_path / "results" / "tracked"
     settings = RunSettings(load_space(tmp_path / "tiny.yaml"), load_protocol("digits").with_overrides(epochs=1),
                            run_dir, trials=2, design="balanced", scheduler="none", confirm=1, seeds=1,
-                           dashboard=False, trackers=("tensorboard", "mlflow"))
+                           dashboard=False, trackers=("tensorboard", "mlflow"), max_concurrent=1)
     run_ablation(settings)
     table = load(run_dir)
     labels = {f"{'baseline' if r.kind == 'baseline' else r.phase} {r.name} s{r.seed}" for r in table.itertuples()}
@@ -256,7 +256,7 @@ def test_rays_state_api_lists_each_task_by_what_it_trains(tmp_path):
 
     from conftest import tiny_space_text
 
-    text = tiny_space_text("tiny") + "design: ablation\nreference: multiply-dwconv-w0.5\n"
+    text = tiny_space_text("tiny", "resnet50") + "design: ablation\nreference: multiply-dwconv-w0.5\n"
     (tmp_path / "tiny.yaml").write_text(text)
     done = subprocess.run([sys.executable, "-c", RAY_NAMES, str(tmp_path / "tiny.yaml"), str(tmp_path / "r" / "run")],
                           capture_output=True, text=True, timeout=540, start_new_session=True)

@@ -26,7 +26,7 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path, spawn):
     space.write_text(tiny_space_text("interrupt", "resnet50"))
     env = cli_env(results_dir)
     args = ["--space", str(space), "--design", "search", "--trials", "4", "--epochs", str(EPOCHS), "--confirm", "0",
-            "--scheduler", "none", "--name", "interrupted", "--no-dashboard", "--no-report"]
+            "--scheduler", "none", "--max-concurrent", "1", "--name", "interrupted", "--no-dashboard", "--no-report"]
     driver = spawn(ablate_command(*args), cwd=ROOT, env=env)
     run_dir = results_dir / "interrupted"
     deadline = time.time() + 300

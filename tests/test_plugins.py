@@ -217,7 +217,8 @@ def test_a_small_ablation_trains_a_plugins_ops_with_costs_symmetry_and_a_report(
         """))
     run_dir = tmp_path / "results" / "mine"
     settings = RunSettings(load_space(space_file), load_protocol("digits").with_overrides(epochs=2), run_dir,
-                           trials=4, design="grid", scheduler="none", confirm=0, dashboard=False)
+                           trials=4, design="grid", scheduler="none", confirm=0, dashboard=False,
+                           max_concurrent=1)
     run_ablation(settings)
     assert "warning: egate-" in capsys.readouterr().out  # fvcore cannot count aten::glu: said, not counted free
     table = pd.read_parquet(run_dir / "trials.parquet").set_index("name")

@@ -66,7 +66,7 @@ def _settings(tmp_path, run: str, epochs: int = EPOCHS, **kw) -> RunSettings:
     space.write_text(tiny_space_text("tiny", baselines="resnet50"))
     defaults = dict(space=load_space(space), protocol=load_protocol("digits").with_overrides(epochs=epochs),
                     run_dir=tmp_path / "results" / run, trials=2, seed=0, dashboard=False, max_failures=1,
-                    design="balanced", scheduler="none", confirm=0)
+                    design="balanced", scheduler="none", confirm=0, max_concurrent=1)
     return RunSettings(**{**defaults, **kw})
 
 

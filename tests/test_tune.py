@@ -47,7 +47,8 @@ def space_file(tmp_path, text=TINY_SPACE):
 
 def settings(space, run_dir, **kw):
     defaults = dict(space=space, protocol=load_protocol("digits").with_overrides(epochs=EPOCHS), run_dir=run_dir,
-                    trials=4, seed=0, dashboard=False, max_failures=1, confirm=0, design="search")
+                    trials=4, seed=0, dashboard=False, max_failures=1, confirm=0, design="search",
+                    max_concurrent=1)
     return RunSettings(**{**defaults, **kw})
 
 

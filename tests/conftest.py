@@ -218,6 +218,41 @@ def session_alive(session_id: int) -> list[int]:
     return alive
 
 
+def spawn_cli(spawn, results_dir: Path, *args) -> subprocess.Popen:
+    """``python run_ablation.py ARGS`` started through the ``spawn`` fixture, its results under ``results_dir``."""
+    return spawn(ablate_command(*args), cwd=ROOT, env=cli_env(results_dir))
+
+
+def epochs_logged(run_dir: Path, folders: tuple[str, ...] = ("trials",)) -> dict[str, list[int]]:
+    """Each model folder's epoch log (``trials/<id>``, and ``baselines/<id>`` when asked): the epochs it trained,
+    in order, as ``{"trials/<id>": [1, 2]}``."""
+    from ablate.training import read_epoch_log
+
+    return {f"{folder}/{d.name}": [e["epoch"] for e in read_epoch_log(d)]
+            for folder in folders for d in (run_dir / folder).glob("*") if d.is_dir()}
+
+
+def kill_when(driver: subprocess.Popen, run_dir: Path, ready, folders: tuple[str, ...] = ("trials",),
+              timeout: float = 300) -> dict[str, list[int]]:
+    """SIGKILL a driver's whole session (it, its local Ray, Ray's workers) as soon as ``ready(epoch logs)`` holds;
+    returns the epoch logs at the kill, after checking that it held and that nothing of the session is left."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and driver.poll() is None and not ready(epochs_logged(run_dir, folders)):
+        time.sleep(0.1)
+    kill_session(driver.pid)
+    driver.wait(timeout=30)
+    at_kill = epochs_logged(run_dir, folders)
+    assert ready(at_kill), (at_kill, driver.stdout.read()[-3000:])
+    time.sleep(1)
+    assert session_alive(driver.pid) == []
+    return at_kill
+
+
+def one_trial_done_and_the_next_mid_way(logged: dict[str, list[int]]) -> bool:
+    """For :func:`kill_when`: one trial has trained both its epochs, the next only its first."""
+    return sorted(logged.values()) == [[1], [1, 2]]
+
+
 @pytest.fixture
 def spawn():
     """Start commands in their own session; on teardown, pass or fail, kill each session and reap the process."""

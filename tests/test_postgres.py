@@ -11,9 +11,8 @@ import time
 import optuna
 import pandas as pd
 import pytest
-from conftest import tiny_space_text
+from conftest import epochs_logged, kill_when, one_trial_done_and_the_next_mid_way, spawn_cli, tiny_space_text
 from optuna.trial import TrialState
-from test_tune import _cli, _epochs_logged, kill_when_one_trial_is_done_and_the_next_mid_way
 
 from ablate.tune import make_storage
 
@@ -30,8 +29,8 @@ def test_a_killed_run_on_postgresql_resumes_with_study_and_table_in_agreement(po
             "--no-report", "--max-concurrent", "1", "--scheduler", "none", "--design", "search", "--confirm", "0",
             "--storage", postgres]
     run_dir = results_dir / "pg"
-    kill_when_one_trial_is_done_and_the_next_mid_way(_cli(args, results_dir, spawn), run_dir)
-    resumed = _cli(["--resume", "--name", "pg", "--no-dashboard", "--no-report"], results_dir, spawn)
+    kill_when(spawn_cli(spawn, results_dir, *args), run_dir, one_trial_done_and_the_next_mid_way)
+    resumed = spawn_cli(spawn, results_dir, "--resume", "--name", "pg", "--no-dashboard", "--no-report")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     study = optuna.load_study(study_name="pg", storage=make_storage(postgres, run_dir))
@@ -45,7 +44,7 @@ def test_a_killed_run_on_postgresql_resumes_with_study_and_table_in_agreement(po
         trial = complete[f"{row.nonlinearity}-{row.spatial}"]
         assert trial.value == pytest.approx(row.val_top1)
         assert sorted(trial.intermediate_values) == list(range(1, EPOCHS + 1))
-    assert all(epochs == [1, 2] for epochs in _epochs_logged(run_dir).values())
+    assert all(epochs == [1, 2] for epochs in epochs_logged(run_dir).values())
 
 
 # --- the study store (ablate.store) on the same throwaway server ------------------------------------------------
@@ -92,7 +91,7 @@ def test_two_ablations_at_once_sharing_a_postgresql_store_train_each_model_once(
     for name in ("a", "b"):
         args = ["--space", str(space), "--design", "ablation", "--seeds", "2", "--epochs", "1", "--name", name,
                 "--no-dashboard", "--no-report", "--max-concurrent", "1", "--tracker", "none", "--store", postgres]
-        runs.append(_cli(args, results_dir, spawn))
+        runs.append(spawn_cli(spawn, results_dir, *args))
         deadline = time.time() + 240  # b starts once a's Ray is up (two Rays starting at once may race for ports)
         while name == "a" and not (results_dir / "a" / "run.json").exists() and time.time() < deadline:
             assert runs[0].poll() is None, runs[0].communicate()[0][-3000:]

@@ -8,7 +8,6 @@ in its own process session and kill that whole session (driver, GCS, raylet, wor
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 import ray
 import ray.cloudpickle
-from conftest import ablate_command, cli_env, kill_session, session_alive, tiny_space_text
+from conftest import tiny_space_text
 from optuna.trial import TrialState
 
 from ablate import cli
@@ -26,7 +25,7 @@ from ablate.protocols import load_protocol
 from ablate.results import load
 from ablate.space import load_space, parse_objectives
 from ablate.store import open_store
-from ablate.training import read_epoch_log, train
+from ablate.training import train
 from ablate.tune import RunSettings, make_storage, run_ablation
 
 pytestmark = pytest.mark.slow
@@ -274,68 +273,3 @@ def test_multi_objective_gives_a_pareto_set(local_ray, tmp_path, objectives, cos
     best = {f"{t.params['nonlinearity']}-{t.params['spatial']}-w0.5" for t in study.best_trials}
     assert front and best == front
 
-
-def _cli(args, results_dir, spawn):
-    return spawn(ablate_command(*args), cwd=REPO, env=cli_env(results_dir))
-
-
-def _epochs_logged(run_dir: Path) -> dict[str, list[int]]:
-    return {d.name: [e["epoch"] for e in read_epoch_log(d)] for d in (run_dir / "trials").glob("*") if d.is_dir()}
-
-
-def kill_when_one_trial_is_done_and_the_next_mid_way(driver, run_dir: Path) -> dict[str, list[int]]:
-    """SIGKILL a driver (and its local Ray) once one trial has completed and the next is between its epochs;
-    returns the epoch logs at the kill, after checking nothing of the killed run is left running."""
-    deadline = time.time() + 240
-    while time.time() < deadline and driver.poll() is None:
-        logged = _epochs_logged(run_dir) if (run_dir / "trials").is_dir() else {}
-        if sorted(logged.values()) == [[1], [1, 2]]:
-            break
-        time.sleep(0.1)
-    kill_session(driver.pid)
-    driver.wait(timeout=30)
-    at_kill = _epochs_logged(run_dir)
-    assert sorted(at_kill.values()) == [[1], [1, 2]], (at_kill, driver.stdout.read()[-3000:])
-    time.sleep(1)
-    assert session_alive(driver.pid) == []
-    return at_kill
-
-
-@pytest.mark.timeout(420)
-def test_killed_driver_resumes_without_retraining_or_losses(tmp_path, spawn):
-    """SIGKILL the driver and its local Ray once one trial has completed and the next is between its epochs;
-    --resume must finish the study with every trial trained once: each trial's epoch log is exactly 1..E."""
-    results_dir = tmp_path / "results"
-    space = space_file(tmp_path, NO_BASELINES)
-    args = ["--space", str(space.path), "--trials", "4", "--epochs", str(EPOCHS), "--name", "killed",
-            "--no-dashboard", "--no-report", "--max-concurrent", "1", "--scheduler", "none", "--design", "search",
-            "--confirm", "0"]
-    run_dir = results_dir / "killed"
-    at_kill = kill_when_one_trial_is_done_and_the_next_mid_way(_cli(args, results_dir, spawn), run_dir)
-    study = optuna.load_study(study_name="killed", storage=make_storage(None, run_dir))
-    before = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
-    assert len(before) == 1
-    live = pd.read_parquet(run_dir / "trials.parquet")  # written as the trial ended, before any resume
-    assert list(live.loc[live["kind"] == "candidate", "status"]) == ["completed"]
-    assert cli.main(["status", str(run_dir)]) == 0
-    assert cli.main(["report", str(run_dir)]) == 0  # a report of the unfinished run says so
-    assert "Status: IN PROGRESS" in (run_dir / "report.md").read_text()
-
-    resumed = _cli(["--resume", "--name", "killed", "--no-dashboard", "--no-report"], results_dir, spawn)
-    out, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, out[-3000:]
-    logged = _epochs_logged(run_dir)
-    assert len(logged) == 4 and all(epochs == [1, 2] for epochs in logged.values()), logged
-    mid_way = next(trial for trial, epochs in at_kill.items() if epochs == [1])
-    assert logged[mid_way] == [1, 2]  # resumed at epoch 2 from its checkpoint, not retrained from epoch 1
-    table = pd.read_parquet(run_dir / "trials.parquet")
-    candidates = table[table["kind"] == "candidate"]
-    assert len(candidates) == 4 and candidates["trial_id"].is_unique and candidates["config"].is_unique
-    assert (candidates["status"] == "completed").all()
-    curves = pd.read_parquet(run_dir / "curves.parquet")
-    assert curves["trial_id"].nunique() == 4
-    assert all(list(epochs) == [1, 2] for epochs in curves.groupby("trial_id")["epoch"].apply(list))
-    study = optuna.load_study(study_name="killed", storage=make_storage(None, run_dir))
-    after = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
-    assert len(after) == 4 and all(after[n] == v for n, v in before.items())  # nothing lost, nothing re-run
-    assert not [t for t in study.trials if t.state == TrialState.RUNNING]

@@ -80,11 +80,11 @@ RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ra
 
 def pytest_collection_modifyitems(config, items):
     """Order the tests for ``-n 2 --dist worksteal`` (pyproject's addopts), which gives each worker one half of the
-    list, and a worker that runs out the back half of what the other has left: each half starts with every other
-    slow test (end-to-end runs through Ray, simulations: tens of seconds to two minutes each) and ends with fast
-    ones, in their modules' order. The long tests then run from the start on both workers and the short ones fill
-    the end, so that neither worker ends minutes after the other, and a module's fixtures (a report built once for
-    its tests) are built on one worker or two, not once per test.
+    list, and a worker that runs out the back half of what the other has left: each half starts with the slow tests
+    (end-to-end runs through Ray, simulations: tens of seconds to two minutes each) of about half the modules and
+    ends with fast ones. The long tests then run from the start on both workers and the short ones fill the end, so
+    that neither worker ends minutes after the other, and a module's tests stay together, so that its fixtures (a
+    two-node cluster, a report built once for its tests) are built on one worker, not on both.
 
     Two workers may each run a test that starts Ray, each in its own local Ray (:func:`local_ray`). Putting those
     in one xdist group, one at a time on one worker, was the earlier plan: ``--dist loadgroup`` reads the groups
@@ -94,8 +94,19 @@ def pytest_collection_modifyitems(config, items):
         return bool(item.get_closest_marker("slow") or item.get_closest_marker("ray") or RAY_FIXTURES
                     & set(item.fixturenames))
 
-    slow, fast = [item for item in items if is_slow(item)], [item for item in items if not is_slow(item)]
-    items[:] = slow[0::2] + fast[:len(fast) // 2] + slow[1::2] + fast[len(fast) // 2:]
+    def halves(part: list) -> tuple[list, list]:
+        """``part``'s modules dealt into two halves of about equal size, the largest first."""
+        modules: dict[str, list] = {}
+        for item in part:
+            modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+        first, second = [], []
+        for module in sorted(modules.values(), key=len, reverse=True):
+            (first if len(first) <= len(second) else second).extend(module)
+        return first, second
+
+    slow = halves([item for item in items if is_slow(item)])
+    fast = halves([item for item in items if not is_slow(item)])
+    items[:] = slow[0] + fast[0] + slow[1] + fast[1]
 
 
 @pytest.fixture(scope="module")

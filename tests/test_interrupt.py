@@ -5,17 +5,12 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, ablate_command, cli_env, session_alive, tiny_space_text
+from conftest import ROOT, ablate_command, cli_env, epochs_logged, session_alive, tiny_space_text
 
 EPOCHS = 2
-
-
-def _epochs_logged(folder: Path) -> int:
-    return sum(1 for _ in folder.glob("*/epochs.jsonl")) if folder.is_dir() else 0
 
 
 @pytest.mark.slow
@@ -31,7 +26,7 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path, spawn):
     run_dir = results_dir / "interrupted"
     deadline = time.time() + 300
     while time.time() < deadline and driver.poll() is None:  # mid-run: a Tune trial and the baseline training
-        if _epochs_logged(run_dir / "trials") and (run_dir / "baselines").is_dir():
+        if any(epochs_logged(run_dir).values()) and (run_dir / "baselines").is_dir():
             break
         time.sleep(0.2)
     assert driver.poll() is None, driver.stdout.read()[-3000:]

@@ -104,9 +104,13 @@ def pytest_collection_modifyitems(config, items):
             (first if len(first) <= len(second) else second).extend(module)
         return first, second
 
+    def local_ray_first(half: list) -> list:
+        """The tests on the worker's local Ray before the other slow ones: it runs once, then stops (below)."""
+        return sorted(half, key=lambda item: "local_ray" not in item.fixturenames)
+
     slow = halves([item for item in items if is_slow(item)])
     fast = halves([item for item in items if not is_slow(item)])
-    items[:] = slow[0] + fast[0] + slow[1] + fast[1]
+    items[:] = local_ray_first(slow[0]) + fast[0] + local_ray_first(slow[1]) + fast[1]
 
 
 @pytest.fixture(scope="module")
@@ -139,18 +143,30 @@ def parallel():
 WARM_WORKERS = {"num_workers_soft_limit": 4, "idle_worker_killing_time_threshold_ms": 3_600_000}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def local_ray():
-    """One local Ray (2 CPUs) for every test that needs one, its idle workers kept warm between tests
-    (:data:`WARM_WORKERS`), stopped at the end of the session, pass or fail."""
+    """The worker's local Ray (2 CPUs), its idle workers kept warm between tests (:data:`WARM_WORKERS`): started by
+    the first test that asks for it and stopped after the last of a row of such tests (:func:`pytest_runtest_teardown`),
+    pass or fail. An idle local Ray is not free: its daemons and warm workers poll, ~7 CPU-s a minute on this 2-core
+    box (measured with nothing running), which over the rest of a 15-minute suite on both workers was ~200 CPU-s."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             _system_config=WARM_WORKERS)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 _system_config=WARM_WORKERS)
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the local Ray once the worker's next test does not use it (the order puts such tests in one row)."""
     try:
-        yield
+        return (yield)
     finally:
-        ray.shutdown()
+        if "local_ray" in item.fixturenames and (nextitem is None or "local_ray" not in nextitem.fixturenames):
+            import ray
+
+            ray.shutdown()
 
 # The tiny search space the end-to-end tests train: 3 nonlinearities × 2 spatial ops at one width, the smallest
 # macro; each test appends its own name and baselines.

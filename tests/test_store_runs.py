@@ -65,6 +65,7 @@ def test_a_second_identical_run_trains_nothing_and_its_tables_are_the_firsts(loc
     marks.mkdir()
     trainer = CountingTrainer(str(marks))
     first = run_ablation(ablation(tmp_path, "first", train_fn=trainer)).table
+    assert "ablate-claims" not in [t.name for t in threading.enumerate()]  # the claims' heartbeat ends with the run
     trained = len(list(marks.iterdir()))
     assert trained == len(first) == 10 and (first["status"] == "completed").all()
     capsys.readouterr()

@@ -56,8 +56,11 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="ablate-claims", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop renewing; waits up to ``timeout_s`` for a renewal under way to end."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -308,6 +308,11 @@ class JobRunner:
             raise lost
         return ended
 
+    def close(self) -> None:
+        """The run's trainings are over (or it stops): stop renewing its claims now, not at the heartbeat's next
+        beat, up to ``RENEW_EVERY_S`` later, when a caller that runs on in this process may have moved the store."""
+        self.heartbeat.stop()
+
     def _take_waited(self, job: Job) -> None:
         """A wait for another run's training ended: file what it filed, or (its claim went without a filing) train
         the job here."""

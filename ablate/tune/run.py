@@ -333,6 +333,8 @@ def _run(settings: RunSettings, resume: bool) -> RunOutcome:
     except KeyboardInterrupt:  # Ctrl-C: Tune's trials stopped with its fit; the Ray tasks training stop too
         cancel(jobs.pending.values())
         raise
+    finally:
+        jobs.close()
     table = load(run_dir)
     _publish(settings, table)
     for tracker in jobs.trackers:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
+import statsmodels.api as sm
 from scipy import stats
 
 from ablate.analysis.summary import completed_rows
@@ -56,7 +56,11 @@ def seed_std(trials: pd.DataFrame, metric: str = "test_top1") -> tuple[float, in
     Returns:
         (std in pp, configs, rows, degrees of freedom); std is NaN when no config has 2 seeds.
     """
-    done = completed_rows(trials)
+    return _pooled_seed_std(completed_rows(trials), metric)
+
+
+def _pooled_seed_std(done: pd.DataFrame, metric: str) -> tuple[float, int, int, int]:
+    """:func:`seed_std` of rows :func:`ablate.analysis.summary.completed_rows` has prepared."""
     done = done[done["phase"].isin(EVIDENCE_PHASES)]
     by_seed = done.groupby(["name", "seed"], as_index=False)[metric].mean().dropna(subset=[metric])
     sizes = by_seed.groupby("name")[metric].transform("size")
@@ -64,10 +68,10 @@ def seed_std(trials: pd.DataFrame, metric: str = "test_top1") -> tuple[float, in
     configs = int(rows["name"].nunique())
     if configs == 0:
         return math.nan, 0, 0, 0
-    data = pd.DataFrame({"y": rows[metric].to_numpy(dtype=float), "g": rows["name"].astype(str).to_numpy()})
+    groups = pd.get_dummies(rows["name"].astype(str).to_numpy(), dtype=float)  # the design of y ~ C(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = smf.ols("y ~ C(g)", data=data).fit()
+        fit = sm.OLS(rows[metric].to_numpy(dtype=float), groups.to_numpy()).fit()
     return float(np.sqrt(fit.mse_resid)), configs, len(rows), int(fit.df_resid)
 
 
@@ -82,5 +86,5 @@ def noise_floor(trials: pd.DataFrame, n_images: int | None, metric: str = "test_
     done = completed_rows(trials)
     accuracy = float(done[metric].mean()) if len(done) else math.nan
     n_images = int(n_images) if n_images else None
-    std, configs, rows, df = seed_std(trials, metric)
+    std, configs, rows, df = _pooled_seed_std(done, metric)
     return NoiseFloor(accuracy, n_images, binomial_se(accuracy, n_images or 0), std, configs, rows, df)

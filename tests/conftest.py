@@ -148,7 +148,8 @@ def local_ray():
     """The worker's local Ray (2 CPUs), its idle workers kept warm between tests (:data:`WARM_WORKERS`): started by
     the first test that asks for it and stopped after the last of a row of such tests (:func:`pytest_runtest_teardown`),
     pass or fail. An idle local Ray is not free: its daemons and warm workers poll, ~7 CPU-s a minute on this 2-core
-    box (measured with nothing running), which over the rest of a 15-minute suite on both workers was ~200 CPU-s."""
+    box (measured with nothing running); kept for the whole session on both workers, as it was, the suite took
+    2,110 busy CPU-s, against 1,731 with it stopped after its row (same box and hour, docs/PERFORMANCE.md)."""
     import ray
 
     if not ray.is_initialized():

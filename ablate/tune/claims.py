@@ -36,7 +36,8 @@ def wait_for_model(store: BaseStore, key: str, poll_s: float = POLL_S) -> Filing
 
 
 class Heartbeat:
-    """Renews a driver's claims every ``RENEW_EVERY_S`` seconds from a daemon thread, while it holds any.
+    """Renews a driver's claims every ``RENEW_EVERY_S`` seconds from a daemon thread, while it holds any, until
+    :meth:`stop` (a run stops it as it ends: :meth:`ablate.tune.jobs.JobRunner.close`).
 
     Args:
         store: The store holding the claims.

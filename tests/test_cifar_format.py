@@ -325,7 +325,7 @@ def check_run(done: tuple[int, str, str], run: Path, dataset: str, splits: dict[
 
 
 # README's run below trains qlblock's `cifar` macro, which a 2-core CPU trains at ~8-25 images/s (fp32, eager): 20
-# images per CIFAR batch (100 to train on, 90 of them for training and 10 for validation, 25 to test) and the smallest
+# images per CIFAR batch (the 5 batches' 100: 90 to train, 10 to validate; 25 to test) and the smallest
 # design (one balanced config and the three baselines, one epoch, no confirmation) keep it near half a minute (56 s
 # with 40 a batch and 50 to test: the test proves the path, not what the models learn). The ablation design itself (8
 # configs and 3 baselines x at least 2 seeds = 22 trainings) took over 6 minutes before its first training ended. The

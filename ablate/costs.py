@@ -6,13 +6,12 @@ register handles for those ops and report two separate numbers: ``macs`` (conv /
 multiply-accumulates, comparable with the papers' "FLOPs") and ``elementwise_ops`` (everything else: BN,
 activations, products, sums, pooling windows).
 
-``python -m ablate.costs resnet50 resnet50_max relu-twist-w1`` prints a cost table.
+``python -m ablate costs resnet50 resnet50_max relu-twist-w1`` (the command line's ``costs``) prints a cost table.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -265,7 +264,7 @@ def cost_table(names: Sequence[str], *, macro: str = "resnet50", image_size: int
     return pd.DataFrame(rows)
 
 
-if __name__ == "__main__":  # ``python -m ablate.costs MODEL …``: the command line's ``costs``, under this name
-    from ablate.cli import forward
+if __name__ == "__main__":  # the command is the command line's: ablate.cli sits above this module
+    from ablate.core.errors import moved_entry
 
-    sys.exit(forward("costs", None, "python -m ablate.costs"))
+    moved_entry("ablate.costs", "costs")

@@ -144,14 +144,12 @@ def test_the_run_flags_alone_are_the_run_command(capsys, results_dir):
         capsys.readouterr().err
 
 
-def test_a_module_entry_forwards_to_the_one_parser_under_its_own_name(capsys):
-    from ablate.cli import forward
-
+def test_a_subcommand_s_help_and_errors_name_it_under_python_dash_m_ablate(capsys):
     with pytest.raises(SystemExit):
-        forward("report", ["--help"], "python -m ablate.report")
-    assert capsys.readouterr().out.startswith("usage: python -m ablate.report [-h] [--study STUDY] [--store STORE]")
-    assert forward("costs", ["--no-such-flag", "x"], "python -m ablate.costs") == 2
-    assert "(see python -m ablate.costs --help)" in capsys.readouterr().err
+        cli.main(["report", "--help"], prog="python -m ablate")
+    assert capsys.readouterr().out.startswith("usage: python -m ablate report [-h] [--study STUDY] [--store STORE]")
+    assert cli.main(["costs", "--no-such-flag", "x"], prog="python -m ablate") == 2
+    assert "(see python -m ablate costs --help)" in capsys.readouterr().err
 
 
 def test_the_settings_check_themselves_for_the_api_too():
@@ -196,11 +194,16 @@ def test_python_dash_m_ablate_is_the_command_line():
     done = _python("", "run_ablation.py", "report", "--help")
     assert done.returncode == 0 and \
         done.stdout.startswith("usage: python run_ablation.py report [-h] [--study STUDY] [--store STORE]")
-    done = _python("", "-m", "ablate.report", "--help")
-    assert done.returncode == 0 and \
-        done.stdout.startswith("usage: python -m ablate.report [-h] [--study STUDY] [--store STORE]")
-    done = _python("", "-m", "ablate.costs", "--no-such-flag")
-    assert done.returncode == 2 and "(see python -m ablate.costs --help)" in done.stderr, done.stderr
+    done = _python("", "-m", "ablate", "costs", "--no-such-flag")
+    assert done.returncode == 2 and "(see python -m ablate costs --help)" in done.stderr, done.stderr
+    # the libraries' old entries (the command line sits above them): one line naming the command, exit 2
+    done = _python("", "-m", "ablate.report", "results/my run")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr == (
+        "error: `python -m ablate.report` is now `python -m ablate report 'results/my run'` "
+        "(or `python run_ablation.py report …`)\n"), done.stderr
+    done = _python("", "-m", "ablate.costs", "resnet50")
+    assert done.returncode == 2 and done.stderr.startswith(
+        "error: `python -m ablate.costs` is now `python -m ablate costs resnet50`"), done.stderr
 
 
 def test_help_status_report_and_compare_import_no_torch(tmp_path):

@@ -7,8 +7,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 
 import ablate  # noqa: F401
-from ablate import costs
-from ablate.cli import forward
+from ablate import cli, costs
 from ablate.models import Block, BlockConfig, build_model
 
 PUBLISHED = {row["model"]: row
@@ -64,13 +63,13 @@ def test_timing_and_row():
 
 def test_cost_command_prints_a_table(capsys):
     argv = ["resnet50_max", "relu-twist-w1", "--image-size", "64", "--batch-size", "2"]
-    assert forward("costs", argv, "python -m ablate.costs") == 0
+    assert cli.main(["costs", *argv]) == 0
     out = capsys.readouterr().out
     assert "resnet50_max" in out and "relu-twist-w1" in out and "MACs (G)" in out and "device:" in out
     assert "3x64x64" in out
 
 
 def test_cost_command_rejects_unknown_models(capsys):
-    assert forward("costs", ["no-such-model", "--no-timing"], "python -m ablate.costs") == 2
+    assert cli.main(["costs", "no-such-model", "--no-timing"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "neither a timm model nor a block config" in err  # progress line + error

@@ -1,7 +1,6 @@
 """The package's layers: no two of ``ablate``'s packages (or root modules) import each other, directly or round a
-longer loop. Walked with ``ast`` over every module, lazy imports inside functions included; left out are imports
-for type checkers only (``if TYPE_CHECKING:``) and entry points (``__main__.py``, ``if __name__ == "__main__":``),
-which no importer runs."""
+longer loop. Walked with ``ast`` over every module, entry points (``__main__.py``, ``if __name__ == "__main__":``) and
+lazy imports inside functions included; left out are imports for type checkers only (``if TYPE_CHECKING:``)."""
 
 from __future__ import annotations
 
@@ -20,11 +19,8 @@ def _unit(module: str) -> str:
 
 
 def _skipped(node: ast.AST) -> bool:
-    """``if TYPE_CHECKING:`` and ``if __name__ == "__main__":`` blocks."""
-    if not isinstance(node, ast.If):
-        return False
-    test = ast.unparse(node.test)
-    return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING") or test.replace("'", '"') == '__name__ == "__main__"'
+    """``if TYPE_CHECKING:`` blocks."""
+    return isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
 
 
 def _imports(tree: ast.AST):
@@ -44,8 +40,6 @@ def import_graph() -> dict[str, dict[str, set[str]]]:
     """Layer → layer it imports → the files that do."""
     graph: dict[str, dict[str, set[str]]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "__main__.py":
-            continue
         module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
         source = _unit(module)
         for name in _imports(ast.parse(path.read_text(encoding="utf-8"))):

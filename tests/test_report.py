@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.cli import forward
+from ablate import cli
 from ablate.core.errors import UsageError
 from ablate.report import ReportOutputs, build_report, pareto_mask
 
@@ -256,7 +256,7 @@ def test_empty_run_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(UsageError, match="nothing to report in .*no completed trials"):
         build_report(empty)
     only_failed = _write_run(tmp_path / "failed", _trials([ROWS[6], ROWS[7]]), _run_json())
-    assert forward("report", [str(only_failed)], "python -m ablate.report") == 2
+    assert cli.main(["report", str(only_failed)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: nothing to report in") and err.count("\n") == 1
 
@@ -265,7 +265,7 @@ def test_missing_folder_or_table_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(UsageError, match="does not exist"):
         build_report(tmp_path / "nope")
     (tmp_path / "no_table").mkdir()
-    assert forward("report", [str(tmp_path / "no_table")], "python -m ablate.report") == 2
+    assert cli.main(["report", str(tmp_path / "no_table")]) == 2
     assert "trials.parquet not found" in capsys.readouterr().err
 
 

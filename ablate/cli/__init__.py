@@ -20,7 +20,7 @@ from ablate.cli.parser import COMMANDS, DEFAULT_COMMAND, build_parser, parse
 from ablate.cli.run import INTERRUPTED, settings_from_args
 from ablate.core.errors import UsageError
 
-__all__ = ["COMMANDS", "INTERRUPTED", "build_parser", "forward", "main", "settings_from_args"]
+__all__ = ["COMMANDS", "INTERRUPTED", "build_parser", "main", "settings_from_args"]
 
 
 def typed_prog(argv0: str | None = None) -> str:
@@ -50,12 +50,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     prog = prog or typed_prog()
     implicit = not argv or argv[0].startswith("-")  # `run` is the default command: its flags alone, or none
     return _dispatch([DEFAULT_COMMAND, *argv] if implicit else argv, prog, {DEFAULT_COMMAND: prog} if implicit else {})
-
-
-def forward(command: str, argv: Sequence[str] | None, prog: str) -> int:
-    """A module's own command line (``python -m ablate.report …``) as the one parser's ``command``, its help and
-    errors naming ``prog``."""
-    return _dispatch([command, *(sys.argv[1:] if argv is None else argv)], prog, {command: prog})
 
 
 def _dispatch(argv: list[str], prog: str, progs: dict[str, str]) -> int:

@@ -194,7 +194,7 @@ def build_parser(prog: str = "python run_ablation.py", progs: dict[str, str] | N
     Args:
         prog: The command as the user typed it (``python run_ablation.py``, ``python -m ablate``, ``ablate``).
         progs: A subcommand's program where it is not ``prog COMMAND``: the run's is ``prog`` when the user typed
-            its flags alone; ``python -m ablate.report``'s is that.
+            its flags alone.
 
     Returns:
         The parser; its ``command`` attribute names the subcommand parsed.

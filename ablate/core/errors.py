@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+from typing import NoReturn
+
 
 class AblateError(Exception):
     """The root of every error ablate raises on purpose (``except AblateError`` catches them all)."""
@@ -37,3 +41,12 @@ def traceback_summary(text: str, default: str, limit: int = 300) -> str:
     """A traceback's text in one line: its last line, which names the error (``default`` when it is empty)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[-1] if lines else default)[:limit]
+
+
+def moved_entry(module: str, command: str) -> NoReturn:
+    """The end of ``python -m MODULE ARGS``, a module that is a library now, not a command: one line on stderr naming
+    the command line's ``command`` with the same arguments, exit code 2 (the command line sits above the library, so
+    the library cannot hand its arguments over without the two importing each other)."""
+    typed = shlex.join(["python", "-m", "ablate", command, *sys.argv[1:]])
+    print(f"error: `python -m {module}` is now `{typed}` (or `python run_ablation.py {command} …`)", file=sys.stderr)
+    raise SystemExit(2)

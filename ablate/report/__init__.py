@@ -1,7 +1,7 @@
 """Generated comparison report for one run folder: ``report.md``, a self-contained ``report.html`` and figures.
 
 Input is the results-table contract of docs/ARCHITECTURE.md (``trials.parquet``, optional ``curves.parquet``,
-``run.json``). Usage: ``python -m ablate report results/<run>`` (or ``python -m ablate.report``); the CLI calls
+``run.json``). Usage: ``python -m ablate report results/<run>`` (or ``python run_ablation.py report``); the CLI calls
 :func:`build_report`.
 Pipeline: ``data`` (load, validate; the per-config summary and the matched-pair effects from ``ablate.analysis``) →
 ``tables`` (the answers first) / ``figures`` (colours from ``style``) / ``text`` (header) / ``findings`` (note,

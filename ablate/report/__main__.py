@@ -1,5 +1,6 @@
-"""``python -m ablate.report results/<run>``: the command line's ``report`` (:mod:`ablate.cli`), under this name."""
+"""``python -m ablate.report``: the report is the command line's ``python -m ablate report results/<run>`` (ablate.cli
+sits above this package); this entry says so in one line, exit code 2."""
 
-from ablate.cli import forward
+from ablate.core.errors import moved_entry
 
-raise SystemExit(forward("report", None, "python -m ablate.report"))
+moved_entry("ablate.report", "report")

@@ -8,7 +8,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import ROOT, ablate_command, cli_env, epochs_logged, session_alive, tiny_space_text
+from conftest import ROOT, epochs_logged, session_alive, spawn_cli, tiny_space_text
 
 EPOCHS = 2
 
@@ -19,10 +19,9 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path, spawn):
     results_dir = tmp_path / "results"
     space = tmp_path / "interrupt.yaml"
     space.write_text(tiny_space_text("interrupt", "resnet50"))
-    env = cli_env(results_dir)
     args = ["--space", str(space), "--design", "search", "--trials", "4", "--epochs", str(EPOCHS), "--confirm", "0",
             "--scheduler", "none", "--max-concurrent", "1", "--name", "interrupted", "--no-dashboard", "--no-report"]
-    driver = spawn(ablate_command(*args), cwd=ROOT, env=env)
+    driver = spawn_cli(spawn, results_dir, *args)
     run_dir = results_dir / "interrupted"
     deadline = time.time() + 300
     while time.time() < deadline and driver.poll() is None:  # mid-run: a Tune trial and the baseline training
@@ -40,8 +39,7 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path, spawn):
     time.sleep(1)
     assert session_alive(driver.pid) == []  # nothing of the run left: Ray's workers, raylet and GCS included
 
-    resumed = spawn(ablate_command("--resume", "--name", "interrupted", "--no-dashboard", "--no-report"), cwd=ROOT,
-                    env=env)
+    resumed = spawn_cli(spawn, results_dir, "--resume", "--name", "interrupted", "--no-dashboard", "--no-report")
     out, _ = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, out[-3000:]
     table = pd.read_parquet(run_dir / "trials.parquet")

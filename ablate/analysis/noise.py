@@ -50,17 +50,16 @@ def binomial_se(accuracy_pct: float, n: int) -> float:
     return 100.0 * float(stats.binom(int(n), p).std()) / int(n)
 
 
-def seed_std(trials: pd.DataFrame, metric: str = "test_top1") -> tuple[float, int, int, int]:
+def seed_std(done: pd.DataFrame, metric: str = "test_top1") -> tuple[float, int, int, int]:
     """Pooled within-config std of ``metric`` over configs with ≥ 2 completed confirmation seeds.
+
+    Args:
+        done: The run's completed rows, as :func:`ablate.analysis.summary.completed_rows` prepares them.
+        metric: The accuracy column (percent).
 
     Returns:
         (std in pp, configs, rows, degrees of freedom); std is NaN when no config has 2 seeds.
     """
-    return _pooled_seed_std(completed_rows(trials), metric)
-
-
-def _pooled_seed_std(done: pd.DataFrame, metric: str) -> tuple[float, int, int, int]:
-    """:func:`seed_std` of rows :func:`ablate.analysis.summary.completed_rows` has prepared."""
     done = done[done["phase"].isin(EVIDENCE_PHASES)]
     by_seed = done.groupby(["name", "seed"], as_index=False)[metric].mean().dropna(subset=[metric])
     sizes = by_seed.groupby("name")[metric].transform("size")
@@ -86,5 +85,5 @@ def noise_floor(trials: pd.DataFrame, n_images: int | None, metric: str = "test_
     done = completed_rows(trials)
     accuracy = float(done[metric].mean()) if len(done) else math.nan
     n_images = int(n_images) if n_images else None
-    std, configs, rows, df = _pooled_seed_std(done, metric)
+    std, configs, rows, df = seed_std(done, metric)
     return NoiseFloor(accuracy, n_images, binomial_se(accuracy, n_images or 0), std, configs, rows, df)

@@ -78,6 +78,11 @@ def free_port() -> int:
 RAY_FIXTURES = {"local_ray", "spawn"}  # a test that uses one of these starts Ray (or a driver that starts its own)
 
 
+def uses_local_ray(item) -> bool:
+    """Whether a test runs on the worker's local Ray (:func:`local_ray`), directly or through another fixture."""
+    return item is not None and "local_ray" in item.fixturenames
+
+
 def pytest_collection_modifyitems(config, items):
     """Order the tests for ``-n 2 --dist worksteal`` (pyproject's addopts), which gives each worker one half of the
     list, and a worker that runs out the back half of what the other has left: each half starts with the slow tests
@@ -106,7 +111,7 @@ def pytest_collection_modifyitems(config, items):
 
     def local_ray_first(half: list) -> list:
         """The tests on the worker's local Ray before the other slow ones: it runs once, then stops (below)."""
-        return sorted(half, key=lambda item: "local_ray" not in item.fixturenames)
+        return sorted(half, key=lambda item: not uses_local_ray(item))
 
     slow = halves([item for item in items if is_slow(item)])
     fast = halves([item for item in items if not is_slow(item)])
@@ -164,7 +169,7 @@ def pytest_runtest_teardown(item, nextitem):
     try:
         return (yield)
     finally:
-        if "local_ray" in item.fixturenames and (nextitem is None or "local_ray" not in nextitem.fixturenames):
+        if uses_local_ray(item) and not uses_local_ray(nextitem):
             import ray
 
             ray.shutdown()
